@@ -1,0 +1,265 @@
+// The only module that imports kafkajs (unmaintained since 2023): the roles use the small interfaces below, so the
+// client can be swapped without touching them.
+import { Kafka, logLevel, type Consumer as KConsumer, type Producer as KProducer } from 'kafkajs'
+import type { Logger } from '../log.ts'
+
+export interface OutMessage {
+  topic: string
+  key: string
+  value: string | Buffer
+  headers?: Record<string, string>
+  partition?: number
+}
+
+export interface InMessage {
+  topic: string
+  partition: number
+  offset: string
+  key: string | null
+  value: Buffer | null
+  headers: Record<string, string>
+  timestamp: string
+}
+
+export interface Producer {
+  /** Idempotent (acks=all) send; resolves once the broker acknowledged every message. */
+  send(messages: OutMessage[]): Promise<void>
+  disconnect(): Promise<void>
+}
+
+export interface TransactionalProducer {
+  /** All messages become visible to read_committed consumers together, or none do. */
+  sendInTransaction(messages: OutMessage[]): Promise<void>
+  disconnect(): Promise<void>
+}
+
+export interface PartitionBatch {
+  topic: string
+  partition: number
+  messages: InMessage[]
+  highWatermark: string
+  /** Keep the group membership alive during long work. */
+  heartbeat(): Promise<void>
+  /** False once the consumer is stopping or the partition was revoked: stop and do not commit. */
+  isRunning(): boolean
+}
+
+export interface Consumer {
+  /** Calls `onBatch` per partition batch; nothing is committed unless `commit` is called. */
+  run(onBatch: (batch: PartitionBatch) => Promise<void>): Promise<void>
+  /** Commits "next offset to read" per partition. */
+  commit(offsets: { topic: string; partition: number; offset: string }[]): Promise<void>
+  /** Go back to `offset` on the next fetch (after a failure, to re-read what was not committed). */
+  seek(topic: string, partition: number, offset: string): void
+  pause(topic: string, partitions: number[]): void
+  resume(topic: string, partitions: number[]): void
+  stop(): Promise<void>
+}
+
+export interface ConsumerOptions {
+  groupId: string
+  topics: string[]
+  fromBeginning?: boolean
+  /** Default false: only committed transactions are read. */
+  readUncommitted?: boolean
+  maxBytesPerPartition?: number
+  maxWaitTimeInMs?: number
+  sessionTimeoutMs?: number
+  partitionsConsumedConcurrently?: number
+}
+
+export interface TopicSpec {
+  topic: string
+  partitions: number
+  replicationFactor: number
+}
+
+export interface KafkaClient {
+  producer(): Promise<Producer>
+  transactionalProducer(transactionalId: string): Promise<TransactionalProducer>
+  consumer(options: ConsumerOptions): Promise<Consumer>
+  /** Create the missing topics and wait for their leaders (kafkajs cannot subscribe to a missing topic in KRaft). */
+  ensureTopics(topics: TopicSpec[]): Promise<void>
+  listTopics(): Promise<string[]>
+  deleteTopics(topics: string[]): Promise<void>
+  /** Committed offsets of a group and the topic's end offsets: the consumer lag per partition. */
+  lag(groupId: string, topic: string): Promise<{ partition: number; committed: number; end: number }[]>
+  /** Reachability probe for /readyz. */
+  ping(): Promise<void>
+  close(): Promise<void>
+}
+
+export interface KafkaOptions {
+  brokers: string[]
+  clientId: string
+  log?: Logger
+  /** Fail fast instead of kafkajs' long default retries (used by probes and tests). */
+  connectionTimeoutMs?: number
+}
+
+const toHeaders = (headers: Record<string, Buffer | string | (Buffer | string)[] | undefined> | undefined) => {
+  const out: Record<string, string> = {}
+  for (const [k, v] of Object.entries(headers ?? {})) {
+    if (v === undefined) continue
+    out[k] = (Array.isArray(v) ? v[v.length - 1] : v)!.toString()
+  }
+  return out
+}
+
+export function createKafka(options: KafkaOptions): KafkaClient {
+  const kafka = new Kafka({
+    clientId: options.clientId,
+    brokers: options.brokers,
+    connectionTimeout: options.connectionTimeoutMs ?? 3000,
+    retry: { initialRetryTime: 100, maxRetryTime: 2000, retries: 5 },
+    logLevel: logLevel.WARN,
+    logCreator:
+      () =>
+      ({ level, log: entry }) => {
+        const { message, ...rest } = entry
+        const fields = { component: 'kafkajs', error: rest.error, broker: rest.broker }
+        if (level <= logLevel.ERROR) options.log?.warn(message, fields)
+        else options.log?.debug(message, fields)
+      },
+  })
+  const admin = kafka.admin()
+  let adminConnected: Promise<void> | undefined
+  const withAdmin = async () => {
+    adminConnected ??= admin.connect().catch((error) => {
+      adminConnected = undefined
+      throw error
+    })
+    await adminConnected
+    return admin
+  }
+  const open: { disconnect(): Promise<void> }[] = []
+  const track = <T extends { disconnect(): Promise<void> }>(client: T) => {
+    open.push(client)
+    return client
+  }
+  const toKafkaMessages = (messages: OutMessage[]) => {
+    const byTopic = new Map<string, { key: string; value: string | Buffer; headers?: Record<string, string>; partition?: number }[]>()
+    for (const m of messages) {
+      let list = byTopic.get(m.topic)
+      if (!list) byTopic.set(m.topic, (list = []))
+      list.push({ key: m.key, value: m.value, headers: m.headers, partition: m.partition })
+    }
+    return [...byTopic].map(([topic, msgs]) => ({ topic, messages: msgs }))
+  }
+
+  return {
+    async producer() {
+      const p: KProducer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false })
+      await p.connect()
+      track(p)
+      return {
+        send: async (messages) => {
+          await p.sendBatch({ topicMessages: toKafkaMessages(messages), acks: -1 })
+        },
+        disconnect: () => p.disconnect(),
+      }
+    },
+    async transactionalProducer(transactionalId) {
+      const p: KProducer = kafka.producer({
+        idempotent: true,
+        transactionalId,
+        maxInFlightRequests: 1,
+        allowAutoTopicCreation: false,
+        transactionTimeout: 60_000,
+      })
+      await p.connect()
+      track(p)
+      return {
+        sendInTransaction: async (messages) => {
+          const tx = await p.transaction()
+          try {
+            await tx.sendBatch({ topicMessages: toKafkaMessages(messages), acks: -1 })
+            await tx.commit()
+          } catch (error) {
+            await tx.abort().catch(() => {})
+            throw error
+          }
+        },
+        disconnect: () => p.disconnect(),
+      }
+    },
+    async consumer(o) {
+      const c: KConsumer = kafka.consumer({
+        groupId: o.groupId,
+        readUncommitted: o.readUncommitted ?? false,
+        maxBytesPerPartition: o.maxBytesPerPartition ?? 4 * 1024 * 1024,
+        maxWaitTimeInMs: o.maxWaitTimeInMs ?? 100,
+        sessionTimeout: o.sessionTimeoutMs ?? 10_000,
+        heartbeatInterval: 1000,
+        allowAutoTopicCreation: false,
+      })
+      await c.connect()
+      track(c)
+      await c.subscribe({ topics: o.topics, fromBeginning: o.fromBeginning ?? true })
+      return {
+        run: (onBatch) =>
+          c.run({
+            autoCommit: false,
+            eachBatchAutoResolve: false,
+            partitionsConsumedConcurrently: o.partitionsConsumedConcurrently ?? 1,
+            eachBatch: async ({ batch, heartbeat, isRunning, isStale }) => {
+              await onBatch({
+                topic: batch.topic,
+                partition: batch.partition,
+                highWatermark: batch.highWatermark,
+                heartbeat,
+                isRunning: () => isRunning() && !isStale(),
+                messages: batch.messages.map((m) => ({
+                  topic: batch.topic,
+                  partition: batch.partition,
+                  offset: m.offset,
+                  key: m.key ? m.key.toString() : null,
+                  value: m.value,
+                  headers: toHeaders(m.headers),
+                  timestamp: m.timestamp,
+                })),
+              })
+            },
+          }),
+        commit: (offsets) => c.commitOffsets(offsets),
+        seek: (topic, partition, offset) => c.seek({ topic, partition, offset }),
+        pause: (topic, partitions) => c.pause([{ topic, partitions }]),
+        resume: (topic, partitions) => c.resume([{ topic, partitions }]),
+        stop: () => c.disconnect(),
+      }
+    },
+    async ensureTopics(topics) {
+      const a = await withAdmin()
+      const existing = new Set(await a.listTopics())
+      const missing = topics.filter((t) => !existing.has(t.topic))
+      if (missing.length === 0) return
+      try {
+        await a.createTopics({
+          waitForLeaders: true,
+          topics: missing.map((t) => ({ topic: t.topic, numPartitions: t.partitions, replicationFactor: t.replicationFactor })),
+        })
+      } catch (error) {
+        // Another process may have created them meanwhile; only a topic still missing is an error.
+        const now = new Set(await a.listTopics())
+        if (missing.some((t) => !now.has(t.topic))) throw error
+      }
+    },
+    listTopics: async () => (await withAdmin()).listTopics(),
+    deleteTopics: async (topics) => {
+      if (topics.length) await (await withAdmin()).deleteTopics({ topics })
+    },
+    async lag(groupId, topic) {
+      const a = await withAdmin()
+      const [ends, committed] = await Promise.all([a.fetchTopicOffsets(topic), a.fetchOffsets({ groupId, topics: [topic] })])
+      const done = new Map((committed[0]?.partitions ?? []).map((p) => [p.partition, Number(p.offset)]))
+      return ends.map((e) => ({ partition: e.partition, end: Number(e.high), committed: Math.max(0, done.get(e.partition) ?? 0) }))
+    },
+    async ping() {
+      await (await withAdmin()).describeCluster()
+    },
+    async close() {
+      await Promise.allSettled(open.map((c) => c.disconnect()))
+      if (adminConnected) await admin.disconnect().catch(() => {})
+    },
+  }
+}

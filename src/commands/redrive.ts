@@ -1,0 +1,32 @@
+// redrive: put dead-lettered messages back on their original topic.
+import { redrive as runRedrive } from '../redrive/index.ts'
+import { UsageError, intFlag, stringFlag, type Command } from './command.ts'
+
+export const redrive: Command = {
+  name: 'redrive',
+  summary: 'republish DLQ messages to their original topic (filters, --dry-run, --limit)',
+  options: {
+    topic: { type: 'string', placeholder: 'TOPIC', description: 'only messages from this original topic' },
+    aggregate: { type: 'string', placeholder: 'ID', description: 'only this aggregate id (message key)' },
+    since: { type: 'string', placeholder: 'ISO', description: 'only messages dead-lettered at or after this time' },
+    error: { type: 'string', placeholder: 'TEXT', description: 'only messages whose error contains this text' },
+    limit: { type: 'string', placeholder: 'N', description: 'at most N messages' },
+    'dry-run': { type: 'boolean', description: 'list what would be redriven, change nothing' },
+  },
+  async run(ctx) {
+    const since = stringFlag(ctx, 'since')
+    if (since !== undefined && Number.isNaN(Date.parse(since))) {
+      throw new UsageError(`--since: expected an ISO-8601 time, got ${JSON.stringify(since)}`, redrive)
+    }
+    const report = await runRedrive(ctx.rt, {
+      topic: stringFlag(ctx, 'topic'),
+      aggregate: stringFlag(ctx, 'aggregate'),
+      since: since === undefined ? undefined : new Date(since),
+      error: stringFlag(ctx, 'error'),
+      limit: intFlag(ctx, 'limit', redrive),
+      dryRun: ctx.values['dry-run'] === true,
+    })
+    console.log(JSON.stringify(report, null, 2))
+    return 0
+  },
+}

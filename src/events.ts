@@ -1,0 +1,63 @@
+// The event envelope (the Kafka value, and the body of each history document): the only place its shape is defined.
+import * as v from 'valibot'
+
+const isoMicros = v.pipe(
+  v.string(),
+  v.regex(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$/, 'an ISO-8601 UTC timestamp'),
+)
+const nullableText = v.nullable(v.pipe(v.string(), v.maxLength(10_000)))
+const row = v.nullable(v.record(v.string(), v.unknown()))
+
+export const EventSchema = v.object({
+  id: v.pipe(v.string(), v.uuid()),
+  type: v.pipe(v.string(), v.regex(/^[A-Z][A-Za-z0-9]{0,99}$/, 'a PascalCase event type')),
+  op: v.picklist(['c', 'u', 'd', 'r', 'm']),
+  aggregate: v.object({
+    type: v.pipe(v.string(), v.regex(/^[a-z_][a-z0-9_]{0,62}$/)),
+    id: v.pipe(v.string(), v.minLength(1), v.maxLength(1000)),
+  }),
+  version: v.pipe(v.number(), v.integer(), v.minValue(1)),
+  tx: v.object({
+    id: v.pipe(v.string(), v.regex(/^\d+$/)),
+    index: v.pipe(v.number(), v.integer(), v.minValue(0)),
+    size: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1))),
+  }),
+  occurredAt: isoMicros,
+  actor: v.object({
+    id: v.pipe(v.string(), v.maxLength(200)),
+    source: v.picklist(['api', 'sql', 'snapshot']),
+  }),
+  reason: nullableText,
+  correlationId: nullableText,
+  causationId: nullableText,
+  changes: v.array(v.object({ path: v.string(), before: v.unknown(), after: v.unknown() })),
+  before: row,
+  after: row,
+  /** Payload of an application-level event (op "m"). */
+  data: v.optional(v.unknown()),
+  schema: v.literal(1),
+})
+
+export type CdcEvent = v.InferOutput<typeof EventSchema>
+
+/** Kafka headers every published event carries. */
+export const EventHeaders = {
+  id: 'cdc-event-id',
+  type: 'cdc-event-type',
+  version: 'cdc-version',
+} as const
+
+/** Headers a dead-lettered message gains on top of its original ones. */
+export const DlqHeaders = {
+  error: 'cdc-dlq-error',
+  topic: 'cdc-dlq-topic',
+  partition: 'cdc-dlq-partition',
+  offset: 'cdc-dlq-offset',
+  group: 'cdc-dlq-group',
+  at: 'cdc-dlq-at',
+  redriveCount: 'cdc-redrive-count',
+} as const
+
+export function dlqTopic(topic: string) {
+  return `${topic}.dlq`
+}

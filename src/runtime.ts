@@ -1,0 +1,66 @@
+// What every role gets: the config, a logger and lazily opened clients, closed once in reverse order of opening.
+import { connect, type Db } from './clients/postgres.ts'
+import { createKafka, type KafkaClient } from './clients/kafka.ts'
+import { connectMongo, type Store } from './clients/mongo.ts'
+import type { Config } from './config.ts'
+import { log as rootLog, type Logger } from './log.ts'
+
+export interface Runtime {
+  config: Config
+  log: Logger
+  db(): Db
+  kafka(): KafkaClient
+  /** Connects on first use; rejects while MongoDB is unreachable (callers retry). */
+  mongo(): Promise<Store>
+  close(): Promise<void>
+}
+
+/** A long-running role (serve, relay, consume): started with a runtime, stopped gracefully. */
+export interface Role {
+  name: string
+  stop(): Promise<void>
+}
+
+export function createRuntime(config: Config, log: Logger = rootLog): Runtime {
+  let db: Db | undefined
+  let kafka: KafkaClient | undefined
+  let mongo: Promise<Store> | undefined
+  const closers: (() => Promise<void>)[] = []
+  return {
+    config,
+    log,
+    db() {
+      if (!db) {
+        const opened = connect({ url: config.postgres.url, max: config.postgres.maxConnections, name: 'cdc' })
+        closers.push(() => opened.end())
+        db = opened
+      }
+      return db
+    },
+    kafka() {
+      if (!kafka) {
+        const opened = createKafka({ brokers: config.kafka.brokers, clientId: config.kafka.clientId, log })
+        closers.push(() => opened.close())
+        kafka = opened
+      }
+      return kafka
+    },
+    mongo() {
+      mongo ??= connectMongo({ url: config.mongo.url, database: config.mongo.database }).then(
+        (store) => {
+          closers.push(() => store.close())
+          return store
+        },
+        (error) => {
+          mongo = undefined
+          throw error
+        },
+      )
+      return mongo
+    },
+    async close() {
+      for (const close of closers.reverse()) await close().catch(() => {})
+      closers.length = 0
+    },
+  }
+}
