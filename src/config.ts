@@ -51,7 +51,7 @@ export const TokenSchema = v.strictObject({
 export const ConfigSchema = v.strictObject({
   postgres: v.optional(
     v.strictObject({
-      url: v.optional(v.pipe(v.string(), v.url()), 'postgres://cdc:cdc@127.0.0.1:55432/cdc'),
+      url: v.optional(v.pipe(v.string(), v.url('a URL')), 'postgres://cdc:cdc@127.0.0.1:55432/cdc'),
       maxConnections: v.optional(positiveInt, 10),
     }),
     {},
@@ -192,7 +192,9 @@ function describeIssue(issue: v.BaseIssue<unknown>): string {
   if (issue.kind === 'schema' && issue.type === 'strict_object' && issue.input !== undefined) {
     return `${key}: unknown key`
   }
-  return `${key}: expected ${issue.expected ?? issue.message}, got ${redact(key, issue.input)}`
+  // Regex and URL checks carry our own wording in the message; type checks say what they expected.
+  const expected = issue.type === 'regex' || issue.expected === null ? issue.message.replace(/: Received .*$/s, '') : issue.expected
+  return `${key}: expected ${expected}, got ${redact(key, issue.input)}`
 }
 
 const SECRET_KEY = /url|token|password|secret|sha256/i

@@ -1,0 +1,65 @@
+// `bun run bench [--scale N] [--only stage,stage]`: every benchmark case in one go, each next to the raw library doing
+// the same work in the same run. Writes bench/results/latest.json, latest.md (table) and latest.svg (chart).
+import { parseArgs } from 'node:util'
+import os from 'node:os'
+import type { BenchCase, CaseResult } from './types.ts'
+import { renderSvg, renderTable } from './report.ts'
+
+const { values } = parseArgs({
+  args: Bun.argv.slice(2),
+  options: { scale: { type: 'string' }, only: { type: 'string' } },
+  strict: true,
+})
+const scale = Number(values.scale ?? process.env.CDC_BENCH_SCALE ?? 1)
+if (!(scale > 0)) {
+  console.error(`bench: --scale: expected a positive number, got ${JSON.stringify(values.scale)}`)
+  process.exit(2)
+}
+const only = values.only?.split(',')
+
+// Each stage's module is loaded only when run, so a missing stage does not stop the others.
+const stages: [string, () => Promise<BenchCase>][] = [
+  ['capture', async () => (await import('./cases/capture.ts')).capture],
+  ['relay', async () => (await import('./cases/relay.ts')).relay],
+  ['consume', async () => (await import('./cases/consume.ts')).consume],
+  ['http', async () => (await import('./cases/http.ts')).http],
+  ['e2e', async () => (await import('./cases/e2e.ts')).e2e],
+]
+
+const root = new URL('..', import.meta.url).pathname
+const up = Bun.spawnSync(['bash', `${root}test/stack/stack.sh`, 'up'], { stdout: 'inherit', stderr: 'inherit' })
+if (up.exitCode !== 0) process.exit(1)
+
+const started = Date.now()
+const results: CaseResult[] = []
+const failures: { stage: string; error: string }[] = []
+for (const [stage, load] of stages) {
+  if (only && !only.includes(stage)) continue
+  const t0 = Date.now()
+  console.error(`[bench] ${stage}: running (scale ${scale})`)
+  try {
+    const run = await load()
+    const got = await run({ scale, log: (m) => console.error(`[bench] ${stage}: ${m}`) })
+    results.push(...got)
+    for (const r of got) console.error(`[bench] ${stage}: ${r.name} ${r.ours.perSecond.toFixed(0)}/s${r.ratio ? ` ratio ${r.ratio.toFixed(2)}` : ''}`)
+  } catch (error) {
+    failures.push({ stage, error: (error as Error).stack ?? String(error) })
+    console.error(`[bench] ${stage}: FAILED ${(error as Error).message}`)
+  }
+  console.error(`[bench] ${stage}: done in ${((Date.now() - t0) / 1000).toFixed(1)} s`)
+}
+
+const machine = {
+  cpus: os.cpus().length,
+  cpuModel: os.cpus()[0]?.model ?? 'unknown',
+  memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+  os: `${os.type()} ${os.release()}`,
+  bun: Bun.version,
+}
+const report = { at: new Date().toISOString(), seconds: (Date.now() - started) / 1000, scale, machine, results, failures }
+const dir = `${root}bench/results`
+await Bun.write(`${dir}/latest.json`, `${JSON.stringify(report, null, 2)}\n`)
+await Bun.write(`${dir}/latest.md`, renderTable(report))
+await Bun.write(`${dir}/latest.svg`, renderSvg(results))
+console.log(renderTable(report))
+process.exit(failures.length > 0 ? 1 : 0)

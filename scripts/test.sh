@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The full test suite on a fresh machine: pinned Bun, dependencies, the local stack (PostgreSQL, Kafka, FerretDB),
+# then `bun test`. Extra arguments go to `bun test` (e.g. a file or -t pattern).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/bun-env.sh
+bun install --frozen-lockfile
+bash test/stack/stack.sh up
+exec bun test "$@"

@@ -1,0 +1,19 @@
+// `bun run build` produces one self-contained executable whose CLI behaves like the sources.
+import { expect, test } from 'bun:test'
+import { ROOT } from '../support/env.ts'
+
+test('the compiled ./cdc runs --help, --version and rejects a bad config with exit 2', async () => {
+  const out = `/tmp/cdc-bin-${process.pid}`
+  const pkg = await Bun.file(`${ROOT}package.json`).json()
+  const build = Bun.spawnSync(['bash', '-c', `${pkg.scripts.build.replace('--outfile cdc', `--outfile ${out}`)}`], { cwd: ROOT, stderr: 'pipe' })
+  expect(build.exitCode).toBe(0)
+  const run = (args: string[]) => Bun.spawnSync([out, ...args], { cwd: '/tmp', env: { PATH: process.env.PATH ?? '' }, stderr: 'pipe', stdout: 'pipe' })
+  const help = run(['--help'])
+  expect(help.exitCode).toBe(0)
+  expect(help.stdout.toString()).toContain('snapshot')
+  expect(run(['--version']).stdout.toString().trim()).toBe(pkg.version)
+  await Bun.write(`${out}.toml`, '[http]\nport = -1\n')
+  const bad = run(['--config', `${out}.toml`, 'all'])
+  expect(bad.exitCode).toBe(2)
+  expect(bad.stderr.toString()).toContain('http.port')
+}, 120_000)

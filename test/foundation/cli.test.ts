@@ -1,0 +1,73 @@
+// The CLI's contract: help, version, exit code 2 for bad arguments and bad config, nothing started.
+import { describe, expect, test } from 'bun:test'
+import { ROOT } from '../support/env.ts'
+
+const run = (args: string[], env: Record<string, string> = {}) => {
+  const p = Bun.spawnSync(['bun', 'run', `${ROOT}src/cli.ts`, ...args], {
+    cwd: '/tmp',
+    env: { ...process.env, CDC_CONFIG: '', ...env },
+    stdout: 'pipe',
+    stderr: 'pipe',
+  })
+  return { code: p.exitCode, out: p.stdout.toString(), err: p.stderr.toString() }
+}
+
+const SUBCOMMANDS = ['serve', 'relay', 'consume', 'redrive', 'all', 'migrate', 'track', 'untrack', 'snapshot']
+
+describe('cdc CLI', () => {
+  test('--help lists every subcommand', () => {
+    const r = run(['--help'])
+    expect(r.code).toBe(0)
+    for (const c of SUBCOMMANDS) expect(r.out).toMatch(new RegExp(`^  ${c} `, 'm'))
+  })
+
+  test('each subcommand documents itself', () => {
+    for (const c of SUBCOMMANDS) {
+      const r = run([c, '--help'])
+      expect(r.code).toBe(0)
+      expect(r.out).toContain(`Usage: cdc ${c}`)
+    }
+  })
+
+  test('--version prints the package version', async () => {
+    const pkg = await Bun.file(`${ROOT}package.json`).json()
+    expect(run(['--version']).out.trim()).toBe(pkg.version)
+  })
+
+  test('an unknown subcommand exits 2 with a one-line error and the usage', () => {
+    const r = run(['frobnicate'])
+    expect(r.code).toBe(2)
+    expect(r.err.split('\n')[0]).toBe('cdc: unknown command "frobnicate"')
+    expect(r.err).toContain('Usage: cdc')
+  })
+
+  test('an unknown flag exits 2', () => {
+    const r = run(['relay', '--frob'])
+    expect(r.code).toBe(2)
+    expect(r.err).toContain("--frob")
+    expect(r.err).toContain('Usage: cdc relay')
+  })
+
+  test('bad flag values exit 2 naming the flag', () => {
+    expect(run(['relay', '--mode', 'fast'])).toMatchObject({ code: 2 })
+    expect(run(['all', '--roles', 'relay,bogus']).err).toContain('--roles')
+    expect(run(['redrive', '--limit', '-3']).err).toContain('--limit')
+    expect(run(['redrive', '--since', 'yesterday']).code).toBe(2)
+    expect(run(['track']).code).toBe(2)
+  })
+
+  test('a bad config file exits 2 naming the key and starts nothing', async () => {
+    const path = `/tmp/cdc-bad-${Date.now()}.toml`
+    await Bun.write(path, '[kafka]\npartitions = "three"\n')
+    const r = run(['--config', path, 'all'])
+    expect(r.code).toBe(2)
+    expect(r.err).toContain('kafka.partitions: expected number, got "three"')
+    expect(r.out).toBe('')
+  })
+
+  test('a bad environment override exits 2 naming the variable', () => {
+    const r = run(['serve'], { CDC_HTTP_PORT: 'eighty' })
+    expect(r.code).toBe(2)
+    expect(r.err).toContain('CDC_HTTP_PORT')
+  })
+})

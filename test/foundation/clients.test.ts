@@ -1,0 +1,123 @@
+// Each real server, reached through the project's own client modules.
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { createTestEnv, eventually, type TestEnv } from '../support/env.ts'
+import { StoreError } from '../../src/clients/mongo.ts'
+import type { InMessage } from '../../src/clients/kafka.ts'
+
+let env: TestEnv
+beforeAll(async () => {
+  env = await createTestEnv()
+})
+afterAll(async () => {
+  await env.cleanup()
+})
+
+describe('postgres', () => {
+  test('a parameterised query', async () => {
+    const rows = await env.rt.db().query<{ sum: number; text: string }>('select $1::int + $2::int as sum, $3::text as text', [2, 3, "it's; drop table x"])
+    expect(rows).toEqual([{ sum: 5, text: "it's; drop table x" }])
+  })
+
+  test('a transaction rolls back on throw', async () => {
+    const db = env.rt.db()
+    await db.query('create table t (id int primary key)')
+    await expect(
+      db.begin(async (tx) => {
+        await tx.query('insert into t values (1)')
+        throw new Error('boom')
+      }),
+    ).rejects.toThrow('boom')
+    expect(await db.query('select * from t')).toEqual([])
+  })
+
+  test('LISTEN/NOTIFY round trip', async () => {
+    const db = env.rt.db()
+    const got: string[] = []
+    const { unlisten } = await db.listen('cdc_test', (payload) => got.push(payload))
+    await db.query("select pg_notify('cdc_test', $1)", ['hello'])
+    await eventually(async () => got.length === 1, 5000)
+    expect(got).toEqual(['hello'])
+    await unlisten()
+  })
+
+  test('the server runs with wal_level=logical', async () => {
+    const [row] = await env.rt.db().query<{ wal_level: string }>('show wal_level')
+    expect(row!.wal_level).toBe('logical')
+  })
+})
+
+describe('kafka', () => {
+  test('idempotent send, committed and aborted transactions, read_committed group with manual commits', async () => {
+    const kafka = env.rt.kafka()
+    const topic = `${env.tag}.foundation`
+    await kafka.ensureTopics([{ topic, partitions: 1, replicationFactor: 1 }])
+    await kafka.ensureTopics([{ topic, partitions: 1, replicationFactor: 1 }]) // idempotent
+    expect(await kafka.listTopics()).toContain(topic)
+
+    const producer = await kafka.producer()
+    await producer.send([{ topic, key: 'a', value: 'plain', headers: { 'cdc-event-id': '1' } }])
+
+    const tx = await kafka.transactionalProducer(`${env.tag}-tx`)
+    await tx.sendInTransaction([
+      { topic, key: 'a', value: 'committed-1' },
+      { topic, key: 'b', value: 'committed-2' },
+    ])
+    // Written to the log, then aborted: read_committed consumers never see it.
+    await expect(
+      tx.sendInTransaction([{ topic, key: 'a', value: 'aborted' }], async () => {
+        throw new Error('lost leadership')
+      }),
+    ).rejects.toThrow('lost leadership')
+    await tx.sendInTransaction([{ topic, key: 'c', value: 'committed-3' }])
+
+    const seen: InMessage[] = []
+    const consumer = await kafka.consumer({ groupId: `${env.tag}-g`, topics: [topic] })
+    await consumer.run(async (batch) => {
+      seen.push(...batch.messages)
+      const last = batch.messages.at(-1)
+      if (last) await consumer.commit([{ topic, partition: batch.partition, offset: String(Number(last.offset) + 1) }])
+    })
+    await eventually(async () => seen.length >= 4, 20_000)
+    await Bun.sleep(500)
+    await consumer.stop()
+    expect(seen.map((m) => m.value?.toString())).toEqual(['plain', 'committed-1', 'committed-2', 'committed-3'])
+    expect(seen[0]!.headers['cdc-event-id']).toBe('1')
+    // The committed position is past the last message; only the final transaction marker may follow it.
+    const [lag] = await kafka.lag(`${env.tag}-g`, topic)
+    expect(lag!.committed).toBe(Number(seen.at(-1)!.offset) + 1)
+    expect(lag!.end - lag!.committed).toBeLessThanOrEqual(1)
+    await producer.disconnect()
+    await tx.disconnect()
+  })
+})
+
+describe('mongo', () => {
+  test('a unique index makes a duplicate insert fail with code 11000, reported per document', async () => {
+    const store = await env.rt.mongo()
+    const c = store.collection('things')
+    await c.createIndexes([{ key: { k: 1 }, name: 'k_unique', unique: true }])
+    expect(await c.insertMany([{ _id: 'a', k: 1 }, { _id: 'b', k: 2 }])).toEqual({ inserted: 2, duplicates: [] })
+    const again = await c.insertMany([{ _id: 'c', k: 3 }, { _id: 'd', k: 1 }, { _id: 'a', k: 9 }])
+    expect(again).toEqual({ inserted: 1, duplicates: [1, 2] })
+    expect(await c.count()).toBe(3)
+  })
+
+  test('upsert only by a newer version', async () => {
+    const store = await env.rt.mongo()
+    const c = store.collection('state')
+    const up = (version: number) => ({
+      updateOne: { filter: { _id: 'x', version: { $lt: version } }, update: { $set: { version } }, upsert: true },
+    })
+    await c.bulkWrite([up(2)])
+    const r = await c.bulkWrite([up(1)]) // older: the upsert collides with the existing _id
+    expect(r.duplicates).toEqual([0])
+    expect((await c.findOne({ _id: 'x' }))?.version).toBe(2)
+  })
+
+  test('an unreachable server is a transient StoreError', async () => {
+    const { connectMongo } = await import('../../src/clients/mongo.ts')
+    const error = await connectMongo({ url: 'mongodb://127.0.0.1:1', database: 'x', serverSelectionTimeoutMs: 300 }).catch((e) => e)
+    expect(error).toBeInstanceOf(StoreError)
+    expect((error as StoreError).transient).toBe(true)
+  })
+})
