@@ -1,5 +1,8 @@
 // Dependency-free readiness probes for test/stack/stack.sh (runs under node or bun).
 //   node probe.mjs kafka HOST PORT  -> Kafka Metadata v0 request; ok when >= 1 live broker is listed
+//   node probe.mjs kafka-warm HOST PORT -> FindCoordinator for a group and a transactional id until both
+//                                      answer: makes the broker create __consumer_offsets and
+//                                      __transaction_state now rather than in the first test
 //   node probe.mjs mongo HOST PORT  -> OP_MSG {hello: 1}; ok when the reply has ok: 1
 // Prints one line, exits 0 when the server answered properly, 1 otherwise.
 import net from "node:net";
@@ -52,6 +55,41 @@ async function kafka() {
   }
   if (nBrokers < 1) throw new Error("metadata lists no live broker yet");
   return `kafka ok brokers=${brokers.join(",")}`;
+}
+
+// ---- Kafka: FindCoordinator v1 (key_type 0 = group, 1 = transaction) ----
+async function findCoordinator(key, keyType) {
+  const clientId = Buffer.from("cdc-stack-probe");
+  const k = Buffer.from(key);
+  const body = Buffer.alloc(2 + 2 + 4 + 2 + clientId.length + 2 + k.length + 1);
+  let o = 0;
+  o = body.writeInt16BE(10, o);         // api_key FindCoordinator
+  o = body.writeInt16BE(1, o);          // api_version 1
+  o = body.writeInt32BE(4243, o);
+  o = body.writeInt16BE(clientId.length, o);
+  o += clientId.copy(body, o);
+  o = body.writeInt16BE(k.length, o);
+  o += k.copy(body, o);
+  o = body.writeInt8(keyType, o);
+  const size = Buffer.alloc(4); size.writeInt32BE(body.length);
+  const buf = await request(Buffer.concat([size, body]), (b) => b.length >= 4 && b.length >= 4 + b.readInt32BE(0));
+  return buf.readInt16BE(4 + 4 + 4); // after size, correlation_id, throttle_time_ms
+}
+
+async function kafkaWarm() {
+  const deadline = Date.now() + Number(process.env.CDC_PROBE_WARM_MS ?? 60000);
+  const want = [["cdc-stack-warmup", 0], ["cdc-stack-warmup", 1]];
+  const codes = {};
+  for (const [key, type] of want) {
+    for (;;) {
+      const code = await findCoordinator(key, type);
+      codes[type] = code;
+      if (code === 0) break;
+      if (Date.now() > deadline) throw new Error(`FindCoordinator(key_type ${type}) error code ${code}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+  return "kafka ok: group and transaction coordinators available";
 }
 
 // ---- MongoDB wire: OP_MSG hello ----
@@ -110,9 +148,9 @@ async function mongo() {
   return `mongo ok maxWireVersion=${fields.maxWireVersion}${fields.msg ? ` msg=${fields.msg}` : ""}`;
 }
 
-const probes = { kafka, mongo };
+const probes = { kafka, "kafka-warm": kafkaWarm, mongo };
 if (!probes[kind] || !Number.isInteger(port) || port <= 0) {
-  console.error("usage: probe.mjs kafka|mongo HOST PORT");
+  console.error("usage: probe.mjs kafka|kafka-warm|mongo HOST PORT");
   process.exit(2);
 }
 try {

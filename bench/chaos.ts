@@ -1,0 +1,378 @@
+// `bun run chaos [--seconds N]`: a steady write load (API + plain SQL) with the relay, consumer and API each in its
+// own process, while faults are injected in turn: kill -9 and restart each role, then stop and restart PostgreSQL,
+// Kafka and the MongoDB server. Then it waits for the pipeline to drain and checks, against cdc.event_store, that every
+// committed event is in the MongoDB history exactly once, versions are gapless per aggregate, the read model equals
+// the PostgreSQL rows and the DLQ is empty. Exit code 1 on any loss, duplicate or mismatch. Loopback only.
+import { parseArgs } from 'node:util'
+import { mkdirSync, openSync } from 'node:fs'
+import { connect, ident, type Db } from '../src/clients/postgres.ts'
+import { connectMongo } from '../src/clients/mongo.ts'
+import { createKafka } from '../src/clients/kafka.ts'
+import { loadConfig } from '../src/config.ts'
+import { topicFor } from '../src/topics.ts'
+import { dlqTopic } from '../src/events.ts'
+
+const { values } = parseArgs({
+  args: Bun.argv.slice(2),
+  options: { seconds: { type: 'string' }, 'drain-seconds': { type: 'string' }, mode: { type: 'string' } },
+  strict: true,
+})
+const seconds = Number(values.seconds ?? 180)
+const drainSeconds = Number(values['drain-seconds'] ?? 180)
+const relayMode = values.mode ?? 'poll'
+if (!(seconds >= 20) || !(drainSeconds > 0) || !['poll', 'wal'].includes(relayMode)) {
+  console.error('chaos: --seconds must be ≥ 20, --drain-seconds > 0, --mode poll|wal')
+  process.exit(2)
+}
+
+const root = new URL('..', import.meta.url).pathname
+const say = (m: string) => console.error(`[chaos ${new Date().toISOString().slice(11, 19)}] ${m}`)
+const stack = (...args: string[]) => {
+  const r = Bun.spawnSync(['bash', `${root}test/stack/stack.sh`, ...args], { stdout: 'pipe', stderr: 'pipe' })
+  if (r.exitCode !== 0) throw new Error(`stack ${args.join(' ')} failed: ${r.stderr.toString().slice(-500)}`)
+}
+stack('up')
+
+const base = await loadConfig({ path: `${root}cdc.toml`, env: {} })
+const tag = `chaos_${Date.now().toString(36)}`
+const dbUrl = new URL(base.postgres.url)
+dbUrl.pathname = `/${tag}`
+const port = 18000 + Math.floor(Math.random() * 1000)
+const childEnv: Record<string, string> = {
+  ...(process.env as Record<string, string>),
+  CDC_CONFIG: `${root}cdc.toml`,
+  CDC_POSTGRES_URL: dbUrl.toString(),
+  CDC_KAFKA_TOPIC_TEMPLATE: `${tag}.{table}`,
+  CDC_KAFKA_CLIENT_ID: tag,
+  CDC_MONGO_DATABASE: tag,
+  CDC_CONSUME_GROUP_ID: `${tag}-history`,
+  CDC_RELAY_TRANSACTIONAL_ID: `${tag}-relay`,
+  CDC_RELAY_SLOT: `${tag}_slot`,
+  CDC_RELAY_PUBLICATION: `${tag}_pub`,
+  CDC_RELAY_MODE: relayMode,
+  CDC_HTTP_PORT: String(port),
+  CDC_LOG_LEVEL: 'info',
+}
+const config = await loadConfig({ path: `${root}cdc.toml`, env: childEnv })
+const logDir = `${root}.stack/chaos/${tag}`
+mkdirSync(logDir, { recursive: true })
+
+{
+  const admin = connect({ url: base.postgres.url, max: 1 })
+  await admin.query(`create database ${tag}`)
+  await admin.end()
+}
+const cli = (args: string[]) => ['bun', 'run', `${root}src/cli.ts`, ...args]
+const migrate = Bun.spawnSync(cli(['migrate']), { env: childEnv, stdout: 'pipe', stderr: 'pipe' })
+if (migrate.exitCode !== 0) throw new Error(`migrate failed: ${migrate.stderr.toString().slice(-1000)}`)
+
+// --- the roles, each its own process -------------------------------------------------------------------------------
+type RoleName = 'relay' | 'consume' | 'serve'
+const procs = new Map<RoleName, Bun.Subprocess>()
+function start(role: RoleName) {
+  const out = openSync(`${logDir}/${role}.log`, 'a')
+  procs.set(role, Bun.spawn(cli([role]), { env: childEnv, stdout: out, stderr: out }))
+}
+async function kill9(role: RoleName) {
+  const p = procs.get(role)
+  p?.kill(9)
+  await p?.exited
+}
+for (const role of ['relay', 'consume', 'serve'] as const) start(role)
+
+const api = `http://127.0.0.1:${port}`
+const db: Db = connect({ url: dbUrl.toString(), max: 6 })
+await waitFor(async () => (await fetch(`${api}/healthz`).catch(() => null))?.ok ?? false, 30_000, 'API up')
+
+// --- the load: API commands and plain SQL, tolerant of outages (only committed writes count) -----------------------
+let stopLoad = false
+const stats = { apiOk: 0, apiFailed: 0, sqlOk: 0, sqlFailed: 0 }
+const pick = <T>(xs: T[]) => xs[Math.floor(Math.random() * xs.length)]!
+const customerIds: number[] = []
+const productIds: number[] = []
+const orderIds: number[] = []
+
+async function call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
+  const r = await fetch(`${api}${path}`, {
+    method,
+    headers: { 'content-type': 'application/json', 'x-actor': pick(['alice', 'bob', 'carol']), 'x-reason': 'chaos load', ...headers },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(5000),
+  })
+  const json = r.headers.get('content-type')?.includes('json') ? await r.json() : null
+  if (!r.ok) throw new Error(`${method} ${path} → ${r.status}`)
+  return json as Record<string, unknown>
+}
+
+async function apiLoop(n: number) {
+  let i = 0
+  while (!stopLoad) {
+    i++
+    try {
+      const step = i % 5
+      if (step === 0 || customerIds.length < 5) {
+        const c = await call('POST', '/customers', { name: `C${n}-${i}`, email: `c${n}-${i}-${tag}@example.com`, address: `${i} Chaos Rd` })
+        customerIds.push(Number(c.id))
+      } else if (step === 1) {
+        await call('PATCH', `/customers/${pick(customerIds)}`, { name: `Renamed ${n}-${i}`, address: `${i} Other St` })
+      } else if (step === 2 && productIds.length > 0) {
+        const o = await call('POST', '/orders', {
+          customerId: pick(customerIds),
+          shippingAddress: `${i} Ship Ln`,
+          lines: [{ productId: pick(productIds), quantity: 1 + (i % 3) }],
+        })
+        orderIds.push(Number(o.id))
+      } else if (step === 3 && orderIds.length > 0) {
+        await call('POST', `/orders/${pick(orderIds)}/status`, { status: pick(['PAYMENT_CONFIRMED', 'CANCELLED']) }).catch((e) => {
+          if (!String(e).includes('409')) throw e // a forbidden transition is fine
+        })
+      } else {
+        await call('GET', `/customers/${pick(customerIds)}`)
+        continue
+      }
+      stats.apiOk++
+    } catch {
+      stats.apiFailed++
+      await Bun.sleep(200)
+    }
+  }
+}
+
+async function sqlLoop() {
+  let i = 0
+  while (!stopLoad) {
+    i++
+    try {
+      await db.begin(async (tx) => {
+        await tx.query("select set_config('cdc.actor', 'batch-job', true), set_config('cdc.reason', 'nightly sync', true)")
+        if (i % 3 === 0 || productIds.length < 3) {
+          const [p] = await tx.query<{ id: number }>('insert into products (category, name, price) values ($1, $2, $3) returning id', [
+            pick(['books', 'tools', 'games']),
+            `P${i}`,
+            (i % 50) + 0.99,
+          ])
+          productIds.push(p!.id)
+        } else {
+          await tx.query('update products set price = price + 1 where id = $1', [pick(productIds)])
+          await tx.query('update customers set phone = $1 where id = $2', [`+1-555-${i}`, pick(customerIds.length ? customerIds : [0])])
+        }
+      })
+      stats.sqlOk++
+    } catch {
+      stats.sqlFailed++
+      await Bun.sleep(200)
+    }
+    await Bun.sleep(5)
+  }
+}
+
+const loops = [apiLoop(1), apiLoop(2), apiLoop(3), sqlLoop(), sqlLoop()]
+
+// --- the faults, in turn ---------------------------------------------------------------------------------------------
+interface Fault {
+  name: string
+  inject(): Promise<void>
+}
+const restartAfterKill = (role: RoleName): Fault => ({
+  name: `kill -9 ${role}, restart`,
+  async inject() {
+    await kill9(role)
+    await Bun.sleep(1000)
+    start(role)
+  },
+})
+const serverOutage = (server: 'postgres' | 'kafka' | 'mongo'): Fault => ({
+  name: `stop ${server}, restart`,
+  async inject() {
+    stack('down', server)
+    await Bun.sleep(4000)
+    stack('up', server)
+  },
+})
+const faults: Fault[] = [
+  restartAfterKill('relay'),
+  restartAfterKill('consume'),
+  restartAfterKill('serve'),
+  serverOutage('postgres'),
+  serverOutage('kafka'),
+  serverOutage('mongo'),
+]
+const injected: { fault: string; at: string; ok: boolean; error?: string }[] = []
+const step = (seconds * 1000) / (faults.length + 1)
+const t0 = Date.now()
+for (const fault of faults) {
+  await Bun.sleep(Math.max(0, t0 + step * (injected.length + 1) - Date.now()))
+  say(`fault: ${fault.name}`)
+  try {
+    await fault.inject()
+    injected.push({ fault: fault.name, at: new Date().toISOString(), ok: true })
+  } catch (error) {
+    injected.push({ fault: fault.name, at: new Date().toISOString(), ok: false, error: (error as Error).message })
+    stack('up')
+  }
+}
+await Bun.sleep(Math.max(0, t0 + seconds * 1000 - Date.now()))
+stopLoad = true
+await Promise.all(loops)
+say(`load stopped: api ok ${stats.apiOk} failed ${stats.apiFailed}, sql ok ${stats.sqlOk} failed ${stats.sqlFailed}`)
+
+// --- drain and verify -------------------------------------------------------------------------------------------------
+stack('up') // every server must be back
+const store = await connectMongo({ url: config.mongo.url, database: config.mongo.database })
+const tables = config.capture.tracked
+const eventCount = async () => Number((await db.query<{ n: number }>('select count(*)::int as n from cdc.event_store'))[0]!.n)
+const historyCount = async () => {
+  let n = 0
+  for (const t of tables) n += await store.collection(`${t}_history`).count()
+  return n
+}
+const written = await eventCount()
+say(`waiting for the pipeline to drain ${written} events`)
+const drained = await waitFor(async () => (await historyCount()) >= written, drainSeconds * 1000, 'drain').then(
+  () => true,
+  () => false,
+)
+
+interface Row {
+  id: string
+  aggregate_type: string
+  aggregate_id: string
+  version: number
+}
+const events = await db.query<Row>('select id::text, aggregate_type, aggregate_id, version from cdc.event_store order by aggregate_type, aggregate_id, version')
+const problems: string[] = []
+let verified = 0
+let missing = 0
+let duplicates = 0
+let gaps = 0
+for (const table of tables) {
+  const docs = await store.collection(`${table}_history`).find({}, { projection: { _id: 1, version: 1, aggregate: 1 } })
+  const byId = new Map<string, number>()
+  for (const d of docs) byId.set(String(d._id), (byId.get(String(d._id)) ?? 0) + 1)
+  const seenVersions = new Map<string, number[]>()
+  for (const d of docs) {
+    const key = String((d.aggregate as { id: string }).id)
+    let list = seenVersions.get(key)
+    if (!list) seenVersions.set(key, (list = []))
+    list.push(Number(d.version))
+  }
+  for (const [aggregate, versions] of seenVersions) {
+    versions.sort((a, b) => a - b)
+    if (new Set(versions).size !== versions.length) {
+      duplicates++
+      problems.push(`${table}/${aggregate}: a version stored twice`)
+    }
+    versions.forEach((v, i) => {
+      if (v !== i + 1) {
+        gaps++
+        if (gaps <= 10) problems.push(`${table}/${aggregate}: history versions not gapless (${versions.join(',')})`)
+      }
+    })
+  }
+  const expected = events.filter((e) => e.aggregate_type === table)
+  for (const e of expected) {
+    const n = byId.get(e.id) ?? 0
+    if (n === 1) verified++
+    else if (n === 0) {
+      missing++
+      if (missing <= 10) problems.push(`${table}/${e.aggregate_id} v${e.version}: event ${e.id} missing from history`)
+    } else duplicates++
+  }
+  if (docs.length > expected.length) problems.push(`${table}: ${docs.length - expected.length} history documents not in the event store`)
+}
+// Versions in the event store itself are gapless per aggregate.
+{
+  let prev: Row | undefined
+  for (const e of events) {
+    const same = prev && prev.aggregate_type === e.aggregate_type && prev.aggregate_id === e.aggregate_id
+    if ((same && e.version !== prev!.version + 1) || (!same && e.version !== 1)) {
+      gaps++
+      if (gaps <= 10) problems.push(`event store ${e.aggregate_type}/${e.aggregate_id}: version ${e.version} after ${same ? prev!.version : 'nothing'}`)
+    }
+    prev = e
+  }
+}
+// The read model equals the PostgreSQL rows.
+let stateChecked = 0
+let stateMismatches = 0
+for (const table of tables) {
+  const rows = await db.query<{ id: string; row: Record<string, unknown> }>(`select id::text as id, to_jsonb(t) as row from ${ident(table)} t`)
+  const states = await store.collection(`${table}_state`).find({})
+  const stateById = new Map(states.map((s) => [String(s._id), s]))
+  for (const r of rows) {
+    stateChecked++
+    const s = stateById.get(r.id)
+    if (!s || s.deleted || JSON.stringify(sortKeys(s.row)) !== JSON.stringify(sortKeys(r.row))) {
+      stateMismatches++
+      if (stateMismatches <= 10) problems.push(`${table}/${r.id}: state ${s ? JSON.stringify(s.row) : 'missing'} ≠ row ${JSON.stringify(r.row)}`)
+    }
+  }
+  const live = new Set(rows.map((r) => r.id))
+  for (const s of states) {
+    if (!s.deleted && !live.has(String(s._id))) {
+      stateMismatches++
+      problems.push(`${table}/${String(s._id)}: state says live, row is gone`)
+    }
+  }
+}
+// The DLQ is empty.
+const kafka = createKafka({ brokers: config.kafka.brokers, clientId: `${tag}-verify` })
+let dlqDepth = 0
+for (const table of tables) {
+  const lag = await kafka.lag(`${tag}-verify`, dlqTopic(topicFor(config, table, ''))).catch(() => [])
+  for (const p of lag) dlqDepth += p.end
+}
+if (dlqDepth > 0) problems.push(`DLQ holds ${dlqDepth} messages`)
+const [outbox] = await db.query<{ n: number }>('select count(*)::int as n from cdc.outbox').catch(() => [{ n: 0 }])
+
+// --- report -----------------------------------------------------------------------------------------------------------
+for (const role of ['serve', 'consume', 'relay'] as const) {
+  procs.get(role)?.kill('SIGTERM')
+  await procs.get(role)?.exited
+}
+await kafka.close()
+await store.close()
+await db.end()
+
+const ok = drained && missing === 0 && duplicates === 0 && gaps === 0 && stateMismatches === 0 && dlqDepth === 0 && problems.length === 0
+const table = [
+  `Chaos run ${tag}: ${seconds} s of load, relay mode ${relayMode}, logs in ${logDir}`,
+  '',
+  '| fault | at | result |',
+  '| --- | --- | --- |',
+  ...injected.map((f) => `| ${f.fault} | ${f.at.slice(11, 19)} | ${f.ok ? 'injected, recovered' : `FAILED: ${f.error}`} |`),
+  '',
+  '| figure | value |',
+  '| --- | --- |',
+  `| API commands ok / failed during faults | ${stats.apiOk} / ${stats.apiFailed} |`,
+  `| SQL transactions ok / failed during faults | ${stats.sqlOk} / ${stats.sqlFailed} |`,
+  `| events written (cdc.event_store) | ${written} |`,
+  `| events verified in history exactly once | ${verified} |`,
+  `| missing / duplicated | ${missing} / ${duplicates} |`,
+  `| version gaps | ${gaps} |`,
+  `| state documents checked / mismatched | ${stateChecked} / ${stateMismatches} |`,
+  `| DLQ depth / outbox left | ${dlqDepth} / ${outbox?.n ?? 0} |`,
+  `| drained | ${drained ? 'yes' : 'NO'} |`,
+  '',
+  ok ? 'RESULT: nothing lost, nothing duplicated' : `RESULT: FAILED\n${problems.slice(0, 30).join('\n')}`,
+].join('\n')
+console.log(table)
+await Bun.write(`${logDir}/report.md`, `${table}\n`)
+process.exit(ok ? 0 : 1)
+
+function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys)
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.keys(value).sort().map((k) => [k, sortKeys((value as Record<string, unknown>)[k])]))
+  }
+  return value
+}
+
+async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string) {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (await check().catch(() => false)) return
+    await Bun.sleep(500)
+  }
+  throw new Error(`timed out waiting for ${what}`)
+}
