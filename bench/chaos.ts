@@ -4,11 +4,10 @@
 // committed event is in the MongoDB history exactly once, versions are gapless per aggregate, the read model equals
 // the PostgreSQL rows and the DLQ is empty. Exit code 1 on any loss, duplicate or mismatch. Loopback only.
 import { parseArgs } from 'node:util'
-import { mkdirSync, openSync } from 'node:fs'
 import { connect, ident, type Db } from '../src/clients/postgres.ts'
 import { connectMongo } from '../src/clients/mongo.ts'
 import { createKafka } from '../src/clients/kafka.ts'
-import { loadConfig } from '../src/config.ts'
+import { createPipeline, stack, waitFor, type RoleName } from './pipeline.ts'
 import { topicFor } from '../src/topics.ts'
 import { dlqTopic } from '../src/events.ts'
 
@@ -25,63 +24,11 @@ if (!(seconds >= 20) || !(drainSeconds > 0) || !['poll', 'wal'].includes(relayMo
   process.exit(2)
 }
 
-const root = new URL('..', import.meta.url).pathname
 const say = (m: string) => console.error(`[chaos ${new Date().toISOString().slice(11, 19)}] ${m}`)
-const stack = (...args: string[]) => {
-  const r = Bun.spawnSync(['bash', `${root}test/stack/stack.sh`, ...args], { stdout: 'pipe', stderr: 'pipe' })
-  if (r.exitCode !== 0) throw new Error(`stack ${args.join(' ')} failed: ${r.stderr.toString().slice(-500)}`)
-}
-stack('up')
-
-const base = await loadConfig({ path: `${root}cdc.toml`, env: {} })
-const tag = `chaos_${Date.now().toString(36)}`
-const dbUrl = new URL(base.postgres.url)
-dbUrl.pathname = `/${tag}`
-const port = 18000 + Math.floor(Math.random() * 1000)
-const childEnv: Record<string, string> = {
-  ...(process.env as Record<string, string>),
-  CDC_CONFIG: `${root}cdc.toml`,
-  CDC_POSTGRES_URL: dbUrl.toString(),
-  CDC_KAFKA_TOPIC_TEMPLATE: `${tag}.{table}`,
-  CDC_KAFKA_CLIENT_ID: tag,
-  CDC_MONGO_DATABASE: tag,
-  CDC_CONSUME_GROUP_ID: `${tag}-history`,
-  CDC_RELAY_TRANSACTIONAL_ID: `${tag}-relay`,
-  CDC_RELAY_SLOT: `${tag}_slot`,
-  CDC_RELAY_PUBLICATION: `${tag}_pub`,
-  CDC_RELAY_MODE: relayMode,
-  CDC_HTTP_PORT: String(port),
-  CDC_LOG_LEVEL: 'info',
-}
-const config = await loadConfig({ path: `${root}cdc.toml`, env: childEnv })
-const logDir = `${root}.stack/chaos/${tag}`
-mkdirSync(logDir, { recursive: true })
-
-{
-  const admin = connect({ url: base.postgres.url, max: 1 })
-  await admin.query(`create database ${tag}`)
-  await admin.end()
-}
-const cli = (args: string[]) => ['bun', 'run', `${root}src/cli.ts`, ...args]
-const migrate = Bun.spawnSync(cli(['migrate']), { env: childEnv, stdout: 'pipe', stderr: 'pipe' })
-if (migrate.exitCode !== 0) throw new Error(`migrate failed: ${migrate.stderr.toString().slice(-1000)}`)
-
-// --- the roles, each its own process -------------------------------------------------------------------------------
-type RoleName = 'relay' | 'consume' | 'serve'
-const procs = new Map<RoleName, Bun.Subprocess>()
-function start(role: RoleName) {
-  const out = openSync(`${logDir}/${role}.log`, 'a')
-  procs.set(role, Bun.spawn(cli([role]), { env: childEnv, stdout: out, stderr: out }))
-}
-async function kill9(role: RoleName) {
-  const p = procs.get(role)
-  p?.kill(9)
-  await p?.exited
-}
-for (const role of ['relay', 'consume', 'serve'] as const) start(role)
-
-const api = `http://127.0.0.1:${port}`
-const db: Db = connect({ url: dbUrl.toString(), max: 6 })
+const pipeline = await createPipeline('chaos', { CDC_RELAY_MODE: relayMode })
+const { config, tag, logDir, api } = pipeline
+for (const role of ['relay', 'consume', 'serve'] as const) pipeline.start(role)
+const db: Db = connect({ url: config.postgres.url, max: 6 })
 await waitFor(async () => (await fetch(`${api}/healthz`).catch(() => null))?.ok ?? false, 30_000, 'API up')
 
 // --- the load: API commands and plain SQL, tolerant of outages (only committed writes count) -----------------------
@@ -176,9 +123,9 @@ interface Fault {
 const restartAfterKill = (role: RoleName): Fault => ({
   name: `kill -9 ${role}, restart`,
   async inject() {
-    await kill9(role)
+    await pipeline.kill9(role)
     await Bun.sleep(1000)
-    start(role)
+    pipeline.start(role)
   },
 })
 const serverOutage = (server: 'postgres' | 'kafka' | 'mongo'): Fault => ({
@@ -326,10 +273,7 @@ if (dlqDepth > 0) problems.push(`DLQ holds ${dlqDepth} messages`)
 const [outbox] = await db.query<{ n: number }>('select count(*)::int as n from cdc.outbox').catch(() => [{ n: 0 }])
 
 // --- report -----------------------------------------------------------------------------------------------------------
-for (const role of ['serve', 'consume', 'relay'] as const) {
-  procs.get(role)?.kill('SIGTERM')
-  await procs.get(role)?.exited
-}
+await pipeline.stopAll()
 await kafka.close()
 await store.close()
 await db.end()
@@ -358,6 +302,7 @@ const table = [
 ].join('\n')
 console.log(table)
 await Bun.write(`${logDir}/report.md`, `${table}\n`)
+if (ok) await pipeline.dropDatabase()
 process.exit(ok ? 0 : 1)
 
 function sortKeys(value: unknown): unknown {
@@ -366,13 +311,4 @@ function sortKeys(value: unknown): unknown {
     return Object.fromEntries(Object.keys(value).sort().map((k) => [k, sortKeys((value as Record<string, unknown>)[k])]))
   }
   return value
-}
-
-async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string) {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    if (await check().catch(() => false)) return
-    await Bun.sleep(500)
-  }
-  throw new Error(`timed out waiting for ${what}`)
 }

@@ -1,0 +1,99 @@
+// A whole pipeline on the local stack for the end-to-end benchmark and the chaos run: its own database, topics,
+// consumer group and MongoDB database, migrated, with the roles as child processes of the real CLI.
+import { mkdirSync, openSync } from 'node:fs'
+import { connect } from '../src/clients/postgres.ts'
+import { loadConfig, type Config } from '../src/config.ts'
+
+export const ROOT = new URL('..', import.meta.url).pathname
+
+export function stack(...args: string[]) {
+  const r = Bun.spawnSync(['bash', `${ROOT}test/stack/stack.sh`, ...args], { stdout: 'pipe', stderr: 'pipe' })
+  if (r.exitCode !== 0) throw new Error(`stack ${args.join(' ')} failed: ${r.stderr.toString().slice(-500)}`)
+}
+
+export type RoleName = 'relay' | 'consume' | 'serve' | 'all'
+
+export interface Pipeline {
+  tag: string
+  config: Config
+  env: Record<string, string>
+  api: string
+  logDir: string
+  start(role: RoleName, args?: string[]): void
+  kill9(role: RoleName): Promise<void>
+  stopAll(): Promise<void>
+  dropDatabase(): Promise<void>
+}
+
+export async function createPipeline(prefix: string, overrides: Record<string, string> = {}): Promise<Pipeline> {
+  stack('up')
+  const base = await loadConfig({ path: `${ROOT}cdc.toml`, env: {} })
+  const tag = `${prefix}_${Date.now().toString(36)}`
+  const dbUrl = new URL(base.postgres.url)
+  dbUrl.pathname = `/${tag}`
+  const port = 18000 + Math.floor(Math.random() * 1000)
+  const env: Record<string, string> = {
+    ...(process.env as Record<string, string>),
+    CDC_CONFIG: `${ROOT}cdc.toml`,
+    CDC_POSTGRES_URL: dbUrl.toString(),
+    CDC_KAFKA_TOPIC_TEMPLATE: `${tag}.{table}`,
+    CDC_KAFKA_CLIENT_ID: tag,
+    CDC_MONGO_DATABASE: tag,
+    CDC_CONSUME_GROUP_ID: `${tag}-history`,
+    CDC_RELAY_TRANSACTIONAL_ID: `${tag}-relay`,
+    CDC_RELAY_SLOT: `${tag}_slot`,
+    CDC_RELAY_PUBLICATION: `${tag}_pub`,
+    CDC_HTTP_PORT: String(port),
+    CDC_LOG_LEVEL: 'info',
+    ...overrides,
+  }
+  const config = await loadConfig({ path: `${ROOT}cdc.toml`, env })
+  const logDir = `${ROOT}.stack/runs/${tag}`
+  mkdirSync(logDir, { recursive: true })
+  const admin = connect({ url: base.postgres.url, max: 1 })
+  await admin.query(`create database ${tag}`)
+  await admin.end()
+  const cli = (args: string[]) => ['bun', 'run', `${ROOT}src/cli.ts`, ...args]
+  const migrate = Bun.spawnSync(cli(['migrate']), { env, stdout: 'pipe', stderr: 'pipe' })
+  if (migrate.exitCode !== 0) throw new Error(`migrate failed: ${migrate.stderr.toString().slice(-1000)}`)
+
+  const procs = new Map<RoleName, Bun.Subprocess>()
+  return {
+    tag,
+    config,
+    env,
+    api: `http://127.0.0.1:${port}`,
+    logDir,
+    start(role, args = []) {
+      const out = openSync(`${logDir}/${role}.log`, 'a')
+      procs.set(role, Bun.spawn(cli([role, ...args]), { env, stdout: out, stderr: out }))
+    },
+    async kill9(role) {
+      const p = procs.get(role)
+      p?.kill(9)
+      await p?.exited
+    },
+    async stopAll() {
+      for (const p of [...procs.values()].reverse()) {
+        p.kill('SIGTERM')
+        await Promise.race([p.exited, Bun.sleep(20_000)])
+        p.kill(9)
+      }
+    },
+    async dropDatabase() {
+      const admin = connect({ url: base.postgres.url, max: 1 })
+      await admin.query(`select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = $1 and not active`, [`${tag}_slot`]).catch(() => {})
+      await admin.query(`drop database if exists ${tag} with (force)`).catch(() => {})
+      await admin.end()
+    },
+  }
+}
+
+export async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string, stepMs = 250) {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (await check().catch(() => false)) return
+    await Bun.sleep(stepMs)
+  }
+  throw new Error(`timed out waiting for ${what}`)
+}

@@ -1,0 +1,1 @@
+delete from customers where id = $1 returning id

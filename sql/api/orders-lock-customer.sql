@@ -1,0 +1,1 @@
+select id from customers where id = $1 for share

@@ -1,0 +1,1 @@
+delete from products where id = $1 returning id

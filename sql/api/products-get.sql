@@ -1,0 +1,1 @@
+select id, category, name, price from products where id = $1
