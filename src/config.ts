@@ -24,6 +24,8 @@ export const TableCaptureSchema = v.strictObject({
   exclude: v.optional(v.array(identifier), []),
   /** Columns captured as "***" in images and changes. */
   mask: v.optional(v.array(identifier), []),
+  /** Columns (e.g. updated_at) whose change alone makes no event; they ride along with the update's first event. */
+  incidental: v.optional(v.array(identifier), []),
 })
 
 /** An aggregate root whose children are folded into one event per transaction (built at commit time). */

@@ -1,0 +1,31 @@
+// Shared by the capture tests: a migrated test database and readers of what the triggers wrote.
+import * as v from 'valibot'
+import { createTestEnv, type TestEnv } from '../support/env.ts'
+import { migrate } from '../../src/capture/migrate.ts'
+import type { Config } from '../../src/config.ts'
+import type { Db } from '../../src/clients/postgres.ts'
+import { EventSchema, type CdcEvent } from '../../src/events.ts'
+
+export async function migratedEnv(overrides: (c: Config) => void = () => {}): Promise<TestEnv> {
+  const env = await createTestEnv(overrides)
+  await migrate(env.rt)
+  return env
+}
+
+/** Every stored event (validated against the envelope schema), in aggregate then version order. */
+export async function storedEvents(db: Db, aggregateType?: string): Promise<CdcEvent[]> {
+  const rows = await db.query<{ payload: unknown }>(
+    `select payload from cdc.event_store where $1::text is null or aggregate_type = $1
+      order by aggregate_type, aggregate_id, version`,
+    [aggregateType ?? null],
+  )
+  return rows.map((r) => v.parse(EventSchema, r.payload))
+}
+
+/** Runs `fn` in a transaction after setting the given cdc.* settings (as the API does with SET LOCAL). */
+export function withSettings<T>(db: Db, settings: Record<string, string>, fn: (tx: Db) => Promise<T>): Promise<T> {
+  return db.begin(async (tx) => {
+    for (const [key, value] of Object.entries(settings)) await tx.query('select set_config($1, $2, true)', [`cdc.${key}`, value])
+    return fn(tx)
+  })
+}
