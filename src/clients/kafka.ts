@@ -28,8 +28,11 @@ export interface Producer {
 }
 
 export interface TransactionalProducer {
-  /** All messages become visible to read_committed consumers together, or none do. */
-  sendInTransaction(messages: OutMessage[]): Promise<void>
+  /**
+   * All messages become visible to read_committed consumers together, or none do. `beforeCommit` runs after the
+   * broker acknowledged the sends and before the commit: throwing there aborts (e.g. a relay that lost leadership).
+   */
+  sendInTransaction(messages: OutMessage[], beforeCommit?: () => Promise<void>): Promise<void>
   disconnect(): Promise<void>
 }
 
@@ -45,7 +48,10 @@ export interface PartitionBatch {
 }
 
 export interface Consumer {
-  /** Calls `onBatch` per partition batch; nothing is committed unless `commit` is called. */
+  /**
+   * Calls `onBatch` per partition batch. When it returns, the batch is done for this member (the next fetch starts
+   * after it); when it throws, the batch is fetched again. Nothing is committed unless `commit` is called.
+   */
   run(onBatch: (batch: PartitionBatch) => Promise<void>): Promise<void>
   /** Commits "next offset to read" per partition. */
   commit(offsets: { topic: string; partition: number; offset: string }[]): Promise<void>
@@ -84,6 +90,8 @@ export interface KafkaClient {
   deleteTopics(topics: string[]): Promise<void>
   /** Committed offsets of a group and the topic's end offsets: the consumer lag per partition. */
   lag(groupId: string, topic: string): Promise<{ partition: number; committed: number; end: number }[]>
+  /** First and next-to-write offset of each partition (a one-shot reader reads [low, high)). */
+  offsets(topic: string): Promise<{ partition: number; low: number; high: number }[]>
   /** Reachability probe for /readyz. */
   ping(): Promise<void>
   close(): Promise<void>
@@ -166,14 +174,19 @@ export function createKafka(options: KafkaOptions): KafkaClient {
         maxInFlightRequests: 1,
         allowAutoTopicCreation: false,
         transactionTimeout: 60_000,
+        // The broker answers CONCURRENT_TRANSACTIONS while it still writes the previous commit's markers (a few ms);
+        // kafkajs' 100 ms first retry would cap back-to-back transactions at a few per second. Retries stay unlimited,
+        // as kafkajs requires for an idempotent producer.
+        retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 10, maxRetryTime: 2000 },
       })
       await p.connect()
       track(p)
       return {
-        sendInTransaction: async (messages) => {
+        sendInTransaction: async (messages, beforeCommit) => {
           const tx = await p.transaction()
           try {
             await tx.sendBatch({ topicMessages: toKafkaMessages(messages), acks: -1 })
+            await beforeCommit?.()
             await tx.commit()
           } catch (error) {
             await tx.abort().catch(() => {})
@@ -200,7 +213,8 @@ export function createKafka(options: KafkaOptions): KafkaClient {
         run: (onBatch) =>
           c.run({
             autoCommit: false,
-            eachBatchAutoResolve: false,
+            // Once onBatch returns, this member fetches past the batch (committing is still up to the caller).
+            eachBatchAutoResolve: true,
             partitionsConsumedConcurrently: o.partitionsConsumedConcurrently ?? 1,
             eachBatch: async ({ batch, heartbeat, isRunning, isStale }) => {
               await onBatch({
@@ -253,6 +267,10 @@ export function createKafka(options: KafkaOptions): KafkaClient {
       const [ends, committed] = await Promise.all([a.fetchTopicOffsets(topic), a.fetchOffsets({ groupId, topics: [topic] })])
       const done = new Map((committed[0]?.partitions ?? []).map((p) => [p.partition, Number(p.offset)]))
       return ends.map((e) => ({ partition: e.partition, end: Number(e.high), committed: Math.max(0, done.get(e.partition) ?? 0) }))
+    },
+    async offsets(topic) {
+      const ends = await (await withAdmin()).fetchTopicOffsets(topic)
+      return ends.map((e) => ({ partition: e.partition, low: Number(e.low), high: Number(e.high) }))
     },
     async ping() {
       await (await withAdmin()).describeCluster()

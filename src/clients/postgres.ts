@@ -1,6 +1,7 @@
 // The only module that imports postgres.js. Everything else talks to PostgreSQL through `Db`: statement text from sql/
 // (or a constant), values always as parameters, identifiers only through `ident()` after an allow-list check.
 import postgres from 'postgres'
+import type { Duplex } from 'node:stream'
 
 export type Row = Record<string, unknown>
 
@@ -99,5 +100,73 @@ function wrap(sql: Sql, closers: Set<() => void>): Db {
       }
     },
     end: (timeout = 5) => sql.end({ timeout }),
+  }
+}
+
+/** A logical replication stream (CopyBoth): the server's CopyData payloads in, standby status updates out. */
+export interface ReplicationStream {
+  /** Each CopyData payload: XLogData ('w') or primary keepalive ('k'). */
+  onData(fn: (chunk: Buffer) => void): void
+  /** Sends one CopyData payload (a standby status update 'r'). */
+  write(chunk: Buffer): void
+  /** Stop/continue reading (backpressure while the consumer of the stream is behind). */
+  pause(): void
+  resume(): void
+  /** Resolves (never rejects) when the stream or its connection ends, with the error if there was one. */
+  readonly closed: Promise<Error | undefined>
+  end(): Promise<void>
+}
+
+export interface ReplicationOptions {
+  url: string
+  slot: string
+  publication: string
+  name?: string
+  /** Deliver pg_logical_emit_message records ('M'); PostgreSQL 14+. */
+  messages?: boolean
+}
+
+/**
+ * START_REPLICATION on a persistent slot with pgoutput, from the slot's confirmed position. Decoding the stream is the
+ * caller's job; what it confirms as flushed is what the server may discard, so only confirm what is safely elsewhere.
+ */
+export async function startReplication(options: ReplicationOptions): Promise<ReplicationStream> {
+  // Both names are interpolated into a replication command (no parameters there): identifiers only.
+  const slot = ident(options.slot).slice(1, -1)
+  const publication = ident(options.publication).slice(1, -1)
+  let resolveClosed!: (error: Error | undefined) => void
+  const closed = new Promise<Error | undefined>((resolve) => (resolveClosed = resolve))
+  const sql = postgres(options.url, {
+    max: 1,
+    fetch_types: false,
+    // Never recycled: the stream lives as long as the connection.
+    idle_timeout: null,
+    max_lifetime: null,
+    onnotice: () => {},
+    connection: { application_name: options.name ?? 'cdc-relay-wal', replication: 'database' },
+    onclose: () => resolveClosed(new Error('replication connection closed')),
+  } as never)
+  try {
+    const command = `START_REPLICATION SLOT ${slot} LOGICAL 0/0 (proto_version '1', publication_names '${publication}'${
+      options.messages === false ? '' : ", messages 'true'"
+    })`
+    // postgres.js resolves CopyBoth as a Duplex (typed Writable): its readable side carries the CopyData payloads.
+    const stream = (await sql.unsafe(command).writable()) as unknown as Duplex
+    stream.on('error', (error: Error) => resolveClosed(error))
+    stream.on('close', () => resolveClosed(undefined))
+    return {
+      onData: (fn) => stream.on('data', fn),
+      write: (chunk) => void stream.write(chunk),
+      pause: () => void stream.pause(),
+      resume: () => void stream.resume(),
+      closed,
+      end: async () => {
+        stream.destroy()
+        await sql.end({ timeout: 1 }).catch(() => {})
+      },
+    }
+  } catch (error) {
+    await sql.end({ timeout: 1 }).catch(() => {})
+    throw error
   }
 }

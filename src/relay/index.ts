@@ -1,5 +1,71 @@
+// `cdc relay`: one leader (advisory lock) publishes captured events to Kafka, in poll mode (outbox + NOTIFY) or wal
+// mode (logical replication slot); standbys wait for the lock and take over when the leader dies or loses it.
+import { ConfigError } from '../config.ts'
 import type { Role, Runtime } from '../runtime.ts'
-// PLACEHOLDER — owned by the relay work.
-export async function startRelay(_rt: Runtime, _options: { mode?: 'poll' | 'wal' } = {}): Promise<Role> {
-  throw new Error('relay: not implemented yet')
+import { Backoff } from './backoff.ts'
+import { acquireLeadership } from './leader.ts'
+import { relayMetrics } from './metrics.ts'
+import { runPoll, type RelaySession } from './poll.ts'
+import { createPublisher } from './publish.ts'
+import { runWal } from './wal.ts'
+
+const STATUS_LOG_MS = 30_000
+
+export async function startRelay(rt: Runtime, options: { mode?: 'poll' | 'wal' } = {}): Promise<Role> {
+  const mode = options.mode ?? rt.config.relay.mode
+  if (mode === 'poll' && rt.config.capture.mode === 'emit') {
+    // Emit mode writes no outbox rows: a poll relay would publish nothing, silently.
+    throw new ConfigError('relay', ['relay.mode: capture.mode "emit" needs relay.mode "wal" (or --mode wal)'])
+  }
+  const log = rt.log.child({ role: 'relay', mode })
+  const stop = new AbortController()
+  relayMetrics.leader.set(0)
+
+  const loop = async () => {
+    const backoff = new Backoff(rt.config.relay.retryMaxMs)
+    while (!stop.signal.aborted) {
+      const leader = await acquireLeadership(
+        { url: rt.config.postgres.url, name: rt.config.relay.transactionalId, log, retryMaxMs: rt.config.relay.retryMaxMs },
+        stop.signal,
+      )
+      if (!leader) break
+      relayMetrics.leader.set(1)
+      log.info('relay is the leader', { transactionalId: rt.config.relay.transactionalId })
+      const session = AbortSignal.any([stop.signal, leader.signal])
+      const publisher = createPublisher(rt, log, mode)
+      const s: RelaySession = { rt, log, leader, publisher, signal: session }
+      try {
+        await (mode === 'wal' ? runWal(s) : runPoll(s))
+      } catch (error) {
+        log.error('relay session failed; restarting it', { error })
+        await backoff.wait(stop.signal)
+      } finally {
+        relayMetrics.leader.set(0)
+        await publisher.close()
+        await leader.release()
+      }
+      if (!stop.signal.aborted) log.warn('relay stepped down; waiting for the leadership lock again')
+    }
+  }
+
+  log.info('relay starting', { transactionalId: rt.config.relay.transactionalId })
+  const done = loop()
+  // The same figures as the metrics, in the log, for deployments without a Prometheus scraper.
+  const status = setInterval(() => {
+    if (relayMetrics.leader.get() !== 1) return
+    log.info('relay status', {
+      backlog: relayMetrics.backlog.get({ mode }),
+      lagSeconds: relayMetrics.lag.get({ mode }),
+      publishedTotal: relayMetrics.published.get({ mode }),
+    })
+  }, STATUS_LOG_MS)
+  return {
+    name: 'relay',
+    async stop() {
+      clearInterval(status)
+      stop.abort()
+      await done
+      log.info('relay stopped')
+    },
+  }
 }

@@ -1,0 +1,186 @@
+// Relay throughput and latency, poll and wal modes. Throughput: a pre-filled backlog (transactions of TX_SIZE events)
+// drained from PostgreSQL to Kafka (read, one Kafka transaction per batch, delete / confirm), next to the raw kafkajs
+// idempotent producer sending the same messages in the same batch sizes. Latency: commit of a one-event transaction
+// until a read_committed consumer has it. kafkajs is imported here only for the raw baseline.
+import { Kafka, logLevel } from 'kafkajs'
+import type { BenchCase, CaseResult, Measurement } from '../types.ts'
+import { percentile } from '../types.ts'
+import { createTestEnv, type TestEnv } from '../../test/support/env.ts'
+import { migrate } from '../../src/capture/migrate.ts'
+import { startRelay } from '../../src/relay/index.ts'
+import { relayMetrics } from '../../src/relay/metrics.ts'
+import { toMessage, type Outgoing } from '../../src/relay/publish.ts'
+import { EventHeaders } from '../../src/events.ts'
+
+const TX_SIZE = 5
+const AGGREGATES = 500
+const BATCH = 1000 // relay.batchSize default
+
+/** `count` events in transactions of TX_SIZE, committed one by one; event g is version g / AGGREGATES + 1 of b<g % AGGREGATES>. */
+const PREFILL = `do $$
+declare base int;
+begin
+  for base in 0 .. $COUNT - 1 by ${TX_SIZE} loop
+    insert into cdc.outbox (event_id, tx_id, aggregate_type, aggregate_id, version, type, occurred_at, payload)
+    select id, pg_current_xact_id(), 'customers', 'b' || (g % ${AGGREGATES}), g / ${AGGREGATES} + 1, 'CustomerUpdated', now(),
+           jsonb_build_object('id', id, 'type', 'CustomerUpdated', 'op', 'u',
+             'aggregate', jsonb_build_object('type', 'customers', 'id', 'b' || (g % ${AGGREGATES})),
+             'version', g / ${AGGREGATES} + 1, 'tx', jsonb_build_object('id', pg_current_xact_id()::text, 'index', g - base),
+             'occurredAt', to_char(now() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+             'actor', jsonb_build_object('id', 'bench', 'source', 'sql'), 'reason', null, 'correlationId', null,
+             'causationId', null, 'changes', jsonb_build_array(jsonb_build_object('path', 'name', 'before', 'old name', 'after', 'new name')),
+             'before', jsonb_build_object('id', g, 'name', 'old name', 'email', 'someone@example.com', 'address', '1 Main Street'),
+             'after', jsonb_build_object('id', g, 'name', 'new name', 'email', 'someone@example.com', 'address', '1 Main Street'),
+             'schema', 1)
+      from (select g, gen_random_uuid() as id from generate_series(base, least(base + ${TX_SIZE}, $COUNT) - 1) g) x;
+    commit;
+  end loop;
+end $$`
+
+async function waitFor(check: () => boolean, timeoutMs: number) {
+  const deadline = performance.now() + timeoutMs
+  while (!check()) {
+    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms`)
+    await Bun.sleep(1)
+  }
+}
+
+/** Drains `count` pre-filled events; the clock starts at the first committed batch (leader election and producer
+ * start-up excluded, as for the raw producer's connect). */
+async function drain(env: TestEnv, mode: 'poll' | 'wal', count: number): Promise<Measurement> {
+  const base = relayMetrics.published.get({ mode })
+  const relay = await startRelay(env.rt, { mode })
+  try {
+    await waitFor(() => relayMetrics.published.get({ mode }) > base, 60_000)
+    const t0 = performance.now()
+    const first = relayMetrics.published.get({ mode }) - base
+    await waitFor(() => relayMetrics.published.get({ mode }) - base >= count, 300_000)
+    const seconds = (performance.now() - t0) / 1000
+    return { perSecond: (count - first) / seconds, count: count - first, seconds }
+  } finally {
+    await relay.stop()
+  }
+}
+
+async function rawProducer(env: TestEnv, events: Outgoing[]): Promise<Measurement> {
+  const topics = [...new Set(events.map((e) => toMessage(env.config, e).topic))]
+  await env.rt.kafka().ensureTopics(topics.map((topic) => ({ topic, partitions: env.config.kafka.partitions, replicationFactor: 1 })))
+  const kafka = new Kafka({ clientId: `${env.tag}-raw`, brokers: env.config.kafka.brokers, logLevel: logLevel.NOTHING })
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false })
+  await producer.connect()
+  try {
+    const messages = events.map((e) => toMessage(env.config, e))
+    const send = (slice: typeof messages) =>
+      producer.sendBatch({ acks: -1, topicMessages: [{ topic: slice[0]!.topic, messages: slice.map(({ key, value, headers }) => ({ key, value, headers })) }] })
+    await send(messages.slice(0, BATCH)) // warm-up, like the relay's first batch
+    const t0 = performance.now()
+    for (let i = BATCH; i < messages.length; i += BATCH) await send(messages.slice(i, i + BATCH))
+    const seconds = (performance.now() - t0) / 1000
+    return { perSecond: (messages.length - BATCH) / seconds, count: messages.length - BATCH, seconds }
+  } finally {
+    await producer.disconnect()
+  }
+}
+
+/** The same messages as the relay publishes, for the raw baseline (values of the same size and shape). */
+async function sameEvents(env: TestEnv, count: number): Promise<Outgoing[]> {
+  await env.rt.db().script(PREFILL.replaceAll('$COUNT', String(count)))
+  const rows = await env.rt.db().query<{ event_id: string; aggregate_id: string; version: number; payload: string }>(
+    'select event_id::text, aggregate_id, version, payload::text from cdc.outbox order by seq',
+  )
+  await env.rt.db().query('truncate cdc.outbox')
+  return rows.map((r) => ({ eventId: r.event_id, aggregateType: 'customers', aggregateId: r.aggregate_id, version: r.version, type: 'CustomerUpdated', value: r.payload }))
+}
+
+/** Commit → visible to a read_committed consumer, one-event transactions at a steady rate. */
+async function latency(env: TestEnv, mode: 'poll' | 'wal', seconds: number): Promise<Measurement> {
+  const relay = await startRelay(env.rt, { mode })
+  const topic = `${env.tag}.customers`
+  await env.rt.kafka().ensureTopics([{ topic, partitions: env.config.kafka.partitions, replicationFactor: 1 }])
+  const committed = new Map<string, number>()
+  const latencies: number[] = []
+  const consumer = await env.rt.kafka().consumer({ groupId: `${env.tag}-lat-${mode}`, topics: [topic], fromBeginning: false })
+  void consumer.run(async (batch) => {
+    const now = performance.now()
+    for (const m of batch.messages) {
+      const at = committed.get(m.headers[EventHeaders.id]!)
+      if (at !== undefined) latencies.push(now - at)
+    }
+  })
+  try {
+    await Bun.sleep(3000) // group join
+    const db = env.rt.db()
+    const deadline = performance.now() + seconds * 1000
+    let n = 0
+    while (performance.now() < deadline) {
+      const id = crypto.randomUUID()
+      const payload = JSON.stringify({ id, type: 'CustomerUpdated', aggregate: { type: 'customers', id: `l${n % 50}` } })
+      await db.begin(async (tx) => {
+        await tx.query(
+          `insert into cdc.outbox (event_id, tx_id, aggregate_type, aggregate_id, version, type, occurred_at, payload)
+           values ($1, pg_current_xact_id(), 'customers', $2, $3, 'CustomerUpdated', now(), $4::text::jsonb)`,
+          [id, `l${n % 50}`, Math.floor(n / 50) + 1, payload],
+        )
+        await tx.query(`select pg_notify('cdc_outbox', '')`)
+      })
+      committed.set(id, performance.now())
+      n++
+      await Bun.sleep(10)
+    }
+    const deadlineAll = performance.now() + 10_000
+    while (latencies.length < committed.size && performance.now() < deadlineAll) await Bun.sleep(50)
+  } finally {
+    await consumer.stop().catch(() => {})
+    await relay.stop()
+  }
+  latencies.sort((a, b) => a - b)
+  return {
+    perSecond: latencies.length / seconds,
+    p50Ms: percentile(latencies, 50),
+    p95Ms: percentile(latencies, 95),
+    p99Ms: percentile(latencies, 99),
+    count: latencies.length,
+    seconds,
+  }
+}
+
+export const relay: BenchCase = async ({ scale, log }) => {
+  const count = Math.max(2000, Math.round(30_000 * scale))
+  const results: CaseResult[] = []
+  for (const mode of ['poll', 'wal'] as const) {
+    const env = await createTestEnv((c) => {
+      c.relay.batchSize = BATCH
+      c.relay.lingerMs = 5
+    })
+    try {
+      await migrate(env.rt)
+      log(`${mode}: raw kafkajs producer, ${count} events in batches of ${BATCH}`)
+      const raw = await rawProducer(env, await sameEvents(env, count))
+      if (mode === 'wal') {
+        // The slot must exist before the backlog is written, so the backlog is streamed (not drained the poll way).
+        const r = await startRelay(env.rt, { mode })
+        await waitFor(() => relayMetrics.leader.get() === 1, 30_000)
+        await Bun.sleep(1500)
+        await r.stop()
+      }
+      log(`${mode}: pre-filling ${count} events (${TX_SIZE} per transaction)`)
+      await env.rt.db().script(PREFILL.replaceAll('$COUNT', String(count)))
+      log(`${mode}: draining`)
+      const ours = await drain(env, mode, count)
+      results.push({
+        name: `relay/${mode}`, stage: 'relay', unit: 'event', ours, raw, ratio: ours.perSecond / raw.perSecond,
+        target: { ratio: 0.8 },
+        notes: `backlog of ${count} events (${TX_SIZE}/tx) → Kafka, one Kafka transaction per batch of ${BATCH} + ${mode === 'poll' ? 'outbox delete' : 'outbox delete + LSN confirm'}; raw = kafkajs idempotent sendBatch (no transaction), same messages and batch size`,
+      })
+      log(`${mode}: latency`)
+      const lat = await latency(env, mode, Math.max(2, 5 * scale))
+      results.push({
+        name: `relay/${mode}-latency`, stage: 'relay', unit: 'event', ours: lat,
+        notes: 'commit of a one-event transaction → received by a read_committed consumer (~100 tx/s)',
+      })
+    } finally {
+      await env.cleanup()
+    }
+  }
+  return results
+}

@@ -1,0 +1,1 @@
+delete from cdc.relay_slot_backfill where slot = $1

@@ -1,0 +1,12 @@
+// The relay's Prometheus series (process-wide registry, so `cdc all` shows them on /metrics).
+import { counter, gauge, histogram } from '../metrics.ts'
+
+export const relayMetrics = {
+  leader: gauge('cdc_relay_leader', 'Whether this process is the active relay (1) or a standby (0)'),
+  published: counter('cdc_relay_published_total', 'Events published to Kafka (committed Kafka transactions)'),
+  batches: counter('cdc_relay_batches_total', 'Kafka transactions committed by the relay'),
+  errors: counter('cdc_relay_errors_total', 'Relay failures by stage (each is retried with backoff)'),
+  backlog: gauge('cdc_relay_backlog_events', 'Events captured but not yet published (poll: outbox rows; wal: received, unpublished)'),
+  lag: gauge('cdc_relay_lag_seconds', 'Age of the oldest unpublished event (0 when nothing is pending)'),
+  batchSeconds: histogram('cdc_relay_batch_seconds', 'Time to publish and commit one Kafka transaction'),
+}

@@ -1,0 +1,145 @@
+// Decoding of the logical replication stream (CopyData payloads) and the pgoutput protocol v1, and the standby status
+// update we send back. Pure functions over Buffers; see PostgreSQL's "Logical Replication Message Formats".
+
+/** Microseconds between the Unix epoch and PostgreSQL's epoch (2000-01-01). */
+const PG_EPOCH_MICROS = 946_684_800_000_000n
+
+export type StreamMessage =
+  | { kind: 'xlog'; start: bigint; walEnd: bigint; body: Buffer }
+  | { kind: 'keepalive'; walEnd: bigint; replyRequested: boolean }
+
+export function parseStream(chunk: Buffer): StreamMessage | undefined {
+  if (chunk[0] === 0x77 /* w */) {
+    return { kind: 'xlog', start: chunk.readBigUInt64BE(1), walEnd: chunk.readBigUInt64BE(9), body: chunk.subarray(25) }
+  }
+  if (chunk[0] === 0x6b /* k */) {
+    return { kind: 'keepalive', walEnd: chunk.readBigUInt64BE(1), replyRequested: chunk[17] === 1 }
+  }
+  return undefined
+}
+
+export interface Relation {
+  id: number
+  schema: string
+  table: string
+  columns: string[]
+}
+
+export type PgOutput =
+  | { tag: 'begin'; finalLsn: bigint; commitTime: Date; xid: number }
+  | { tag: 'commit'; commitLsn: bigint; endLsn: bigint; commitTime: Date }
+  | { tag: 'relation'; relation: Relation }
+  | { tag: 'insert'; relationId: number; values: (string | null)[] }
+  | { tag: 'message'; transactional: boolean; lsn: bigint; prefix: string; content: Buffer }
+  | { tag: 'other'; code: string }
+
+class Reader {
+  offset = 0
+  constructor(private readonly b: Buffer) {}
+  u8() {
+    return this.b.readUInt8(this.offset++)
+  }
+  i16() {
+    const v = this.b.readInt16BE(this.offset)
+    this.offset += 2
+    return v
+  }
+  i32() {
+    const v = this.b.readInt32BE(this.offset)
+    this.offset += 4
+    return v
+  }
+  u64() {
+    const v = this.b.readBigUInt64BE(this.offset)
+    this.offset += 8
+    return v
+  }
+  time() {
+    return new Date(Number((this.b.readBigInt64BE((this.offset += 8) - 8) + PG_EPOCH_MICROS) / 1000n))
+  }
+  cstring() {
+    const end = this.b.indexOf(0, this.offset)
+    const s = this.b.toString('utf8', this.offset, end)
+    this.offset = end + 1
+    return s
+  }
+  bytes(n: number) {
+    const v = this.b.subarray(this.offset, this.offset + n)
+    this.offset += n
+    return v
+  }
+}
+
+export function parsePgOutput(body: Buffer): PgOutput {
+  const r = new Reader(body)
+  const code = String.fromCharCode(r.u8())
+  switch (code) {
+    case 'B':
+      return { tag: 'begin', finalLsn: r.u64(), commitTime: r.time(), xid: r.i32() }
+    case 'C': {
+      r.u8() // flags, unused
+      return { tag: 'commit', commitLsn: r.u64(), endLsn: r.u64(), commitTime: r.time() }
+    }
+    case 'R': {
+      const id = r.i32()
+      const schema = r.cstring()
+      const table = r.cstring()
+      r.u8() // replica identity
+      const n = r.i16()
+      const columns: string[] = []
+      for (let i = 0; i < n; i++) {
+        r.u8() // flags
+        columns.push(r.cstring())
+        r.i32() // type oid
+        r.i32() // type modifier
+      }
+      return { tag: 'relation', relation: { id, schema, table, columns } }
+    }
+    case 'I': {
+      const relationId = r.i32()
+      r.u8() // 'N': new tuple
+      return { tag: 'insert', relationId, values: readTuple(r) }
+    }
+    case 'M': {
+      const transactional = (r.u8() & 1) === 1
+      const lsn = r.u64()
+      const prefix = r.cstring()
+      const content = r.bytes(r.i32())
+      return { tag: 'message', transactional, lsn, prefix, content }
+    }
+    default:
+      return { tag: 'other', code }
+  }
+}
+
+function readTuple(r: Reader): (string | null)[] {
+  const n = r.i16()
+  const values: (string | null)[] = []
+  for (let i = 0; i < n; i++) {
+    const kind = String.fromCharCode(r.u8())
+    if (kind === 't') values.push(r.bytes(r.i32()).toString('utf8'))
+    else values.push(null) // 'n' null, 'u' unchanged TOAST (never for an insert)
+  }
+  return values
+}
+
+/** Standby status update: what we wrote, flushed and applied. The server may discard WAL up to `flushed`. */
+export function statusUpdate(flushed: bigint, replyRequested = false): Buffer {
+  const b = Buffer.alloc(34)
+  b[0] = 0x72 // r
+  b.writeBigUInt64BE(flushed, 1)
+  b.writeBigUInt64BE(flushed, 9)
+  b.writeBigUInt64BE(flushed, 17)
+  b.writeBigInt64BE(BigInt(Date.now()) * 1000n - PG_EPOCH_MICROS, 25)
+  b[33] = replyRequested ? 1 : 0
+  return b
+}
+
+export function formatLsn(lsn: bigint): string {
+  return `${(lsn >> 32n).toString(16).toUpperCase()}/${(lsn & 0xffffffffn).toString(16).toUpperCase()}`
+}
+
+export function parseLsn(text: string): bigint {
+  const [hi, lo] = text.split('/')
+  return (BigInt(`0x${hi}`) << 32n) | BigInt(`0x${lo}`)
+}

@@ -1,0 +1,94 @@
+// The Kafka side of the relay: builds the outgoing message (the only place), creates topics, and publishes one batch
+// per Kafka transaction with the leadership checked right before the commit.
+import type { OutMessage, TransactionalProducer } from '../clients/kafka.ts'
+import type { Config } from '../config.ts'
+import { EventHeaders, dlqTopic } from '../events.ts'
+import type { Logger } from '../log.ts'
+import type { Runtime } from '../runtime.ts'
+import { topicFor } from '../topics.ts'
+import { relayMetrics } from './metrics.ts'
+
+/** One captured event as the relay sees it: routing fields plus the envelope JSON text (the Kafka value). */
+export interface Outgoing {
+  eventId: string
+  aggregateType: string
+  aggregateId: string
+  version: number
+  type: string
+  /** The complete envelope, as JSON text. */
+  value: string
+}
+
+export function toMessage(config: Config, event: Outgoing): OutMessage {
+  return {
+    topic: topicFor(config, event.aggregateType, event.type),
+    key: event.aggregateId,
+    value: event.value,
+    headers: {
+      [EventHeaders.id]: event.eventId,
+      [EventHeaders.type]: event.type,
+      [EventHeaders.version]: String(event.version),
+    },
+  }
+}
+
+/** Topics known up front: each tracked table's template topic, the per-type topics, and the .dlq of each. */
+export function upfrontTopics(config: Config): string[] {
+  const topics = new Set<string>()
+  if (!config.kafka.topicTemplate.includes('{type}')) {
+    for (const table of config.capture.tracked) topics.add(topicFor(config, table, ''))
+  }
+  for (const topic of Object.values(config.kafka.topics)) topics.add(topic)
+  return [...topics].flatMap((t) => [t, dlqTopic(t)])
+}
+
+export interface Publisher {
+  /** Publishes `events` in one Kafka transaction; resolves once committed. Throws (nothing committed) on failure. */
+  publish(events: Outgoing[], beforeCommit: () => Promise<void>): Promise<void>
+  close(): Promise<void>
+}
+
+export function createPublisher(rt: Runtime, log: Logger, mode: string): Publisher {
+  const config = rt.config
+  const known = new Set<string>()
+  let producer: TransactionalProducer | undefined
+
+  const ensure = async (topics: Iterable<string>) => {
+    const wanted = new Set([...topics].flatMap((t) => (t.endsWith('.dlq') ? [t] : [t, dlqTopic(t)])))
+    const specs = [...wanted].filter((t) => !known.has(t))
+    if (specs.length === 0) return
+    await rt.kafka().ensureTopics(
+      specs.map((topic) => ({ topic, partitions: config.kafka.partitions, replicationFactor: config.kafka.replicationFactor })),
+    )
+    for (const t of specs) known.add(t)
+  }
+
+  const drop = async () => {
+    const p = producer
+    producer = undefined
+    await p?.disconnect().catch(() => {})
+  }
+
+  return {
+    async publish(events, beforeCommit) {
+      if (events.length === 0) return
+      const started = performance.now()
+      const messages = events.map((e) => toMessage(config, e))
+      try {
+        await ensure([...upfrontTopics(config), ...messages.map((m) => m.topic)])
+        // Created only by a leader: initialising the transactional id fences any older producer with the same id.
+        producer ??= await rt.kafka().transactionalProducer(config.relay.transactionalId)
+        await producer.sendInTransaction(messages, beforeCommit)
+      } catch (error) {
+        // A failed or fenced transactional producer is not reusable: start from a fresh one next time.
+        await drop()
+        throw error
+      }
+      relayMetrics.published.inc({ mode }, events.length)
+      relayMetrics.batches.inc({ mode })
+      relayMetrics.batchSeconds.observe((performance.now() - started) / 1000, { mode })
+      log.debug('published', { events: events.length, first: events[0]!.eventId, last: events.at(-1)!.eventId })
+    },
+    close: drop,
+  }
+}

@@ -1,0 +1,276 @@
+// WAL mode: logical replication (pgoutput) from a persistent slot. Outbox inserts ('I' on cdc.outbox) and, in
+// capture.mode "emit", transactional 'cdc' messages ('M') are collected per DB transaction (Begin … Commit); whole
+// transactions are published in one Kafka transaction, then their outbox rows are deleted, and only then is the
+// commit's end LSN confirmed to the slot. A crash anywhere replays from the last confirmed LSN: duplicates, never gaps.
+import findPublicationSql from '../../sql/relay/find-publication.sql' with { type: 'text' }
+import findSlotSql from '../../sql/relay/find-slot.sql' with { type: 'text' }
+import createSlotSql from '../../sql/relay/create-slot.sql' with { type: 'text' }
+import backfillStateSql from '../../sql/relay/backfill-state.sql' with { type: 'text' }
+import backfillBeginSql from '../../sql/relay/backfill-begin.sql' with { type: 'text' }
+import backfillBoundSql from '../../sql/relay/backfill-bound.sql' with { type: 'text' }
+import backfillFindSql from '../../sql/relay/backfill-find.sql' with { type: 'text' }
+import backfillDoneSql from '../../sql/relay/backfill-done.sql' with { type: 'text' }
+import deletePublishedSql from '../../sql/relay/delete-published.sql' with { type: 'text' }
+import { ident, isDbError, startReplication, type ReplicationStream } from '../clients/postgres.ts'
+import { Backoff, sleep } from './backoff.ts'
+import { LeadershipLost } from './leader.ts'
+import { relayMetrics } from './metrics.ts'
+import { drainOutbox, type RelaySession } from './poll.ts'
+import type { Outgoing } from './publish.ts'
+import { formatLsn, parsePgOutput, parseStream, statusUpdate, type Relation } from './pgoutput.ts'
+
+/** Prefix of the envelopes the capture trigger emits with pg_logical_emit_message in capture.mode "emit". */
+export const EMIT_PREFIX = 'cdc'
+const DUPLICATE_OBJECT = '42710'
+
+interface Tx {
+  events: Outgoing[]
+  seqs: number[]
+  commitTime: Date
+  endLsn: bigint
+}
+
+export async function runWal(s: RelaySession): Promise<void> {
+  const backoff = new Backoff(s.rt.config.relay.retryMaxMs)
+  let prepared = false
+  while (!s.signal.aborted) {
+    try {
+      if (!prepared) {
+        await prepare(s)
+        prepared = true
+      }
+      await stream(s, backoff)
+    } catch (error) {
+      if (s.signal.aborted || error instanceof LeadershipLost) break
+      relayMetrics.errors.inc({ mode: 'wal' })
+      const delayMs = backoff.next()
+      s.log.warn('relay replication failed; reconnecting', { error, delayMs })
+      await sleep(delayMs, s.signal)
+    }
+  }
+}
+
+/**
+ * Publication and persistent slot, created when missing. A new slot starts after the rows already in the outbox: those
+ * are drained the poll way, a duty recorded before the slot is created and cleared once done, so a crash in between
+ * repeats it (rows committed around the slot's creation may be published twice, never lost).
+ */
+async function prepare(s: RelaySession) {
+  const db = s.rt.db()
+  const { slot, publication } = s.rt.config.relay
+  if ((await db.query(findPublicationSql, [publication])).length === 0) {
+    await db
+      .query(`create publication ${ident(publication)} for table cdc.outbox with (publish = 'insert')`)
+      .catch((error) => {
+        if (!isDbError(error, DUPLICATE_OBJECT)) throw error
+      })
+    s.log.info('publication created', { publication })
+  }
+  const [existing] = await db.query<{ plugin: string }>(findSlotSql, [slot])
+  if (existing && existing.plugin !== 'pgoutput') throw new Error(`replication slot ${slot} uses ${existing.plugin}, not pgoutput`)
+  await db.query(backfillStateSql)
+  if (!existing) {
+    await db.query(backfillBeginSql, [slot])
+    const [created] = await db.query<{ lsn: string }>(createSlotSql, [slot]).catch((error) => {
+      if (isDbError(error, DUPLICATE_OBJECT)) return []
+      throw error
+    })
+    if (created) s.log.info('replication slot created', { slot, lsn: created.lsn })
+    await db.query(backfillBoundSql, [slot])
+  }
+  const [backfill] = await db.query<{ upto: number }>(backfillFindSql, [slot])
+  if (backfill) {
+    const drained = await drainOutbox(s, 'wal', backfill.upto)
+    if (s.signal.aborted) return
+    await db.query(backfillDoneSql, [slot])
+    s.log.info('outbox rows older than the slot published', { events: drained, upToSeq: backfill.upto })
+  }
+}
+
+async function stream(s: RelaySession, backoff: Backoff): Promise<void> {
+  const { rt, log, signal } = s
+  const cfg = rt.config.relay
+  const replication: ReplicationStream = await startReplication({
+    url: rt.config.postgres.url,
+    slot: cfg.slot,
+    publication: cfg.publication,
+  })
+  log.info('replication started', { slot: cfg.slot, publication: cfg.publication })
+  const relations = new Map<number, Relation>()
+  const ready: Tx[] = []
+  let readyEvents = 0
+  let open: Tx | undefined
+  let acked = 0n
+  let busy = false
+  let unsettled = 0
+  let settling: Promise<void> = Promise.resolve()
+  let paused = false
+  let failure: Error | undefined
+  let wake = () => {}
+  const maxBuffered = cfg.batchSize * 10
+
+  const idle = () => !open && ready.length === 0 && !busy && unsettled === 0
+  const confirm = (lsn: bigint, replyRequested = false) => {
+    if (lsn > acked) acked = lsn
+    replication.write(statusUpdate(acked, replyRequested))
+  }
+
+  const onMessage = (chunk: Buffer) => {
+    const m = parseStream(chunk)
+    if (!m) return
+    if (m.kind === 'keepalive') {
+      // Everything before walEnd has reached us; with nothing pending it is all published, so the slot may move on
+      // (this is what keeps an idle database from retaining WAL).
+      if (idle() && m.walEnd > acked) confirm(m.walEnd)
+      else if (m.replyRequested) confirm(acked)
+      return
+    }
+    const msg = parsePgOutput(m.body)
+    switch (msg.tag) {
+      case 'begin':
+        open = { events: [], seqs: [], commitTime: msg.commitTime, endLsn: 0n }
+        break
+      case 'relation':
+        relations.set(msg.relation.id, msg.relation)
+        break
+      case 'insert': {
+        const rel = relations.get(msg.relationId)
+        if (!open || rel?.schema !== 'cdc' || rel.table !== 'outbox') break
+        const row = Object.fromEntries(rel.columns.map((c, i) => [c, msg.values[i] ?? null]))
+        open.seqs.push(Number(row.seq))
+        open.events.push({
+          eventId: row.event_id!,
+          aggregateType: row.aggregate_type!,
+          aggregateId: row.aggregate_id!,
+          version: Number(row.version),
+          type: row.type!,
+          value: row.payload!,
+        })
+        break
+      }
+      case 'message':
+        if (msg.prefix === EMIT_PREFIX && msg.transactional && open) {
+          const event = fromEmitted(msg.content.toString('utf8'))
+          if (event) open.events.push(event)
+          // Unroutable (not an envelope): a capture bug, not data; stopping the stream on it would stop everything.
+          else {
+            relayMetrics.errors.inc({ mode: 'wal', stage: 'decode' })
+            log.error('emitted message is not an event envelope; skipped', { lsn: formatLsn(msg.lsn), bytes: msg.content.length })
+          }
+        }
+        break
+      case 'commit':
+        if (!open) break
+        open.endLsn = msg.endLsn
+        ready.push(open)
+        readyEvents += open.events.length
+        open = undefined
+        if (readyEvents >= maxBuffered && !paused) {
+          paused = true
+          replication.pause()
+        }
+        wake()
+        break
+    }
+  }
+  replication.onData((chunk) => {
+    try {
+      onMessage(chunk)
+    } catch (error) {
+      failure = error as Error
+      wake()
+    }
+  })
+  void replication.closed.then((error) => {
+    failure ??= error ?? new Error('replication stream ended')
+    wake()
+  })
+
+  const reportStats = () => {
+    relayMetrics.backlog.set(readyEvents, { mode: 'wal' })
+    relayMetrics.lag.set(ready[0] ? (Date.now() - ready[0].commitTime.getTime()) / 1000 : 0, { mode: 'wal' })
+  }
+  const heartbeat = setInterval(() => {
+    // Also asks the server for a keepalive, whose walEnd we confirm when idle.
+    if (!failure) confirm(acked, true)
+    reportStats()
+  }, cfg.heartbeatMs)
+
+  try {
+    while (!signal.aborted && !failure) {
+      if (ready.length === 0) {
+        await new Promise<void>((resolve) => {
+          wake = resolve
+          signal.addEventListener('abort', () => resolve(), { once: true })
+        })
+        wake = () => {}
+        continue
+      }
+      if (readyEvents < cfg.batchSize && cfg.lingerMs > 0) await sleep(cfg.lingerMs, signal)
+      // Whole transactions up to batchSize events (at least one transaction, however large).
+      let n = 0
+      let count = 0
+      while (n < ready.length && (n === 0 || count + ready[n]!.events.length <= cfg.batchSize)) count += ready[n++]!.events.length
+      const batch = ready.slice(0, n)
+      const events = batch.flatMap((t) => t.events)
+      const seqs = batch.flatMap((t) => t.seqs)
+      busy = true
+      for (;;) {
+        try {
+          await s.publisher.publish(events, () => s.leader.check())
+          backoff.reset()
+          break
+        } catch (error) {
+          if (signal.aborted || error instanceof LeadershipLost || failure) throw error
+          relayMetrics.errors.inc({ mode: 'wal' })
+          const delayMs = backoff.next()
+          log.warn('relay batch failed; retrying', { error, delayMs, events: events.length })
+          await sleep(delayMs, signal)
+        }
+      }
+      ready.splice(0, n)
+      readyEvents -= count
+      busy = false
+      // Deleting this batch's outbox rows and then confirming its LSN overlaps with publishing the next batch. A failed
+      // delete ends the session: it restarts from the last confirmed LSN (duplicates, never a row left behind).
+      await settling
+      const lsn = batch.at(-1)!.endLsn
+      unsettled++
+      settling = (seqs.length ? rt.db().query(deletePublishedSql, [seqs]) : Promise.resolve([])).then(
+        () => {
+          unsettled--
+          if (!failure) confirm(lsn)
+        },
+        (error: Error) => {
+          unsettled--
+          failure ??= error
+          wake()
+        },
+      )
+      log.debug('published', { events: events.length, lsn: formatLsn(lsn) })
+      if (paused && readyEvents < maxBuffered / 2) {
+        paused = false
+        replication.resume()
+      }
+      reportStats()
+    }
+    if (failure && !signal.aborted) throw failure
+  } finally {
+    await settling
+    clearInterval(heartbeat)
+    await replication.end()
+  }
+}
+
+/** An envelope emitted by the capture trigger (capture.mode "emit"): routing fields come from the envelope itself. */
+function fromEmitted(text: string): Outgoing | undefined {
+  try {
+    const e = JSON.parse(text) as { id?: unknown; type?: unknown; version?: unknown; aggregate?: { type?: unknown; id?: unknown } }
+    const { id, type, version, aggregate } = e
+    if (typeof id !== 'string' || typeof type !== 'string' || typeof version !== 'number') return undefined
+    if (typeof aggregate?.type !== 'string' || typeof aggregate.id !== 'string') return undefined
+    return { eventId: id, aggregateType: aggregate.type, aggregateId: aggregate.id, version, type, value: text }
+  } catch {
+    return undefined
+  }
+}
