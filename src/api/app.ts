@@ -14,6 +14,7 @@ import { orderRoutes } from './routes/orders.ts'
 import { historyRoutes } from './routes/history.ts'
 import { dlqRoutes } from './routes/dlq.ts'
 import { opsRoutes } from './routes/ops.ts'
+import { createConsole } from '../ui/console.tsx'
 import type { AppDeps, AppEnv } from './env.ts'
 
 /** postgres.js connection failures: the database is unreachable, not the request wrong. */
@@ -23,6 +24,8 @@ export function createApp(deps: AppDeps) {
   const { http } = deps.config
   const app = new Hono<AppEnv>()
   app.use(requestContext(deps.log))
+  // The console before CORS and bearer auth: it has its own cookie session, CSRF checks and headers (src/ui).
+  app.route('/ui', createConsole({ ...deps, api: (path, init) => app.request(path, init) }))
   if (http.corsOrigins.length > 0) {
     app.use(
       cors({

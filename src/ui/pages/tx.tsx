@@ -1,0 +1,46 @@
+// Every event of one database transaction, across tables, in the order the transaction made them.
+import { Time } from '../parts.tsx'
+import { eventAnchor, timelineHref, type HistoryItem } from './timeline.tsx'
+
+export function TxPage({ txId, events }: { txId: string; events: HistoryItem[] }) {
+  return (
+    <>
+      <h1>
+        Transaction <code>{txId}</code>
+      </h1>
+      {events.length === 0 ? <p class="muted">No stored events belong to this transaction.</p> : null}
+      <table class="cards">
+        <thead>
+          <tr>
+            <th>#</th>
+            <th>aggregate</th>
+            <th>event</th>
+            <th>who / why</th>
+            <th>when</th>
+          </tr>
+        </thead>
+        <tbody>
+          {events.map((e) => (
+            <tr>
+              <td data-label="#">{e.tx.index + 1}</td>
+              <td data-label="aggregate">
+                <a href={`${timelineHref(e.aggregate.type, e.aggregate.id)}#${eventAnchor(e)}`}>
+                  {e.aggregate.type} {e.aggregate.id}
+                </a>
+              </td>
+              <td data-label="event">
+                {e.type} <span class="badge">v{e.version}</span>
+              </td>
+              <td data-label="who / why">
+                {e.actor.id} — {e.reason ?? '—'}
+              </td>
+              <td data-label="when">
+                <Time iso={e.occurredAt} />
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </>
+  )
+}
