@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 source scripts/bun-env.sh
 bun install --frozen-lockfile
 bash test/stack/stack.sh up
-exec bun test "$@"
+# Tests talk to real servers and some kill and restart them: 60 s per test (bunfig has no timeout key).
+exec bun test --timeout 60000 "$@"

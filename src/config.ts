@@ -89,6 +89,8 @@ export const ConfigSchema = v.strictObject({
       requireDeleteReason: v.optional(v.boolean(), false),
       tokens: v.optional(v.array(TokenSchema), []),
       maxPageSize: v.optional(positiveInt, 200),
+      /** POST /events: largest `data` payload accepted, in bytes of its JSON text (413 beyond). */
+      maxEventPayloadBytes: v.optional(positiveInt, 64 * 1024),
     }),
     {},
   ),

@@ -56,6 +56,10 @@ export const DlqHeaders = {
   group: 'cdc-dlq-group',
   at: 'cdc-dlq-at',
   redriveCount: 'cdc-redrive-count',
+  /** "true" on a message that did not fail itself but waits behind its aggregate's failed one (order kept). */
+  parked: 'cdc-dlq-parked',
+  /** Set by redrive on the republished message: the DLQ position it came from (`<dlq topic>:<partition>:<offset>`). */
+  redriveId: 'cdc-redrive-id',
 } as const
 
 export function dlqTopic(topic: string) {

@@ -13,6 +13,7 @@ import { productRoutes } from './routes/products.ts'
 import { orderRoutes } from './routes/orders.ts'
 import { historyRoutes } from './routes/history.ts'
 import { dlqRoutes } from './routes/dlq.ts'
+import { eventRoutes } from './routes/events.ts'
 import { opsRoutes } from './routes/ops.ts'
 import { createConsole } from '../ui/console.tsx'
 import type { AppDeps, AppEnv } from './env.ts'
@@ -55,6 +56,7 @@ export function createApp(deps: AppDeps) {
   app.route('/products', productRoutes(deps))
   app.route('/orders', orderRoutes(deps))
   app.route('/', dlqRoutes(deps))
+  app.route('/', eventRoutes(deps))
   app.notFound((c) => problemResponse(c, new ApiError(404, 'not-found', `no route for ${c.req.method} ${c.req.path}`)))
   app.onError((error, c) => problemResponse(c, toApiError(error, c.get('log') ?? deps.log)))
   return app

@@ -187,6 +187,7 @@ export const DlqEntrySchema = v.object({
   eventType: v.nullable(v.string()),
   parked: v.boolean(),
   redriven: v.boolean(),
+  outcomeUrl: v.nullable(v.string()),
 })
 export const RedriveResultSchema = v.object({
   redriven: v.number(),
@@ -205,6 +206,67 @@ export const RedriveResultSchema = v.object({
     }),
   ),
 })
+
+// ---------------------------------------------------------------- application events and outcomes
+
+/** Where a payload could not be stored as given in the MongoDB history (DESIGN.md's subset), or null when it can. */
+function unstorable(value: unknown, path: string, depth = 0, inArray = false): string | null {
+  if (depth > 32) return `${path}: nested deeper than 32 levels`
+  if (typeof value === 'string') return /\u0000/.test(value) || !value.isWellFormed() ? `${path}: contains NUL or invalid Unicode` : null
+  if (Array.isArray(value)) {
+    if (inArray) return `${path}: an array directly inside an array`
+    for (const [i, item] of value.entries()) {
+      const problem = unstorable(item, `${path}.${i}`, depth + 1, true)
+      if (problem) return problem
+    }
+    return null
+  }
+  if (value !== null && typeof value === 'object') {
+    for (const [key, item] of Object.entries(value)) {
+      if (key === '' || key.includes('.') || key.startsWith('$') || /\u0000/.test(key)) return `${path}: field name ${JSON.stringify(key)} (no "", ".", leading "$" or NUL)`
+      const problem = unstorable(item, `${path}.${key}`, depth + 1)
+      if (problem) return problem
+    }
+  }
+  return null
+}
+
+/** POST /events. The aggregate type must also be a consumed table (checked against the config by the route). */
+export const EventCreate = v.strictObject({
+  /** PascalCase; the convention is past tense (CustomerContacted, InvoiceSent). */
+  type: v.pipe(v.string(), v.regex(/^[A-Z][A-Za-z0-9]{0,99}$/, 'a PascalCase event type, e.g. CustomerContacted')),
+  aggregate: v.strictObject({
+    type: v.pipe(v.string(), v.regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lower-case identifier (a consumed table)')),
+    id: v.pipe(requiredText(200), v.check((s) => s === s.trim(), 'no leading or trailing spaces')),
+  }),
+  /** The payload (envelope `data`); size limit http.maxEventPayloadBytes (413). */
+  data: v.optional(
+    v.pipe(
+      // Not v.record: it would turn an array into an object.
+      v.unknown(),
+      v.check((d) => typeof d === 'object' && d !== null && !Array.isArray(d), 'a JSON object'),
+      v.check((d) => unstorable(d, 'data') === null, (issue) => unstorable(issue.input, 'data') ?? 'not storable'),
+    ),
+    {},
+  ),
+})
+export const EventCreated = v.object({
+  id: v.string(),
+  aggregate: v.object({ type: v.string(), id: v.string() }),
+  version: v.number(),
+  type: v.string(),
+})
+export const EventIdParam = v.strictObject({ id: requiredText(200) })
+export const Outcome = v.object({
+  outcome: v.picklist(['stored', 'duplicate', 'parked', 'dead-lettered', 'redriven']),
+  at: v.string(),
+  error: v.optional(v.string()),
+  topic: v.string(),
+  partition: v.number(),
+  offset: v.string(),
+  redriveCount: v.optional(v.number()),
+})
+export const EventOutcome = v.object({ eventId: v.string(), outcomes: v.array(Outcome) })
 
 // ---------------------------------------------------------------- ops and errors
 

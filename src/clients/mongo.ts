@@ -111,7 +111,9 @@ export async function connectMongo(options: MongoOptions): Promise<Store> {
           return { inserted: r.insertedCount, duplicates: [] }
         } catch (error) {
           if (!(error instanceof MongoBulkWriteError)) throw classify(error)
-          const errors = Array.isArray(error.writeErrors) ? error.writeErrors : [error.writeErrors]
+          const errors = (Array.isArray(error.writeErrors) ? error.writeErrors : [error.writeErrors]).filter((w) => w !== undefined)
+          // A connection lost mid-write also arrives as a bulk error, with no write errors: nothing is known written.
+          if (errors.length === 0) throw new StoreError(error.message, true, error.code as number | undefined)
           const duplicates = errors.filter((w) => w.code === DUPLICATE).map((w) => w.index)
           const failed = errors.filter((w) => w.code !== DUPLICATE)
           if (failed.length > 0) {
@@ -128,7 +130,9 @@ export async function connectMongo(options: MongoOptions): Promise<Store> {
           return { duplicates: [] }
         } catch (error) {
           if (!(error instanceof MongoBulkWriteError)) throw classify(error)
-          const errors = Array.isArray(error.writeErrors) ? error.writeErrors : [error.writeErrors]
+          const errors = (Array.isArray(error.writeErrors) ? error.writeErrors : [error.writeErrors]).filter((w) => w !== undefined)
+          // A connection lost mid-write also arrives as a bulk error, with no write errors: nothing is known written.
+          if (errors.length === 0) throw new StoreError(error.message, true, error.code as number | undefined)
           const duplicates = errors.filter((w) => w.code === DUPLICATE).map((w) => w.index)
           const failed = errors.filter((w) => w.code !== DUPLICATE)
           if (failed.length > 0) {
@@ -180,5 +184,52 @@ export async function connectMongo(options: MongoOptions): Promise<Store> {
       })
     },
     close: () => client.close(),
+  }
+}
+
+/**
+ * A Store that replaces its client after a transient failure. Under Bun the driver's server monitor stops once the
+ * server went away (no heartbeat ever again), so an existing client never sees the server come back; a new one does.
+ */
+export function healingStore(open: () => Promise<Store>): Store {
+  let current: Promise<Store> | undefined
+  const get = () =>
+    (current ??= open().catch((error) => {
+      current = undefined
+      throw classify(error)
+    }))
+  const guard = async <R>(fn: (store: Store) => Promise<R>): Promise<R> => {
+    const used = get()
+    const store = await used
+    try {
+      return await fn(store)
+    } catch (error) {
+      const e = classify(error)
+      if (e.transient && current === used) {
+        current = undefined
+        void store.close().catch(() => {})
+      }
+      throw e
+    }
+  }
+  return {
+    collection: <T extends Doc>(name: string): Collection<T> => ({
+      insertMany: (docs) => guard((s) => s.collection<T>(name).insertMany(docs)),
+      bulkWrite: (ops) => guard((s) => s.collection<T>(name).bulkWrite(ops)),
+      find: (filter, options) => guard((s) => s.collection<T>(name).find(filter, options)),
+      findOne: (filter) => guard((s) => s.collection<T>(name).findOne(filter)),
+      count: (filter) => guard((s) => s.collection<T>(name).count(filter)),
+      aggregate: <R>(pipeline: Doc[]) => guard((s) => s.collection<T>(name).aggregate<R>(pipeline)),
+      deleteMany: (filter) => guard((s) => s.collection<T>(name).deleteMany(filter)),
+      createIndexes: (indexes) => guard((s) => s.collection<T>(name).createIndexes(indexes)),
+      drop: () => guard((s) => s.collection<T>(name).drop()),
+    }),
+    listCollections: () => guard((s) => s.listCollections()),
+    ping: () => guard((s) => s.ping()),
+    close: async () => {
+      const open = current
+      current = undefined
+      if (open) await (await open.catch(() => undefined))?.close()
+    },
   }
 }

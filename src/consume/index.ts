@@ -1,5 +1,181 @@
+// `cdc consume`: a consumer group (manual commits, read_committed) writing each partition batch into the MongoDB
+// history and read model; poison messages go to `<topic>.dlq`. The offset of a batch is committed only after MongoDB
+// acknowledged its writes and Kafka its DLQ copies, so a crash anywhere means redelivery, which the writes absorb.
+import type { PartitionBatch } from '../clients/kafka.ts'
+import { connectMongo, healingStore, type Store } from '../clients/mongo.ts'
+import { dlqTopic } from '../events.ts'
 import type { Role, Runtime } from '../runtime.ts'
-// PLACEHOLDER — owned by the consume work.
-export async function startConsumer(_rt: Runtime): Promise<Role> {
-  throw new Error('consume: not implemented yet')
+import { consumedTables, consumedTopics } from '../topics.ts'
+import { processBatch, type BatchContext } from './batch.ts'
+import { Gaps } from './gaps.ts'
+import { HISTORY_INDEXES, historyCollection } from './history.ts'
+import * as metrics from './metrics.ts'
+import { startOutcomeLog } from './outcomes.ts'
+import { Parking } from './parking.ts'
+import { backoffMs, isTransient, retrying } from './retry.ts'
+import { StateWriter } from './state.ts'
+import { REDRIVEN_COLLECTION } from '../redrive/ledger.ts'
+
+const GAP_SWEEP_MS = 2_000
+const LAG_EVERY_MS = 10_000
+
+export async function startConsumer(rt: Runtime): Promise<Role> {
+  const { config } = rt
+  const log = rt.log.child({ role: 'consume' })
+  const tables = consumedTables(config)
+  const topics = consumedTopics(config, tables)
+  if (topics.length === 0) throw new Error('consume: no topics to read (set capture.tracked or consume.tables)')
+  const groupId = config.consume.groupId
+  let stopping = false
+  const patiently = <T>(what: string, fn: () => Promise<T>) =>
+    retrying(fn, {
+      maxMs: config.consume.retryMaxMs,
+      stopped: () => stopping,
+      onError: (error, delayMs) => log.warn(`${what} failed; retrying`, { error, delayMs }),
+    })
+
+  const kafka = rt.kafka()
+  await patiently('creating topics', () =>
+    kafka.ensureTopics(
+      [...topics, ...topics.map(dlqTopic)].map((topic) => ({
+        topic,
+        partitions: config.kafka.partitions,
+        replicationFactor: config.kafka.replicationFactor,
+      })),
+    ),
+  )
+  // Its own store (not rt.mongo()): it must replace its client after an outage, see healingStore.
+  const store = healingStore(() => connectMongo({ url: config.mongo.url, database: config.mongo.database }))
+  await patiently('creating indexes', () => ensureIndexes(store, tables))
+  const [parking, gaps] = await patiently('loading parks and gaps', () => Promise.all([Parking.load(store), Gaps.load(store)]))
+  const state = new StateWriter(store, gaps, log)
+  const producer = await patiently('connecting the DLQ producer', () => kafka.producer())
+  const stopOutcomes = await patiently('preparing the outcome log', () => startOutcomeLog(store, config, log))
+  const ctx: BatchContext = { store, producer, parking, state, tables: new Set(tables), groupId, log, outcomes: config.consume.outcomes }
+  // ~1 MiB per partition fetch keeps a batch well inside the session timeout on a slow MongoDB.
+  const consumer = await kafka.consumer({
+    groupId,
+    topics,
+    partitionsConsumedConcurrently: config.kafka.partitions,
+    maxBytesPerPartition: 1024 * 1024,
+  })
+  const crashAfterWrite = process.env.CDC_TEST_CRASH_AFTER_WRITE === '1'
+
+  /** Processes a batch until it succeeds; false when the consumer stops or loses the partition meanwhile. */
+  const processWithRetry = async (batch: PartitionBatch): Promise<boolean> => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const outcome = await processBatch(ctx, batch.messages)
+        log.debug('batch written', { topic: batch.topic, partition: batch.partition, ...outcome })
+        return true
+      } catch (error) {
+        // Nothing committed and nothing skipped: the same batch is processed again once the failure passes.
+        if (stopping || !batch.isRunning()) return false
+        const transient = isTransient(error)
+        const delayMs = backoffMs(attempt, config.consume.retryMaxMs)
+        metrics.retries.inc({ kind: transient ? 'transient' : 'other' })
+        log.warn('batch failed; retrying', {
+          topic: batch.topic,
+          partition: batch.partition,
+          firstOffset: batch.messages[0]!.offset,
+          error,
+          transient,
+          attempt,
+          delayMs,
+        })
+        await pause(delayMs, batch)
+      }
+    }
+  }
+
+  const handle = async (batch: PartitionBatch) => {
+    const last = batch.messages.at(-1)
+    if (!last) return
+    const started = performance.now()
+    // Keep the group membership while MongoDB works: a batch on a slow server can outlast the session timeout.
+    const beat = setInterval(() => void batch.heartbeat().catch(() => {}), 1000)
+    try {
+      if (!(await processWithRetry(batch))) return
+    } finally {
+      clearInterval(beat)
+    }
+    // Test hook: die between the MongoDB writes and the commit, the window exactly-once must survive.
+    if (crashAfterWrite) process.kill(process.pid, 'SIGKILL')
+    // Revoked meanwhile: the new owner re-reads from the committed offset, and the writes absorb it.
+    if (!batch.isRunning()) return
+    try {
+      await consumer.commit([{ topic: batch.topic, partition: batch.partition, offset: String(Number(last.offset) + 1) }])
+    } catch (error) {
+      // The writes are done, so a lost commit only means redelivery (absorbed by the idempotent writes); kafkajs
+      // rejoins on its own when this member was dropped from the group. Throwing would stop the consumer for good.
+      log.warn('offset commit failed; the batch may be delivered again', { topic: batch.topic, partition: batch.partition, error })
+      return
+    }
+    metrics.batches.inc()
+    metrics.batchSeconds.observe((performance.now() - started) / 1000)
+  }
+
+  const running = consumer.run(handle).catch((error) => log.error('consumer stopped', { error }))
+
+  // Gaps close when the missing version arrives in a batch, or here (e.g. it came through another topic or process).
+  let sweeping = false
+  const sweep = setInterval(async () => {
+    if (sweeping || gaps.list().length === 0) return
+    sweeping = true
+    try {
+      const byTable = new Map<string, string[]>()
+      for (const g of gaps.list()) byTable.set(g.table, [...(byTable.get(g.table) ?? []), g.aggregateId])
+      for (const [table, ids] of byTable) await state.settle(table, ids)
+    } catch (error) {
+      log.warn('gap sweep failed', { error })
+    } finally {
+      sweeping = false
+    }
+  }, GAP_SWEEP_MS)
+
+  const observe = setInterval(() => {
+    observeLag(rt, store, groupId, topics).catch((error) => log.debug('lag probe failed', { error }))
+  }, LAG_EVERY_MS)
+
+  log.info('consuming', { topics, groupId })
+  return {
+    name: 'consume',
+    async stop() {
+      stopping = true
+      clearInterval(sweep)
+      clearInterval(observe)
+      stopOutcomes()
+      await consumer.stop()
+      await running
+      await producer.disconnect().catch(() => {})
+      await store.close().catch(() => {})
+    },
+  }
+}
+
+/** Idempotent. One index per call: FerretDB 1.24 drops the connection when several of them already exist. */
+async function ensureIndexes(store: Store, tables: string[]) {
+  for (const table of tables) {
+    for (const index of HISTORY_INDEXES) await store.collection(historyCollection(table)).createIndexes([index])
+  }
+}
+
+/** Sleep in short steps, heart-beating so the group keeps the partition while we wait. */
+async function pause(ms: number, batch: PartitionBatch) {
+  const until = Date.now() + ms
+  while (Date.now() < until && batch.isRunning()) {
+    await batch.heartbeat().catch(() => {})
+    await Bun.sleep(Math.min(1000, until - Date.now()))
+  }
+}
+
+async function observeLag(rt: Runtime, store: Store, groupId: string, topics: string[]) {
+  const kafka = rt.kafka()
+  for (const topic of topics) {
+    for (const p of await kafka.lag(groupId, topic)) metrics.lag.set(Math.max(0, p.end - p.committed), { topic, partition: p.partition })
+    const dlq = dlqTopic(topic)
+    const size = (await kafka.offsets(dlq)).reduce((n, p) => n + p.high - p.low, 0)
+    const redriven = await store.collection(REDRIVEN_COLLECTION).count({ dlqTopic: dlq })
+    metrics.dlqDepth.set(Math.max(0, size - redriven), { topic: dlq })
+  }
 }

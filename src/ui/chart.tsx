@@ -1,3 +1,4 @@
+/** @jsxImportSource hono/jsx */
 // A sparkline as inline SVG (no script, no style attribute: CSP-clean): one polyline scaled to the series' maximum.
 const W = 300
 const H = 64

@@ -1,3 +1,4 @@
+/** @jsxImportSource hono/jsx */
 // The audit console at /ui: server-rendered pages over the API (called in-process, with the viewer's token) and the
 // read model. Reading works without JavaScript; the only state-changing forms (sign-in/out, redrive) are POSTs
 // checked for origin and CSRF token by the session middleware.

@@ -1,3 +1,4 @@
+/** @jsxImportSource hono/jsx */
 // The field-by-field view of one event: before → after for every column of the row images, the event's own
 // `changes` highlighted, masked columns shown as masked (their value never exists in clear anywhere).
 import type { CdcEvent } from '../events.ts'

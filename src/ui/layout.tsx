@@ -1,3 +1,4 @@
+/** @jsxImportSource hono/jsx */
 // The page frame every console page renders into (Hono's JSX renderer): navigation, who is signed in, the sign-out
 // form. Styles and script come from /ui/assets (CSP: 'self' only).
 import type { Context } from 'hono'

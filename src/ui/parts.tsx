@@ -1,3 +1,4 @@
+/** @jsxImportSource hono/jsx */
 // Small pieces shared by the pages: timestamps (relative and exact), values (null, masked, JSON), problems, pagers.
 import type { Problem } from './api-call.ts'
 

@@ -1,3 +1,4 @@
+/** @jsxImportSource hono/jsx */
 // Audit search across tracked tables: by actor, table, event type and time range, newest first, paginated.
 import type { Problem } from '../api-call.ts'
 import { Pager, ProblemBox, Time } from '../parts.tsx'

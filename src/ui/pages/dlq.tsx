@@ -1,3 +1,4 @@
+/** @jsxImportSource hono/jsx */
 // Dead letters: the DLQ entries with their errors and trail (where they came from, when, how often redriven), the
 // parked aggregates, and redrive in two steps: a dry-run preview first, then the confirmed redrive (admin only).
 import type { DlqEntry, RedriveReport } from '../../redrive/index.ts'

@@ -1,3 +1,4 @@
+/** @jsxImportSource hono/jsx */
 // Find an aggregate: by table and id (straight to its timeline), or by a column value searched in the read model
 // (`<table>_state`, which keeps deleted rows' last image, so deleted customers are found too).
 import type { Problem } from '../api-call.ts'

@@ -1,3 +1,4 @@
+/** @jsxImportSource hono/jsx */
 // Sign-in with an API bearer token: the token goes into an HttpOnly cookie, never back into a page.
 import { CSRF_FIELD } from '../security.ts'
 

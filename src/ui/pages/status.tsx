@@ -1,3 +1,4 @@
+/** @jsxImportSource hono/jsx */
 // Pipeline status: the figures of /metrics over the last minutes as sparklines, refreshed by the script every few
 // seconds (a plain reload shows the same without it).
 import { Sparkline } from '../chart.tsx'

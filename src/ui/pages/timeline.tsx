@@ -1,3 +1,4 @@
+/** @jsxImportSource hono/jsx */
 // One aggregate's history, newest first: who, why, when, the event type and the diff of each event; events of the
 // same transaction linked; and the row as it was at a chosen instant ("as of").
 import type { CdcEvent } from '../../events.ts'

@@ -1,3 +1,4 @@
+/** @jsxImportSource hono/jsx */
 // Every event of one database transaction, across tables, in the order the transaction made them.
 import { Time } from '../parts.tsx'
 import { eventAnchor, timelineHref, type HistoryItem } from './timeline.tsx'

@@ -1,0 +1,65 @@
+// Aggregates with a message in the DLQ: their later messages are parked behind it (also sent to the DLQ) so that
+// order survives a redrive. Durable in `cdc_parked`; redrive writes `release`, the list of redriven messages that may
+// pass, and the park is lifted once the last of them was consumed.
+import type { Store } from '../clients/mongo.ts'
+
+export const PARKED_COLLECTION = 'cdc_parked'
+
+export interface Park {
+  [field: string]: unknown
+  /** parkKey(topic, key) */
+  _id: string
+  topic: string
+  key: string
+  /** Event id (or DLQ-independent position) of the message everything else waits behind. */
+  head: string
+  error: string
+  at: string
+  /** `cdc-redrive-id`s of the redriven messages allowed through, in order; set by redrive. */
+  release: string[]
+}
+
+/** Order is per Kafka key within a topic, so that is what a park covers. */
+export const parkKey = (topic: string, key: string | null) => `${topic}/${key ?? ''}`
+
+export class Parking {
+  private constructor(
+    private readonly store: Store,
+    private readonly parks: Map<string, Park>,
+  ) {}
+
+  static async load(store: Store): Promise<Parking> {
+    const docs = await store.collection<Park>(PARKED_COLLECTION).find({})
+    return new Parking(store, new Map(docs.map((d) => [d._id, d])))
+  }
+
+  get(key: string): Park | undefined {
+    return this.parks.get(key)
+  }
+
+  /** Re-reads one park: redrive may have released messages since it was cached. */
+  async refresh(key: string): Promise<Park | undefined> {
+    const doc = await this.store.collection<Park>(PARKED_COLLECTION).findOne({ _id: key })
+    if (doc) this.parks.set(key, doc)
+    else this.parks.delete(key)
+    return doc ?? undefined
+  }
+
+  /** Applies a batch's outcome: new or reset parks (Park), lifted ones (null). */
+  async save(changes: Map<string, Park | null>): Promise<void> {
+    if (changes.size === 0) return
+    const lifted = [...changes].filter(([, p]) => p === null).map(([k]) => k)
+    const set = [...changes.values()].filter((p): p is Park => p !== null)
+    const collection = this.store.collection(PARKED_COLLECTION)
+    if (set.length > 0) {
+      await collection.bulkWrite(
+        set.map(({ _id, ...fields }) => ({ updateOne: { filter: { _id }, update: { $set: fields }, upsert: true } })),
+      )
+    }
+    if (lifted.length > 0) await collection.deleteMany({ _id: { $in: lifted } })
+    for (const [key, park] of changes) {
+      if (park) this.parks.set(key, park)
+      else this.parks.delete(key)
+    }
+  }
+}

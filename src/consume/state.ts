@@ -1,0 +1,169 @@
+// `<table>_state`, the read model: the latest image per aggregate. It only ever moves forward through contiguous
+// versions, so replays and out-of-order redrives cannot roll it back, and a gap holds it until the gap closes.
+import { StoreError, type Doc, type Store, type WriteOp } from '../clients/mongo.ts'
+import type { CdcEvent } from '../events.ts'
+import type { Logger } from '../log.ts'
+import type { Gaps } from './gaps.ts'
+import { historyAfter } from './history.ts'
+import * as metrics from './metrics.ts'
+
+export const stateCollection = (table: string) => `${table}_state`
+
+export interface StateDoc {
+  [field: string]: unknown
+  _id: string
+  aggregate: { type: string; id: string }
+  version: number
+  deleted: boolean
+  /** The latest after image, or the last image before deletion. */
+  row: Record<string, unknown> | null
+  occurredAt: string
+  eventId: string
+}
+
+/** The $set that moves a state through `events` (contiguous, ascending, all newer than the state). */
+function advance(events: CdcEvent[], exists: boolean): Doc {
+  const last = events.at(-1)!
+  const set: Doc = { aggregate: last.aggregate, version: last.version, occurredAt: last.occurredAt, eventId: last.id }
+  // Application events (op "m") carry no image: the row stays what the last row change made it.
+  const imaged = events.findLast((e) => e.op === 'd' || e.after !== null)
+  if (imaged) {
+    set.deleted = imaged.op === 'd'
+    set.row = imaged.op === 'd' ? imaged.before : imaged.after
+  } else if (!exists) {
+    set.deleted = false
+    set.row = null
+  }
+  return set
+}
+
+/**
+ * The write of one aggregate: guarded by the version it was computed from, so a concurrent or replayed write can
+ * only make it match nothing (then the state is already at least as new) or hit a duplicate key (another insert won).
+ */
+function updateOp(aggregateId: string, current: number | undefined, events: CdcEvent[]): WriteOp {
+  const $set = advance(events, current !== undefined)
+  // A first state is an insert (batched by the server like insertMany; updates are far slower on FerretDB).
+  if (current === undefined) return { insertOne: { document: { _id: aggregateId, ...$set } } }
+  return { updateOne: { filter: { _id: aggregateId, version: current }, update: { $set } } }
+}
+
+/** The events newer than `current` if they continue it without a hole, else undefined. */
+function contiguousAfter(current: number, events: CdcEvent[]): CdcEvent[] | undefined {
+  const newer = events.filter((e) => e.version > current)
+  return newer.every((e, i) => e.version === current + 1 + i) ? newer : undefined
+}
+
+export interface ApplyResult {
+  /** Aggregates whose state write MongoDB rejected for good, with the error. */
+  rejected: Map<string, string>
+}
+
+export class StateWriter {
+  constructor(
+    private readonly store: Store,
+    private readonly gaps: Gaps,
+    private readonly log: Logger,
+  ) {}
+
+  /** Moves the states of one table through events that are already in its history (one read, one bulk write). */
+  async apply(table: string, events: CdcEvent[]): Promise<ApplyResult> {
+    const byAggregate = new Map<string, CdcEvent[]>()
+    for (const e of events) {
+      let list = byAggregate.get(e.aggregate.id)
+      if (!list) byAggregate.set(e.aggregate.id, (list = []))
+      if (!list.some((x) => x.version === e.version)) list.push(e)
+    }
+    for (const list of byAggregate.values()) list.sort((a, b) => a.version - b.version)
+    const rejected = new Map<string, string>()
+    const slow: string[] = []
+    const fast = [...byAggregate.keys()].filter((id) => {
+      if (!this.gaps.has(table, id)) return true
+      slow.push(id)
+      return false
+    })
+    for (let attempt = 0; fast.length > 0; attempt++) {
+      const versions = await this.versions(table, fast)
+      const ops: { id: string; op: WriteOp }[] = []
+      for (const id of fast) {
+        const current = versions.get(id)
+        const run = contiguousAfter(current ?? 0, byAggregate.get(id)!)
+        if (run === undefined) slow.push(id)
+        else if (run.length > 0) ops.push({ id, op: updateOp(id, current, run) })
+      }
+      const raced = await this.write(table, ops, rejected)
+      // A duplicate means another writer created the state first (FerretDB may also skip the ops after it): redo
+      // those from a fresh read; the version guards make the redo harmless.
+      if (raced.length === 0 || attempt >= 3) break
+      fast.splice(0, fast.length, ...raced)
+    }
+    if (slow.length > 0) await this.settle(table, [...new Set(slow)], rejected)
+    return { rejected }
+  }
+
+  /**
+   * The slow path for aggregates with a (possible) gap: read the state and the history after it, apply the
+   * contiguous part, and record what still waits. Also run periodically for every known gap.
+   */
+  async settle(table: string, ids: string[], rejected = new Map<string, string>()): Promise<void> {
+    const versions = await this.versions(table, ids)
+    const ops: { id: string; op: WriteOp }[] = []
+    for (const id of ids) {
+      const current = versions.get(id)
+      const waiting = await historyAfter(this.store, table, id, current ?? 0)
+      const base = current ?? 0
+      let run = 0
+      while (run < waiting.length && waiting[run]!.version === base + 1 + run) run++
+      if (run > 0) ops.push({ id, op: updateOp(id, current, waiting.slice(0, run)) })
+      const held = base + run
+      if (run < waiting.length) {
+        const seenUpTo = waiting.at(-1)!.version
+        if (await this.gaps.mark(table, id, held, seenUpTo)) {
+          metrics.gaps.inc({ table })
+          this.log.warn('version gap: state held back until the missing version arrives', {
+            table,
+            aggregateId: id,
+            stateVersion: held,
+            missing: held + 1,
+            next: waiting[run]!.version,
+            eventId: waiting[run]!.id,
+          })
+        }
+      } else if (this.gaps.has(table, id)) {
+        await this.gaps.clear(table, id)
+        this.log.info('version gap closed', { table, aggregateId: id, version: held })
+      }
+    }
+    await this.write(table, ops, rejected)
+  }
+
+  private async versions(table: string, ids: string[]): Promise<Map<string, number>> {
+    const docs = await this.store
+      .collection<StateDoc>(stateCollection(table))
+      .find({ _id: { $in: ids } }, { projection: { version: 1 } })
+    return new Map(docs.map((d) => [d._id, d.version]))
+  }
+
+  /** Writes the ops; returns the aggregates to redo (duplicate key); a rejected op is retried alone to find the culprit. */
+  private async write(table: string, ops: { id: string; op: WriteOp }[], rejected: Map<string, string>): Promise<string[]> {
+    if (ops.length === 0) return []
+    const collection = this.store.collection(stateCollection(table))
+    try {
+      const { duplicates } = await collection.bulkWrite(ops.map((o) => o.op))
+      return duplicates.length > 0 ? ops.map((o) => o.id) : []
+    } catch (error) {
+      if (!(error instanceof StoreError) || error.transient) throw error
+      const redo: string[] = []
+      for (const { id, op } of ops) {
+        try {
+          const { duplicates } = await collection.bulkWrite([op])
+          if (duplicates.length > 0) redo.push(id)
+        } catch (e) {
+          if (!(e instanceof StoreError) || e.transient) throw e
+          rejected.set(id, e.message)
+        }
+      }
+      return redo
+    }
+  }
+}
