@@ -1,7 +1,7 @@
 // What every role gets: the config, a logger and lazily opened clients, closed once in reverse order of opening.
 import { connect, type Db } from './clients/postgres.ts'
 import { createKafka, type KafkaClient } from './clients/kafka.ts'
-import { connectMongo, type Store } from './clients/mongo.ts'
+import { connectMongo, healingStore, type Store } from './clients/mongo.ts'
 import type { Config } from './config.ts'
 import { log as rootLog, type Logger } from './log.ts'
 
@@ -10,7 +10,10 @@ export interface Runtime {
   log: Logger
   db(): Db
   kafka(): KafkaClient
-  /** Connects on first use; rejects while MongoDB is unreachable (callers retry). */
+  /**
+   * Connects on first use. Operations fail with a transient StoreError while MongoDB is unreachable, and the client
+   * is replaced after such a failure (the driver under Bun does not recover by itself after a server restart).
+   */
   mongo(): Promise<Store>
   close(): Promise<void>
 }
@@ -24,7 +27,7 @@ export interface Role {
 export function createRuntime(config: Config, log: Logger = rootLog): Runtime {
   let db: Db | undefined
   let kafka: KafkaClient | undefined
-  let mongo: Promise<Store> | undefined
+  let mongo: Store | undefined
   const closers: (() => Promise<void>)[] = []
   return {
     config,
@@ -45,17 +48,12 @@ export function createRuntime(config: Config, log: Logger = rootLog): Runtime {
       }
       return kafka
     },
-    mongo() {
-      mongo ??= connectMongo({ url: config.mongo.url, database: config.mongo.database }).then(
-        (store) => {
-          closers.push(() => store.close())
-          return store
-        },
-        (error) => {
-          mongo = undefined
-          throw error
-        },
-      )
+    async mongo() {
+      if (!mongo) {
+        const opened = healingStore(() => connectMongo({ url: config.mongo.url, database: config.mongo.database }))
+        closers.push(() => opened.close())
+        mongo = opened
+      }
       return mongo
     },
     async close() {

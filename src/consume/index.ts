@@ -2,7 +2,7 @@
 // history and read model; poison messages go to `<topic>.dlq`. The offset of a batch is committed only after MongoDB
 // acknowledged its writes and Kafka its DLQ copies, so a crash anywhere means redelivery, which the writes absorb.
 import type { PartitionBatch } from '../clients/kafka.ts'
-import { connectMongo, healingStore, type Store } from '../clients/mongo.ts'
+import type { Store } from '../clients/mongo.ts'
 import { dlqTopic } from '../events.ts'
 import type { Role, Runtime } from '../runtime.ts'
 import { consumedTables, consumedTopics } from '../topics.ts'
@@ -44,8 +44,7 @@ export async function startConsumer(rt: Runtime): Promise<Role> {
       })),
     ),
   )
-  // Its own store (not rt.mongo()): it must replace its client after an outage, see healingStore.
-  const store = healingStore(() => connectMongo({ url: config.mongo.url, database: config.mongo.database }))
+  const store = await rt.mongo()
   await patiently('creating indexes', () => ensureIndexes(store, tables))
   const [parking, gaps] = await patiently('loading parks and gaps', () => Promise.all([Parking.load(store), Gaps.load(store)]))
   const state = new StateWriter(store, gaps, log)
@@ -148,7 +147,6 @@ export async function startConsumer(rt: Runtime): Promise<Role> {
       await consumer.stop()
       await running
       await producer.disconnect().catch(() => {})
-      await store.close().catch(() => {})
     },
   }
 }
