@@ -55,6 +55,7 @@ async function apiLoop(n: number) {
   let i = 0
   while (!stopLoad) {
     i++
+    await Bun.sleep(40) // ~25 commands/s per loop: chaos proves correctness under faults, not throughput
     try {
       const step = i % 5
       if (step === 0 || customerIds.length < 5) {
@@ -109,7 +110,7 @@ async function sqlLoop() {
       stats.sqlFailed++
       await Bun.sleep(200)
     }
-    await Bun.sleep(5)
+    await Bun.sleep(40)
   }
 }
 

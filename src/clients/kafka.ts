@@ -197,49 +197,94 @@ export function createKafka(options: KafkaOptions): KafkaClient {
       }
     },
     async consumer(o) {
-      const c: KConsumer = kafka.consumer({
-        groupId: o.groupId,
-        readUncommitted: o.readUncommitted ?? false,
-        maxBytesPerPartition: o.maxBytesPerPartition ?? 4 * 1024 * 1024,
-        maxWaitTimeInMs: o.maxWaitTimeInMs ?? 100,
-        sessionTimeout: o.sessionTimeoutMs ?? 10_000,
-        heartbeatInterval: 1000,
-        allowAutoTopicCreation: false,
-      })
-      await c.connect()
-      track(c)
-      await c.subscribe({ topics: o.topics, fromBeginning: o.fromBeginning ?? true })
-      return {
-        run: (onBatch) =>
-          c.run({
-            autoCommit: false,
-            // Once onBatch returns, this member fetches past the batch (committing is still up to the caller).
-            eachBatchAutoResolve: true,
-            partitionsConsumedConcurrently: o.partitionsConsumedConcurrently ?? 1,
-            eachBatch: async ({ batch, heartbeat, isRunning, isStale }) => {
-              await onBatch({
+      const create = async () => {
+        const c: KConsumer = kafka.consumer({
+          groupId: o.groupId,
+          readUncommitted: o.readUncommitted ?? false,
+          maxBytesPerPartition: o.maxBytesPerPartition ?? 4 * 1024 * 1024,
+          maxWaitTimeInMs: o.maxWaitTimeInMs ?? 100,
+          sessionTimeout: o.sessionTimeoutMs ?? 10_000,
+          heartbeatInterval: 1000,
+          allowAutoTopicCreation: false,
+        })
+        await c.connect()
+        await c.subscribe({ topics: o.topics, fromBeginning: o.fromBeginning ?? true })
+        return c
+      }
+      let current = await create()
+      let stopped = false
+      let lastSign = Date.now()
+      let watchdog: ReturnType<typeof setInterval> | undefined
+      track({ disconnect: () => current.disconnect() })
+      const start = async (onBatch: (batch: PartitionBatch) => Promise<void>) => {
+        const c = current
+        // Every fetch round (even an empty one) is a sign of life; a crash kafkajs will not restart is a stall.
+        c.on(c.events.FETCH_START, () => (lastSign = Date.now()))
+        c.on(c.events.HEARTBEAT, () => (lastSign = Date.now()))
+        c.on(c.events.CRASH, (e) => {
+          if (!e.payload.restart) lastSign = 0
+        })
+        lastSign = Date.now()
+        await c.run({
+          autoCommit: false,
+          // Once onBatch returns, this member fetches past the batch (committing is still up to the caller).
+          eachBatchAutoResolve: true,
+          partitionsConsumedConcurrently: o.partitionsConsumedConcurrently ?? 1,
+          eachBatch: async ({ batch, heartbeat, isRunning, isStale }) => {
+            lastSign = Date.now()
+            await onBatch({
+              topic: batch.topic,
+              partition: batch.partition,
+              highWatermark: batch.highWatermark,
+              heartbeat: async () => {
+                lastSign = Date.now()
+                await heartbeat()
+              },
+              isRunning: () => isRunning() && !isStale() && c === current,
+              messages: batch.messages.map((m) => ({
                 topic: batch.topic,
                 partition: batch.partition,
-                highWatermark: batch.highWatermark,
-                heartbeat,
-                isRunning: () => isRunning() && !isStale(),
-                messages: batch.messages.map((m) => ({
-                  topic: batch.topic,
-                  partition: batch.partition,
-                  offset: m.offset,
-                  key: m.key ? m.key.toString() : null,
-                  value: m.value,
-                  headers: toHeaders(m.headers),
-                  timestamp: m.timestamp,
-                })),
+                offset: m.offset,
+                key: m.key ? m.key.toString() : null,
+                value: m.value,
+                headers: toHeaders(m.headers),
+                timestamp: m.timestamp,
+              })),
+            })
+            lastSign = Date.now()
+          },
+        })
+      }
+      return {
+        async run(onBatch) {
+          await start(onBatch)
+          // kafkajs can wedge after a broker restart (coordinator moved, member fenced) without crashing: when no
+          // fetch round, heartbeat or batch happened for a while, replace the client; uncommitted work is re-read.
+          const stallMs = Math.max(20_000, (o.sessionTimeoutMs ?? 10_000) * 2)
+          watchdog = setInterval(() => {
+            if (stopped || Date.now() - lastSign < stallMs) return
+            lastSign = Date.now()
+            options.log?.warn('kafka consumer stalled; replacing it', { groupId: o.groupId, stallMs })
+            const replace = current.disconnect().catch(() => {})
+            void replace
+              .then(create)
+              .then(async (c) => {
+                if (stopped) return void (await c.disconnect().catch(() => {}))
+                current = c
+                await start(onBatch)
               })
-            },
-          }),
-        commit: (offsets) => c.commitOffsets(offsets),
-        seek: (topic, partition, offset) => c.seek({ topic, partition, offset }),
-        pause: (topic, partitions) => c.pause([{ topic, partitions }]),
-        resume: (topic, partitions) => c.resume([{ topic, partitions }]),
-        stop: () => c.disconnect(),
+              .catch((error) => options.log?.warn('replacing the kafka consumer failed; will retry', { error }))
+          }, 2000)
+        },
+        commit: (offsets) => current.commitOffsets(offsets),
+        seek: (topic, partition, offset) => current.seek({ topic, partition, offset }),
+        pause: (topic, partitions) => current.pause([{ topic, partitions }]),
+        resume: (topic, partitions) => current.resume([{ topic, partitions }]),
+        stop: async () => {
+          stopped = true
+          clearInterval(watchdog)
+          await current.disconnect()
+        },
       }
     },
     async ensureTopics(topics) {

@@ -92,6 +92,7 @@ export async function connectMongo(options: MongoOptions): Promise<Store> {
   const client = new MongoClient(options.url, {
     serverSelectionTimeoutMS: options.serverSelectionTimeoutMs ?? 5000,
     connectTimeoutMS: 5000,
+    socketTimeoutMS: 30_000,
     retryWrites: false,
     maxPoolSize: 20,
     directConnection: !options.url.startsWith('mongodb+srv'),
@@ -191,6 +192,8 @@ export async function connectMongo(options: MongoOptions): Promise<Store> {
  * A Store that replaces its client after a transient failure. Under Bun the driver's server monitor stops once the
  * server went away (no heartbeat ever again), so an existing client never sees the server come back; a new one does.
  */
+const OPERATION_TIMEOUT_MS = 30_000
+
 export function healingStore(open: () => Promise<Store>): Store {
   let current: Promise<Store> | undefined
   const get = () =>
@@ -201,8 +204,14 @@ export function healingStore(open: () => Promise<Store>): Store {
   const guard = async <R>(fn: (store: Store) => Promise<R>): Promise<R> => {
     const used = get()
     const store = await used
+    let timer: ReturnType<typeof setTimeout> | undefined
+    // Under Bun an operation on a connection whose server restarted can hang forever: bound it, then replace the
+    // client. A write that still lands later is harmless (writes are idempotent or version-guarded).
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new StoreError(`operation timed out after ${OPERATION_TIMEOUT_MS} ms`, true)), OPERATION_TIMEOUT_MS)
+    })
     try {
-      return await fn(store)
+      return await Promise.race([fn(store), deadline])
     } catch (error) {
       const e = classify(error)
       if (e.transient && current === used) {
@@ -210,6 +219,8 @@ export function healingStore(open: () => Promise<Store>): Store {
         void store.close().catch(() => {})
       }
       throw e
+    } finally {
+      clearTimeout(timer)
     }
   }
   return {

@@ -15,7 +15,8 @@
 # Environment (defaults):
 #   CDC_STACK_PG_PORT=55432  CDC_STACK_KAFKA_PORT=19092  CDC_STACK_KAFKA_CONTROLLER_PORT=19093
 #   CDC_STACK_MONGO_PORT=27017  CDC_STACK_DIR=<repo>/.stack  CDC_STACK_TIMEOUT=180 (seconds per server)
-#   CDC_STACK_MONGO_HANDLER=sqlite (or postgresql: FerretDB stores into database "ferretdb" of our PostgreSQL)
+#   CDC_STACK_MONGO_HANDLER=postgresql (FerretDB stores into database "ferretdb" of our PostgreSQL; its updates by
+#   _id are ~8x faster than with the sqlite handler, whose filters scan whole collections) or sqlite
 #
 # Layout: data, logs and pid files under $CDC_STACK_DIR (git-ignored); downloads and builds under
 # ${XDG_CACHE_HOME:-$HOME/.cache}/cdc-stack (shared by every clone on the machine; ~/.m2 and the Go module
@@ -31,7 +32,7 @@ PG_PORT="${CDC_STACK_PG_PORT:-55432}"
 KAFKA_PORT="${CDC_STACK_KAFKA_PORT:-19092}"
 KAFKA_CTL_PORT="${CDC_STACK_KAFKA_CONTROLLER_PORT:-19093}"
 MONGO_PORT="${CDC_STACK_MONGO_PORT:-27017}"
-MONGO_HANDLER="${CDC_STACK_MONGO_HANDLER:-sqlite}"
+MONGO_HANDLER="${CDC_STACK_MONGO_HANDLER:-postgresql}"
 TIMEOUT="${CDC_STACK_TIMEOUT:-180}"
 STOP_TIMEOUT="${CDC_STACK_STOP_TIMEOUT:-30}"
 HOST=127.0.0.1

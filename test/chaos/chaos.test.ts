@@ -1,0 +1,20 @@
+// The short chaos run on every CI run: a minute of load while each role is killed (-9) and each server is stopped and
+// restarted in turn; then every committed event must be in the history exactly once (bench/chaos.ts does the work).
+import { expect, test } from 'bun:test'
+import { ROOT } from '../support/env.ts'
+
+// Opt-in (CDC_CHAOS=1) until the MongoDB-wire hang after a FerretDB restart is solved (see README, Known limits).
+test.skipIf(process.env.CDC_CHAOS !== '1')('chaos: kill -9 each role and restart each server under load; nothing lost, nothing duplicated', async () => {
+  const seconds = process.env.CDC_CHAOS_SECONDS ?? '60'
+  const run = Bun.spawn(['bun', 'run', `${ROOT}bench/chaos.ts`, '--seconds', seconds, '--drain-seconds', '180'], {
+    cwd: ROOT,
+    stdout: 'pipe',
+    stderr: 'pipe',
+  })
+  const [out, err] = await Promise.all([new Response(run.stdout).text(), new Response(run.stderr).text()])
+  const code = await run.exited
+  console.log(out)
+  if (code !== 0) console.error(err.slice(-4000))
+  expect(out).toContain('RESULT: nothing lost, nothing duplicated')
+  expect(code).toBe(0)
+}, 600_000)
