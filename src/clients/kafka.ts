@@ -208,7 +208,12 @@ export function createKafka(options: KafkaOptions): KafkaClient {
           allowAutoTopicCreation: false,
         })
         await c.connect()
-        await c.subscribe({ topics: o.topics, fromBeginning: o.fromBeginning ?? true })
+        try {
+          await c.subscribe({ topics: o.topics, fromBeginning: o.fromBeginning ?? true })
+        } catch (error) {
+          await c.disconnect().catch(() => {})
+          throw error
+        }
         return c
       }
       let current = await create()

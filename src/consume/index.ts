@@ -52,12 +52,15 @@ export async function startConsumer(rt: Runtime): Promise<Role> {
   const stopOutcomes = await patiently('preparing the outcome log', () => startOutcomeLog(store, config, log))
   const ctx: BatchContext = { store, producer, parking, state, tables: new Set(tables), groupId, log, outcomes: config.consume.outcomes }
   // ~1 MiB per partition fetch keeps a batch well inside the session timeout on a slow MongoDB.
-  const consumer = await kafka.consumer({
-    groupId,
-    topics,
-    partitionsConsumedConcurrently: config.kafka.partitions,
-    maxBytesPerPartition: 1024 * 1024,
-  })
+  // Subscribing right after the topics were created can fail while their leaders settle (fresh broker): retry.
+  const consumer = await patiently('subscribing', () =>
+    kafka.consumer({
+      groupId,
+      topics,
+      partitionsConsumedConcurrently: config.kafka.partitions,
+      maxBytesPerPartition: 1024 * 1024,
+    }),
+  )
   const crashAfterWrite = process.env.CDC_TEST_CRASH_AFTER_WRITE === '1'
 
   /** Processes a batch until it succeeds; false when the consumer stops or loses the partition meanwhile. */
