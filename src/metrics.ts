@@ -12,8 +12,10 @@ interface Metric {
   render(): string
 }
 
-export class Counter implements Metric {
-  private values = new Map<string, number>()
+/** A value per label set, rendered as one line each. */
+abstract class Series implements Metric {
+  protected values = new Map<string, number>()
+  protected abstract readonly type: 'counter' | 'gauge'
   constructor(
     readonly name: string,
     readonly help: string,
@@ -26,32 +28,20 @@ export class Counter implements Metric {
     return this.values.get(key(labels)) ?? 0
   }
   render() {
-    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`]
+    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} ${this.type}`]
     for (const [k, v] of this.values) lines.push(`${this.name}${k ? `{${k}}` : ''} ${v}`)
     return lines.join('\n')
   }
 }
 
-export class Gauge implements Metric {
-  private values = new Map<string, number>()
-  constructor(
-    readonly name: string,
-    readonly help: string,
-  ) {}
+export class Counter extends Series {
+  protected readonly type = 'counter'
+}
+
+export class Gauge extends Series {
+  protected readonly type = 'gauge'
   set(value: number, labels: Labels = {}) {
     this.values.set(key(labels), value)
-  }
-  inc(labels: Labels = {}, by = 1) {
-    const k = key(labels)
-    this.values.set(k, (this.values.get(k) ?? 0) + by)
-  }
-  get(labels: Labels = {}) {
-    return this.values.get(key(labels)) ?? 0
-  }
-  render() {
-    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} gauge`]
-    for (const [k, v] of this.values) lines.push(`${this.name}${k ? `{${k}}` : ''} ${v}`)
-    return lines.join('\n')
   }
 }
 

@@ -81,6 +81,22 @@ function classify(error: unknown): StoreError {
   return new StoreError(e.message ?? String(error), transient, e.code)
 }
 
+/**
+ * The input positions that failed only as duplicates (code 11000) in an unordered write; any other failure throws a
+ * classified StoreError.
+ */
+function duplicatesOf(error: unknown): number[] {
+  if (!(error instanceof MongoBulkWriteError)) throw classify(error)
+  const errors = (Array.isArray(error.writeErrors) ? error.writeErrors : [error.writeErrors]).filter((w) => w !== undefined)
+  // A connection lost mid-write also arrives as a bulk error, with no write errors: nothing is known written.
+  if (errors.length === 0) throw new StoreError(error.message, true, error.code as number | undefined)
+  const failed = errors.filter((w) => w.code !== DUPLICATE)
+  if (failed.length > 0) {
+    throw new StoreError(failed[0]!.errmsg ?? 'write failed', false, failed[0]!.code, failed.map((w) => w.index))
+  }
+  return errors.map((w) => w.index)
+}
+
 export interface MongoOptions {
   url: string
   database: string
@@ -111,15 +127,7 @@ export async function connectMongo(options: MongoOptions): Promise<Store> {
           const r = await c.insertMany(docs as Document[], { ordered: false })
           return { inserted: r.insertedCount, duplicates: [] }
         } catch (error) {
-          if (!(error instanceof MongoBulkWriteError)) throw classify(error)
-          const errors = (Array.isArray(error.writeErrors) ? error.writeErrors : [error.writeErrors]).filter((w) => w !== undefined)
-          // A connection lost mid-write also arrives as a bulk error, with no write errors: nothing is known written.
-          if (errors.length === 0) throw new StoreError(error.message, true, error.code as number | undefined)
-          const duplicates = errors.filter((w) => w.code === DUPLICATE).map((w) => w.index)
-          const failed = errors.filter((w) => w.code !== DUPLICATE)
-          if (failed.length > 0) {
-            throw new StoreError(failed[0]!.errmsg ?? 'write failed', false, failed[0]!.code, failed.map((w) => w.index))
-          }
+          const duplicates = duplicatesOf(error)
           // Counted from the input, not insertedCount: some servers misreport it after partial failures.
           return { inserted: docs.length - duplicates.length, duplicates }
         }
@@ -130,16 +138,7 @@ export async function connectMongo(options: MongoOptions): Promise<Store> {
           await c.bulkWrite(ops as AnyBulkWriteOperation<Document>[], { ordered: false })
           return { duplicates: [] }
         } catch (error) {
-          if (!(error instanceof MongoBulkWriteError)) throw classify(error)
-          const errors = (Array.isArray(error.writeErrors) ? error.writeErrors : [error.writeErrors]).filter((w) => w !== undefined)
-          // A connection lost mid-write also arrives as a bulk error, with no write errors: nothing is known written.
-          if (errors.length === 0) throw new StoreError(error.message, true, error.code as number | undefined)
-          const duplicates = errors.filter((w) => w.code === DUPLICATE).map((w) => w.index)
-          const failed = errors.filter((w) => w.code !== DUPLICATE)
-          if (failed.length > 0) {
-            throw new StoreError(failed[0]!.errmsg ?? 'write failed', false, failed[0]!.code, failed.map((w) => w.index))
-          }
-          return { duplicates }
+          return { duplicates: duplicatesOf(error) }
         }
       },
       find: (filter, o = {}) => {
