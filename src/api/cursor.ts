@@ -1,6 +1,7 @@
 // Opaque page cursors: base64url JSON of the last item's sort key. Clients pass them back unchanged; anything else
 // they send is a 400, never a query error.
 import * as v from 'valibot'
+import type { Db } from '../clients/postgres.ts'
 import { ApiError } from './problem.ts'
 
 export function encodeCursor(key: unknown): string {
@@ -33,3 +34,15 @@ export function pageOf<T>(rows: T[], size: number, keyOf: (last: T) => unknown):
 }
 
 export const IdCursor = v.strictObject({ after: v.pipe(v.number(), v.integer(), v.minValue(0)) })
+
+/** One page of a table listed by id (keyset): `sql` takes $1 = the last id seen, $2 = rows to fetch. */
+export async function idPage<R extends { id: number }>(
+  db: Db,
+  sql: string,
+  q: { limit?: number; cursor?: string },
+  max: number,
+): Promise<{ items: R[]; nextCursor: string | null }> {
+  const size = pageSize(q.limit, max)
+  const after = decodeCursor(IdCursor, q.cursor)?.after ?? 0
+  return pageOf(await db.query<R>(sql, [after, size + 1]), size, (last) => ({ after: last.id }))
+}

@@ -7,7 +7,7 @@ import patchSql from '../../../sql/api/customers-patch.sql' with { type: 'text' 
 import deleteSql from '../../../sql/api/customers-delete.sql' with { type: 'text' }
 import { CustomerCreate, CustomerPatch, IdParam, ListQuery } from '../schemas.ts'
 import { jsonBody, params, query } from '../middleware/validate.ts'
-import { IdCursor, decodeCursor, pageOf, pageSize } from '../cursor.ts'
+import { idPage } from '../cursor.ts'
 import { notFound, rethrowDb } from '../problem.ts'
 import { inWriteTransaction } from '../write.ts'
 import { requireDeleteReason } from '../middleware/delete-reason.ts'
@@ -37,11 +37,8 @@ export function customerRoutes(deps: AppDeps) {
   const max = deps.config.http.maxPageSize
   return new Hono<AppEnv>()
     .get('/', query(ListQuery), async (c) => {
-      const q = c.req.valid('query')
-      const size = pageSize(q.limit, max)
-      const after = decodeCursor(IdCursor, q.cursor)?.after ?? 0
-      const rows = await deps.db().query<CustomerRow>(listSql, [after, size + 1])
-      return c.json(pageOf(rows.map(toCustomer), size, (last) => ({ after: last.id })))
+      const page = await idPage<CustomerRow>(deps.db(), listSql, c.req.valid('query'), max)
+      return c.json({ items: page.items.map(toCustomer), nextCursor: page.nextCursor })
     })
     .get('/:id', params(IdParam), async (c) => {
       const [row] = await deps.db().query<CustomerRow>(getSql, [c.req.valid('param').id])

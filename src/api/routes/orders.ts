@@ -16,7 +16,7 @@ import deleteSql from '../../../sql/api/orders-delete.sql' with { type: 'text' }
 import { IdParam, ListQuery, OrderCreate, OrderPatch, StatusChange, type ORDER_STATUSES } from '../schemas.ts'
 import { jsonBody, params, query } from '../middleware/validate.ts'
 import { requireDeleteReason } from '../middleware/delete-reason.ts'
-import { IdCursor, decodeCursor, pageOf, pageSize } from '../cursor.ts'
+import { idPage } from '../cursor.ts'
 import { ApiError, notFound, rethrowDb } from '../problem.ts'
 import { inWriteTransaction } from '../write.ts'
 import type { AppDeps, AppEnv } from '../env.ts'
@@ -75,11 +75,7 @@ export function orderRoutes(deps: AppDeps) {
   const max = deps.config.http.maxPageSize
   return new Hono<AppEnv>()
     .get('/', query(ListQuery), async (c) => {
-      const q = c.req.valid('query')
-      const size = pageSize(q.limit, max)
-      const after = decodeCursor(IdCursor, q.cursor)?.after ?? 0
-      const rows = await deps.db().query<OrderRow>(listSql, [after, size + 1])
-      const page = pageOf(rows, size, (last) => ({ after: last.id }))
+      const page = await idPage<OrderRow>(deps.db(), listSql, c.req.valid('query'), max)
       return c.json({ items: await withLines(deps.db(), page.items), nextCursor: page.nextCursor })
     })
     .get('/:id', params(IdParam), async (c) => {

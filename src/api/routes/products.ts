@@ -8,7 +8,7 @@ import deleteSql from '../../../sql/api/products-delete.sql' with { type: 'text'
 import { IdParam, ListQuery, ProductCreate, ProductPatch } from '../schemas.ts'
 import { jsonBody, params, query } from '../middleware/validate.ts'
 import { requireDeleteReason } from '../middleware/delete-reason.ts'
-import { IdCursor, decodeCursor, pageOf, pageSize } from '../cursor.ts'
+import { idPage } from '../cursor.ts'
 import { notFound, rethrowDb } from '../problem.ts'
 import { inWriteTransaction } from '../write.ts'
 import type { AppDeps, AppEnv } from '../env.ts'
@@ -27,11 +27,8 @@ export function productRoutes(deps: AppDeps) {
   const max = deps.config.http.maxPageSize
   return new Hono<AppEnv>()
     .get('/', query(ListQuery), async (c) => {
-      const q = c.req.valid('query')
-      const size = pageSize(q.limit, max)
-      const after = decodeCursor(IdCursor, q.cursor)?.after ?? 0
-      const rows = await deps.db().query<ProductRow>(listSql, [after, size + 1])
-      return c.json(pageOf(rows.map(toProduct), size, (last) => ({ after: last.id })))
+      const page = await idPage<ProductRow>(deps.db(), listSql, c.req.valid('query'), max)
+      return c.json({ items: page.items.map(toProduct), nextCursor: page.nextCursor })
     })
     .get('/:id', params(IdParam), async (c) => {
       const [row] = await deps.db().query<ProductRow>(getSql, [c.req.valid('param').id])
