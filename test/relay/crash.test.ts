@@ -35,28 +35,35 @@ for (const mode of ['poll', 'wal'] as const) {
       })
       let relay = spawnRelay(env, mode, 'r0')
       procs.push(relay)
-      for (let round = 1; round <= 3; round++) {
-        // Kill only once the relay is publishing (its leader log line is out and the outbox is being worked on).
-        await eventually(async () => (await relay.log()).includes('"relay is the leader"'), 20_000)
-        await Bun.sleep(700 + Math.random() * 500)
-        await relay.kill9()
-        await Bun.sleep(200)
-        relay = spawnRelay(env, mode, `r${round}`)
-        procs.push(relay)
+      try {
+        for (let round = 1; round <= 3; round++) {
+          // Kill only once the relay is publishing (its leader log line is out and the outbox is being worked on).
+          await eventually(async () => (await relay.log()).includes('"relay is the leader"'), 20_000)
+          await Bun.sleep(700 + Math.random() * 500)
+          await relay.kill9()
+          await Bun.sleep(200)
+          relay = spawnRelay(env, mode, `r${round}`)
+          procs.push(relay)
+        }
+        writing.on = false
+        await Promise.all(writers)
+        expect(written.total).toBeGreaterThan(100)
+        const messages = await readUntil(env, [`${env.tag}.customers`], allDelivered(written), 60_000)
+        const { problems, distinct, duplicates } = checkDelivery(messages, written)
+        expect(problems).toEqual([])
+        expect(distinct).toBe(written.total)
+        console.log(`${mode}: ${written.total} events, ${duplicates} redelivered duplicates`)
+        // Everything published is eventually deleted from the outbox.
+        await eventually(async () => (await db.query('select 1 from cdc.outbox limit 1')).length === 0, 20_000)
+        await relay.stop()
+      } catch (error) {
+        writing.on = false
+        // What the relays said is the evidence for a failure that happens once in many runs.
+        for (const p of procs.filter((p) => p.logPath.includes(env.tag))) {
+          console.error(`--- ${p.logPath}\n${(await p.log()).split('\n').slice(-40).join('\n')}`)
+        }
+        throw error
       }
-      writing.on = false
-      await Promise.all(writers)
-      expect(written.total).toBeGreaterThan(100)
-      const messages = await readUntil(env, [`${env.tag}.customers`], allDelivered(written), 60_000)
-      const { problems, distinct, duplicates } = checkDelivery(messages, written)
-      expect(problems).toEqual([])
-      expect(distinct).toBe(written.total)
-      console.log(`${mode}: ${written.total} events, ${duplicates} redelivered duplicates`)
-      // Everything published is eventually deleted from the outbox.
-      await eventually(async () => (await db.query('select 1 from cdc.outbox limit 1')).length === 0, 20_000)
-      await relay.stop()
-      // wal mode failed 1 of 5 clean runs (once by timeout, once on an assertion within 9 s); not yet diagnosed, so
-      // it gets one retry and the failure stays visible in the log. Open in issue [3/6].
-    }, { timeout: 120_000, retry: mode === 'wal' ? 1 : 0 })
+    }, 150_000)
   })
 }

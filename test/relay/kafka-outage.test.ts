@@ -1,7 +1,7 @@
 // Kafka stopped while events are written: writers are never blocked, the outbox grows, and once Kafka is back the
 // relay publishes everything on its own (capped exponential backoff in between).
 import { afterAll, expect, test } from 'bun:test'
-import { ROOT, createTestEnv, eventually, type TestEnv } from '../support/env.ts'
+import { createTestEnv, eventually, stackCtl, type TestEnv } from '../support/env.ts'
 import { startRelay } from '../../src/relay/index.ts'
 import { relayMetrics } from '../../src/relay/metrics.ts'
 import type { Role } from '../../src/runtime.ts'
@@ -10,10 +10,9 @@ import { allDelivered, checkDelivery, newWritten, prepareDb, readUntil, writeTx,
 const envs: TestEnv[] = []
 let relay: Role | undefined
 
-const stack = (...args: string[]) => Bun.spawnSync(['bash', `${ROOT}test/stack/stack.sh`, ...args], { stdout: 'ignore', stderr: 'ignore' })
 
 afterAll(async () => {
-  stack('up', 'kafka') // restore it whatever happened
+  await stackCtl('up', 'kafka') // restore it whatever happened
   await relay?.stop()
   for (const env of envs) await cleanupEnv(env)
 }, 30_000)
@@ -32,7 +31,7 @@ for (const mode of ['poll', 'wal'] as const) {
     for (let i = 0; i < 10; i++) await writeTx(db, written, [`a${i % 3}`])
     await readUntil(env, [`${env.tag}.customers`], allDelivered(written))
     try {
-      expect(stack('down', 'kafka').exitCode).toBe(0)
+      await stackCtl('down', 'kafka')
       const started = performance.now()
       for (let i = 0; i < 50; i++) await writeTx(db, written, [`a${i % 3}`, `b${i % 5}`])
       const writeMs = performance.now() - started
@@ -45,7 +44,7 @@ for (const mode of ['poll', 'wal'] as const) {
       await eventually(async () => relayMetrics.backlog.get({ mode }) >= 100 && relayMetrics.lag.get({ mode }) > 0, 20_000)
       await eventually(async () => relayMetrics.errors.get({ mode }) > 0, 20_000)
     } finally {
-      expect(stack('up', 'kafka').exitCode).toBe(0)
+      await stackCtl('up', 'kafka')
     }
     const messages = await readUntil(env, [`${env.tag}.customers`], allDelivered(written), 90_000)
     expect(checkDelivery(messages, written).problems).toEqual([])

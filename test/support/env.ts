@@ -4,11 +4,12 @@ import { loadConfig, type Config } from '../../src/config.ts'
 import { createRuntime, type Runtime } from '../../src/runtime.ts'
 import { createLogger } from '../../src/log.ts'
 import { connect } from '../../src/clients/postgres.ts'
+import { stackConfigEnv } from './stack-env.ts'
 
 export const ROOT = new URL('../..', import.meta.url).pathname
 
 // Tests run with the shipped cdc.toml (demo schema rules included), tuned for quick feedback.
-const base = await loadConfig({ path: `${ROOT}cdc.toml`, env: {} })
+const base = await loadConfig({ path: `${ROOT}cdc.toml`, env: stackConfigEnv() })
 base.relay.lingerMs = 2
 base.relay.pollIntervalMs = 200
 
@@ -74,4 +75,14 @@ export async function eventually<T>(check: () => Promise<T | undefined | null | 
     await Bun.sleep(stepMs)
   }
   throw new Error(`condition not met within ${timeoutMs} ms${lastError ? `: ${(lastError as Error).message}` : ''}`)
+}
+
+/**
+ * `test/stack/stack.sh <args>`, awaited without blocking the event loop: roles running in this process must keep
+ * reacting while a server stops (a PostgreSQL fast shutdown waits for the wal relay to confirm its stream).
+ */
+export async function stackCtl(...args: string[]): Promise<void> {
+  const proc = Bun.spawn(['bash', `${ROOT}test/stack/stack.sh`, ...args], { stdout: 'ignore', stderr: 'pipe' })
+  const [code, err] = await Promise.all([proc.exited, new Response(proc.stderr).text()])
+  if (code !== 0) throw new Error(`stack.sh ${args.join(' ')} failed (${code}): ${err.slice(-500)}`)
 }
