@@ -6,6 +6,8 @@ FROM oven/bun:1.3.14 AS build
 WORKDIR /app
 # Dependencies first, so that source edits reuse this layer.
 COPY package.json bun.lock* bunfig.toml* ./
+# patches/: fixes to dependencies that `bun install` applies (package.json patchedDependencies).
+COPY patches ./patches
 RUN bun install --frozen-lockfile
 COPY . .
 # `bun run build` = bun build --compile src/cli.ts --outfile cdc (SQL files are embedded as text imports).

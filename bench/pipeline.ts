@@ -3,6 +3,7 @@
 import { mkdirSync, openSync } from 'node:fs'
 import { connect } from '../src/clients/postgres.ts'
 import { loadConfig, type Config } from '../src/config.ts'
+import { stackConfigEnv } from '../test/support/stack-env.ts'
 
 export const ROOT = new URL('..', import.meta.url).pathname
 
@@ -27,13 +28,14 @@ export interface Pipeline {
 
 export async function createPipeline(prefix: string, overrides: Record<string, string> = {}): Promise<Pipeline> {
   stack('up')
-  const base = await loadConfig({ path: `${ROOT}cdc.toml`, env: {} })
+  const base = await loadConfig({ path: `${ROOT}cdc.toml`, env: stackConfigEnv() })
   const tag = `${prefix}_${Date.now().toString(36)}`
   const dbUrl = new URL(base.postgres.url)
   dbUrl.pathname = `/${tag}`
   const port = 18000 + Math.floor(Math.random() * 1000)
   const env: Record<string, string> = {
     ...(process.env as Record<string, string>),
+    ...stackConfigEnv(),
     CDC_CONFIG: `${ROOT}cdc.toml`,
     CDC_POSTGRES_URL: dbUrl.toString(),
     CDC_KAFKA_TOPIC_TEMPLATE: `${tag}.{table}`,
@@ -48,7 +50,8 @@ export async function createPipeline(prefix: string, overrides: Record<string, s
     ...overrides,
   }
   const config = await loadConfig({ path: `${ROOT}cdc.toml`, env })
-  const logDir = `${ROOT}.stack/runs/${tag}`
+  // Next to the stack the run uses (CDC_STACK_DIR, as in test/stack/stack.sh).
+  const logDir = `${process.env.CDC_STACK_DIR ?? `${ROOT}.stack`}/runs/${tag}`
   mkdirSync(logDir, { recursive: true })
   const admin = connect({ url: base.postgres.url, max: 1 })
   await admin.query(`create database ${tag}`)

@@ -33,8 +33,11 @@ export interface InsertResult {
 export interface Collection<T extends Doc = Doc> {
   /** Unordered insert; duplicates are reported, not thrown. Any other write error throws `StoreError`. */
   insertMany(docs: T[]): Promise<InsertResult>
-  /** Unordered bulk write; per-operation duplicate errors are reported, anything else throws `StoreError`. */
-  bulkWrite(ops: WriteOp[]): Promise<{ duplicates: number[] }>
+  /**
+   * Unordered bulk write; per-operation duplicate errors are reported, anything else throws `StoreError`. `matched`:
+   * how many update filters matched a document (a version-guarded update that matched nothing did not apply).
+   */
+  bulkWrite(ops: WriteOp[]): Promise<{ duplicates: number[]; matched: number }>
   find(filter: Filter, options?: FindOptions): Promise<T[]>
   findOne(filter: Filter): Promise<T | null>
   count(filter?: Filter): Promise<number>
@@ -97,6 +100,30 @@ function duplicatesOf(error: unknown): number[] {
   return errors.map((w) => w.index)
 }
 
+/**
+ * Update statements per write command. FerretDB 1.24 (PostgreSQL backend) keeps one pooled PostgreSQL connection per
+ * matched update statement until its whole `update` command ends, so a command with as many updates as its pool has
+ * connections (50) waits for itself forever and wedges the server until it restarts. A few commands of this size in
+ * flight at once stay well below that; on MongoDB it only costs a round trip per chunk.
+ */
+const UPDATES_PER_COMMAND = 8
+
+/** Consecutive slices of `ops` (with their start position) holding at most UPDATES_PER_COMMAND updates each. */
+function updateChunks(ops: WriteOp[]): [number, WriteOp[]][] {
+  const out: [number, WriteOp[]][] = []
+  let start = 0
+  let updates = 0
+  ops.forEach((op, i) => {
+    if ('updateOne' in op && ++updates > UPDATES_PER_COMMAND) {
+      out.push([start, ops.slice(start, i)])
+      start = i
+      updates = 1
+    }
+  })
+  if (start < ops.length) out.push([start, ops.slice(start)])
+  return out
+}
+
 export interface MongoOptions {
   url: string
   database: string
@@ -133,13 +160,28 @@ export async function connectMongo(options: MongoOptions): Promise<Store> {
         }
       },
       async bulkWrite(ops) {
-        if (ops.length === 0) return { duplicates: [] }
-        try {
-          await c.bulkWrite(ops as AnyBulkWriteOperation<Document>[], { ordered: false })
-          return { duplicates: [] }
-        } catch (error) {
-          return { duplicates: duplicatesOf(error) }
+        const duplicates: number[] = []
+        const failed: number[] = []
+        let matched = 0
+        let rejected: StoreError | undefined
+        for (const [start, chunk] of updateChunks(ops)) {
+          try {
+            matched += (await c.bulkWrite(chunk as AnyBulkWriteOperation<Document>[], { ordered: false })).matchedCount
+          } catch (error) {
+            try {
+              duplicates.push(...duplicatesOf(error).map((i) => start + i))
+              matched += (error as MongoBulkWriteError).result.matchedCount
+            } catch (e) {
+              const failure = e as StoreError
+              if (failure.transient) throw failure
+              // Unordered: the other chunks still run; the positions that failed are reported together at the end.
+              rejected ??= failure
+              failed.push(...(failure.failed.length > 0 ? failure.failed : [...chunk.keys()]).map((i) => start + i))
+            }
+          }
         }
+        if (rejected) throw new StoreError(rejected.message, false, rejected.code, failed)
+        return { duplicates, matched }
       },
       find: (filter, o = {}) => {
         let cursor = c.find(filter, o.projection ? { projection: o.projection } : {})
@@ -200,14 +242,14 @@ export function healingStore(open: () => Promise<Store>): Store {
       current = undefined
       throw classify(error)
     }))
-  const guard = async <R>(fn: (store: Store) => Promise<R>): Promise<R> => {
+  const guard = async <R>(fn: (store: Store) => Promise<R>, what: string): Promise<R> => {
     const used = get()
     const store = await used
     let timer: ReturnType<typeof setTimeout> | undefined
     // Under Bun an operation on a connection whose server restarted can hang forever: bound it, then replace the
     // client. A write that still lands later is harmless (writes are idempotent or version-guarded).
     const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new StoreError(`operation timed out after ${OPERATION_TIMEOUT_MS} ms`, true)), OPERATION_TIMEOUT_MS)
+      timer = setTimeout(() => reject(new StoreError(`${what} timed out after ${OPERATION_TIMEOUT_MS} ms`, true)), OPERATION_TIMEOUT_MS)
     })
     try {
       return await Promise.race([fn(store), deadline])
@@ -224,18 +266,18 @@ export function healingStore(open: () => Promise<Store>): Store {
   }
   return {
     collection: <T extends Doc>(name: string): Collection<T> => ({
-      insertMany: (docs) => guard((s) => s.collection<T>(name).insertMany(docs)),
-      bulkWrite: (ops) => guard((s) => s.collection<T>(name).bulkWrite(ops)),
-      find: (filter, options) => guard((s) => s.collection<T>(name).find(filter, options)),
-      findOne: (filter) => guard((s) => s.collection<T>(name).findOne(filter)),
-      count: (filter) => guard((s) => s.collection<T>(name).count(filter)),
-      aggregate: <R>(pipeline: Doc[]) => guard((s) => s.collection<T>(name).aggregate<R>(pipeline)),
-      deleteMany: (filter) => guard((s) => s.collection<T>(name).deleteMany(filter)),
-      createIndexes: (indexes) => guard((s) => s.collection<T>(name).createIndexes(indexes)),
-      drop: () => guard((s) => s.collection<T>(name).drop()),
+      insertMany: (docs) => guard((s) => s.collection<T>(name).insertMany(docs), `insertMany ${name}`),
+      bulkWrite: (ops) => guard((s) => s.collection<T>(name).bulkWrite(ops), `bulkWrite ${name}`),
+      find: (filter, options) => guard((s) => s.collection<T>(name).find(filter, options), `find ${name}`),
+      findOne: (filter) => guard((s) => s.collection<T>(name).findOne(filter), `findOne ${name}`),
+      count: (filter) => guard((s) => s.collection<T>(name).count(filter), `count ${name}`),
+      aggregate: <R>(pipeline: Doc[]) => guard((s) => s.collection<T>(name).aggregate<R>(pipeline), `aggregate ${name}`),
+      deleteMany: (filter) => guard((s) => s.collection<T>(name).deleteMany(filter), `deleteMany ${name}`),
+      createIndexes: (indexes) => guard((s) => s.collection<T>(name).createIndexes(indexes), `createIndexes ${name}`),
+      drop: () => guard((s) => s.collection<T>(name).drop(), `drop ${name}`),
     }),
-    listCollections: () => guard((s) => s.listCollections()),
-    ping: () => guard((s) => s.ping()),
+    listCollections: () => guard((s) => s.listCollections(), 'listCollections'),
+    ping: () => guard((s) => s.ping(), 'ping'),
     close: async () => {
       const open = current
       current = undefined

@@ -30,6 +30,23 @@ describe('postgres', () => {
     expect(await db.query('select * from t')).toEqual([])
   })
 
+  test('a transaction whose connection dies rejects, and the connection serves the next query', async () => {
+    // postgres.js 3.4.9 without patches/: begin()'s own ROLLBACK on the dead connection threw from a timer (process
+    // crash), and the connection then never connected again (CONNECT_TIMEOUT on every later use).
+    const { connect } = await import('../../src/clients/postgres.ts')
+    const db = connect({ url: env.config.postgres.url, max: 1 })
+    let pid: number | undefined
+    const tx = db.begin(async (t) => {
+      pid = (await t.query<{ pid: number }>('select pg_backend_pid() as pid'))[0]!.pid
+      await t.query('select pg_sleep(5)')
+    })
+    await eventually(async () => pid !== undefined, 5000)
+    await env.rt.db().query('select pg_terminate_backend($1)', [pid])
+    await expect(tx).rejects.toMatchObject({ code: 'CONNECTION_CLOSED' })
+    expect(await db.query('select 1 as one')).toEqual([{ one: 1 }])
+    await db.end()
+  })
+
   test('LISTEN/NOTIFY round trip', async () => {
     const db = env.rt.db()
     const got: string[] = []
@@ -112,6 +129,17 @@ describe('mongo', () => {
     const r = await c.bulkWrite([up(1)]) // older: the upsert collides with the existing _id
     expect(r.duplicates).toEqual([0])
     expect((await c.findOne({ _id: 'x' }))?.version).toBe(2)
+  })
+
+  test('a bulk write with more matched updates than FerretDB has pooled connections completes', async () => {
+    // In one `update` command they would wedge FerretDB 1.24 for good (see UPDATES_PER_COMMAND).
+    const store = await env.rt.mongo()
+    const c = store.collection('many')
+    const n = 120
+    await c.insertMany(Array.from({ length: n }, (_, i) => ({ _id: `m${i}`, version: 1 })))
+    const ops = Array.from({ length: n }, (_, i) => ({ updateOne: { filter: { _id: `m${i}`, version: 1 }, update: { $set: { version: 2 } } } }))
+    expect(await c.bulkWrite([{ insertOne: { document: { _id: 'm0', version: 9 } } }, ...ops])).toEqual({ duplicates: [0], matched: n })
+    expect(await c.count({ version: 2 })).toBe(n)
   })
 
   test('an unreachable server is a transient StoreError', async () => {
