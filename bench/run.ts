@@ -26,6 +26,10 @@ const stages: [string, () => Promise<BenchCase>][] = [
   ['e2e', async () => (await import('./cases/e2e.ts')).e2e],
 ]
 
+// Each stage takes 1–2 minutes at scale 1 on a 2-core machine; one that runs far longer is reported as failed so the
+// run still completes (its work may go on in the background until the process exits).
+const stageBudgetMs = Math.max(120, 300 * scale) * 1000
+
 const root = new URL('..', import.meta.url).pathname
 const up = Bun.spawnSync(['bash', `${root}test/stack/stack.sh`, 'up'], { stdout: 'inherit', stderr: 'inherit' })
 if (up.exitCode !== 0) process.exit(1)
@@ -37,14 +41,20 @@ for (const [stage, load] of stages) {
   if (only && !only.includes(stage)) continue
   const t0 = Date.now()
   console.error(`[bench] ${stage}: running (scale ${scale})`)
+  let timer: ReturnType<typeof setTimeout> | undefined
   try {
     const run = await load()
-    const got = await run({ scale, log: (m) => console.error(`[bench] ${stage}: ${m}`) })
+    const overBudget = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${stageBudgetMs / 1000} s`)), stageBudgetMs)
+    })
+    const got = await Promise.race([run({ scale, log: (m) => console.error(`[bench] ${stage}: ${m}`) }), overBudget])
     results.push(...got)
     for (const r of got) console.error(`[bench] ${stage}: ${r.name} ${r.ours.perSecond.toFixed(0)}/s${r.ratio ? ` ratio ${r.ratio.toFixed(2)}` : ''}`)
   } catch (error) {
     failures.push({ stage, error: (error as Error).stack ?? String(error) })
     console.error(`[bench] ${stage}: FAILED ${(error as Error).message}`)
+  } finally {
+    clearTimeout(timer)
   }
   console.error(`[bench] ${stage}: done in ${((Date.now() - t0) / 1000).toFixed(1)} s`)
 }

@@ -105,6 +105,9 @@ export interface KafkaOptions {
   connectionTimeoutMs?: number
 }
 
+/** How long a consumer's stop() waits for kafkajs to finish its batches and leave the group. */
+const STOP_MS = 8_000
+
 const toHeaders = (headers: Record<string, Buffer | string | (Buffer | string)[] | undefined> | undefined) => {
   const out: Record<string, string> = {}
   for (const [k, v] of Object.entries(headers ?? {})) {
@@ -197,6 +200,7 @@ export function createKafka(options: KafkaOptions): KafkaClient {
       }
     },
     async consumer(o) {
+      let stopped = false
       const create = async () => {
         const c: KConsumer = kafka.consumer({
           groupId: o.groupId,
@@ -206,6 +210,9 @@ export function createKafka(options: KafkaOptions): KafkaClient {
           sessionTimeout: o.sessionTimeoutMs ?? 10_000,
           heartbeatInterval: 1000,
           allowAutoTopicCreation: false,
+          // kafkajs restarts a crashed consumer by itself, also after a crash during the final disconnect: that would
+          // bring back a group member nobody owns (consuming and committing after stop() returned).
+          retry: { restartOnFailure: async () => !stopped },
         })
         await c.connect()
         try {
@@ -217,9 +224,9 @@ export function createKafka(options: KafkaOptions): KafkaClient {
         return c
       }
       let current = await create()
-      let stopped = false
       let lastSign = Date.now()
       let watchdog: ReturnType<typeof setInterval> | undefined
+      let replacing: Promise<void> | undefined
       track({ disconnect: () => current.disconnect() })
       const start = async (onBatch: (batch: PartitionBatch) => Promise<void>) => {
         const c = current
@@ -236,6 +243,7 @@ export function createKafka(options: KafkaOptions): KafkaClient {
           eachBatchAutoResolve: true,
           partitionsConsumedConcurrently: o.partitionsConsumedConcurrently ?? 1,
           eachBatch: async ({ batch, heartbeat, isRunning, isStale }) => {
+            if (stopped) return
             lastSign = Date.now()
             await onBatch({
               topic: batch.topic,
@@ -245,7 +253,7 @@ export function createKafka(options: KafkaOptions): KafkaClient {
                 lastSign = Date.now()
                 await heartbeat()
               },
-              isRunning: () => isRunning() && !isStale() && c === current,
+              isRunning: () => !stopped && isRunning() && !isStale() && c === current,
               messages: batch.messages.map((m) => ({
                 topic: batch.topic,
                 partition: batch.partition,
@@ -263,22 +271,26 @@ export function createKafka(options: KafkaOptions): KafkaClient {
       return {
         async run(onBatch) {
           await start(onBatch)
+          if (stopped) return
           // kafkajs can wedge after a broker restart (coordinator moved, member fenced) without crashing: when no
           // fetch round, heartbeat or batch happened for a while, replace the client; uncommitted work is re-read.
           const stallMs = Math.max(20_000, (o.sessionTimeoutMs ?? 10_000) * 2)
           watchdog = setInterval(() => {
-            if (stopped || Date.now() - lastSign < stallMs) return
+            if (stopped || replacing || Date.now() - lastSign < stallMs) return
             lastSign = Date.now()
             options.log?.warn('kafka consumer stalled; replacing it', { groupId: o.groupId, stallMs })
-            const replace = current.disconnect().catch(() => {})
-            void replace
+            replacing = current
+              .disconnect()
+              .catch(() => {})
               .then(create)
               .then(async (c) => {
                 if (stopped) return void (await c.disconnect().catch(() => {}))
                 current = c
-                await start(onBatch)
+                // Not awaited: joining the group can take a session timeout, and stop() must not wait for it.
+                void start(onBatch).catch((error) => options.log?.warn('restarting the kafka consumer failed', { error }))
               })
               .catch((error) => options.log?.warn('replacing the kafka consumer failed; will retry', { error }))
+              .finally(() => (replacing = undefined))
           }, 2000)
         },
         commit: (offsets) => current.commitOffsets(offsets),
@@ -288,7 +300,22 @@ export function createKafka(options: KafkaOptions): KafkaClient {
         stop: async () => {
           stopped = true
           clearInterval(watchdog)
-          await current.disconnect()
+          // kafkajs first waits for the batches in hand, then leaves the group, which needs the broker: bounded, so a
+          // hung batch or an unreachable broker cannot hold a shutdown (the group drops us after the session timeout).
+          const disconnect = (async () => {
+            await replacing
+            await current.disconnect()
+          })().then(
+            () => false,
+            (error) => {
+              options.log?.warn('kafka consumer did not stop cleanly', { groupId: o.groupId, error })
+              return false
+            },
+          )
+          let timer: ReturnType<typeof setTimeout> | undefined
+          const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), STOP_MS)))
+          const late = await Promise.race([disconnect, timedOut]).finally(() => clearTimeout(timer))
+          if (late) options.log?.warn('kafka consumer did not stop in time; leaving it behind', { groupId: o.groupId, timeoutMs: STOP_MS })
         },
       }
     },

@@ -18,6 +18,12 @@ import { REDRIVEN_COLLECTION } from '../redrive/ledger.ts'
 
 const GAP_SWEEP_MS = 2_000
 const LAG_EVERY_MS = 10_000
+/**
+ * How long stop() lets the batches in hand finish (and commit) before it leaves them behind: a batch on a slow or hung
+ * MongoDB can take several operation timeouts, far beyond the 15 s shutdown budget. A batch left behind is not
+ * committed, so the partition's next owner reads it again and the idempotent writes absorb what it did.
+ */
+const STOP_GRACE_MS = 5_000
 
 export async function startConsumer(rt: Runtime): Promise<Role> {
   const { config } = rt
@@ -27,6 +33,8 @@ export async function startConsumer(rt: Runtime): Promise<Role> {
   if (topics.length === 0) throw new Error('consume: no topics to read (set capture.tracked or consume.tables)')
   const groupId = config.consume.groupId
   let stopping = false
+  let abandon!: () => void
+  const abandoned = new Promise<false>((resolve) => (abandon = () => resolve(false)))
   const patiently = <T>(what: string, fn: () => Promise<T>) =>
     retrying(fn, {
       maxMs: config.consume.retryMaxMs,
@@ -86,18 +94,19 @@ export async function startConsumer(rt: Runtime): Promise<Role> {
           delayMs,
         })
         await pause(delayMs, batch)
+        if (stopping || !batch.isRunning()) return false
       }
     }
   }
 
   const handle = async (batch: PartitionBatch) => {
     const last = batch.messages.at(-1)
-    if (!last) return
+    if (!last || stopping) return
     const started = performance.now()
     // Keep the group membership while MongoDB works: a batch on a slow server can outlast the session timeout.
     const beat = setInterval(() => void batch.heartbeat().catch(() => {}), 1000)
     try {
-      if (!(await processWithRetry(batch))) return
+      if (!(await Promise.race([processWithRetry(batch), abandoned]))) return
     } finally {
       clearInterval(beat)
     }
@@ -117,7 +126,7 @@ export async function startConsumer(rt: Runtime): Promise<Role> {
     metrics.batchSeconds.observe((performance.now() - started) / 1000)
   }
 
-  const running = consumer.run(handle).catch((error) => log.error('consumer stopped', { error }))
+  void consumer.run(handle).catch((error) => log.error('consumer stopped', { error }))
 
   // Gaps close when the missing version arrives in a batch, or here (e.g. it came through another topic or process).
   let sweeping = false
@@ -147,8 +156,12 @@ export async function startConsumer(rt: Runtime): Promise<Role> {
       clearInterval(sweep)
       clearInterval(observe)
       stopOutcomes()
-      await consumer.stop()
-      await running
+      const grace = setTimeout(abandon, STOP_GRACE_MS)
+      try {
+        await consumer.stop()
+      } finally {
+        clearTimeout(grace)
+      }
       await producer.disconnect().catch(() => {})
     },
   }

@@ -66,7 +66,11 @@ export class StateWriter {
     private readonly log: Logger,
   ) {}
 
-  /** Moves the states of one table through events that are already in its history (one read, one bulk write). */
+  /**
+   * Moves the states of one table through events that are already in its history: one bulk write, guessing that each
+   * state stands right before its first event here (an in-order stream). The version guards check that guess; the
+   * aggregates of a write where it failed (an update matched nothing, an insert found a state) are read and redone.
+   */
   async apply(table: string, events: CdcEvent[]): Promise<ApplyResult> {
     const byAggregate = new Map<string, CdcEvent[]>()
     for (const e of events) {
@@ -82,20 +86,27 @@ export class StateWriter {
       slow.push(id)
       return false
     })
+    // A guess costs no read; on FerretDB a read of many states by id scans the whole collection.
+    const guessed = new Map<string, number>()
+    for (const id of fast) {
+      const first = byAggregate.get(id)![0]!.version
+      if (first > 1) guessed.set(id, first - 1)
+    }
     for (let attempt = 0; fast.length > 0; attempt++) {
-      const versions = await this.versions(table, fast)
+      const versions = attempt === 0 ? guessed : await this.versions(table, fast)
       const ops: { id: string; op: WriteOp }[] = []
+      const unsure: string[] = []
       for (const id of fast) {
         const current = versions.get(id)
         const run = contiguousAfter(current ?? 0, byAggregate.get(id)!)
-        if (run === undefined) slow.push(id)
+        if (run === undefined) (attempt === 0 ? unsure : slow).push(id)
         else if (run.length > 0) ops.push({ id, op: updateOp(id, current, run) })
       }
       const raced = await this.write(table, ops, rejected)
-      // A duplicate means another writer created the state first (FerretDB may also skip the ops after it): redo
-      // those from a fresh read; the version guards make the redo harmless.
-      if (raced.length === 0 || attempt >= 3) break
-      fast.splice(0, fast.length, ...raced)
+      // A wrong guess, or another writer that moved a state meanwhile (FerretDB may also skip the ops after a
+      // duplicate): redo those from a fresh read; the version guards make the redo harmless.
+      if ((raced.length === 0 && unsure.length === 0) || attempt >= 3) break
+      fast.splice(0, fast.length, ...raced, ...unsure)
     }
     if (slow.length > 0) await this.settle(table, [...new Set(slow)], rejected)
     return { rejected }
@@ -144,20 +155,24 @@ export class StateWriter {
     return new Map(docs.map((d) => [d._id, d.version]))
   }
 
-  /** Writes the ops; returns the aggregates to redo (duplicate key); a rejected op is retried alone to find the culprit. */
+  /**
+   * Writes the ops; returns the aggregates to redo (a duplicate key, or a guarded update that matched nothing: the
+   * totals do not say which, so all of them); a rejected op is retried alone to find the culprit.
+   */
   private async write(table: string, ops: { id: string; op: WriteOp }[], rejected: Map<string, string>): Promise<string[]> {
     if (ops.length === 0) return []
     const collection = this.store.collection(stateCollection(table))
+    const missed = (list: WriteOp[], r: { duplicates: number[]; matched: number }) =>
+      r.duplicates.length > 0 || r.matched < list.filter((op) => 'updateOne' in op).length
     try {
-      const { duplicates } = await collection.bulkWrite(ops.map((o) => o.op))
-      return duplicates.length > 0 ? ops.map((o) => o.id) : []
+      const list = ops.map((o) => o.op)
+      return missed(list, await collection.bulkWrite(list)) ? ops.map((o) => o.id) : []
     } catch (error) {
       if (!(error instanceof StoreError) || error.transient) throw error
       const redo: string[] = []
       for (const { id, op } of ops) {
         try {
-          const { duplicates } = await collection.bulkWrite([op])
-          if (duplicates.length > 0) redo.push(id)
+          if (missed([op], await collection.bulkWrite([op]))) redo.push(id)
         } catch (e) {
           if (!(e instanceof StoreError) || e.transient) throw e
           rejected.set(id, e.message)

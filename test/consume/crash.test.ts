@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import type { Subprocess } from 'bun'
 import { createTestEnv, eventually, ROOT, type TestEnv } from '../support/env.ts'
+import { stackConfigEnv } from '../support/stack-env.ts'
 import { ensureTopics, history, message, publish, versions } from './support.ts'
 
 let env: TestEnv
@@ -23,6 +24,7 @@ function spawnConsumer(extra: Record<string, string> = {}) {
     cwd: ROOT,
     env: {
       ...process.env,
+      ...stackConfigEnv(),
       CDC_KAFKA_TOPIC_TEMPLATE: env.config.kafka.topicTemplate,
       CDC_KAFKA_CLIENT_ID: env.config.kafka.clientId,
       CDC_MONGO_DATABASE: env.config.mongo.database,
