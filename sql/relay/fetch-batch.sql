@@ -1,13 +1,14 @@
 -- The next batch in seq order, made of whole transactions: the transactions of the first $1 rows (with seq ≤ $2, and
 -- not among $3: rows already being published or deleted), with every row of each (a transaction's rows commit
--- together, so one snapshot sees all of them or none).
+-- together, so one snapshot sees all of them or none). The envelope and routing fields come from the event store,
+-- written in the same transaction; an outbox row without its event (deleted by hand) has nothing to publish and only
+-- goes away with the batch.
 with head as (
   select distinct tx_id from (
     select tx_id from cdc.outbox where seq <= $2 and seq <> all($3::bigint[]) order by seq limit $1
   ) first_rows
 )
-select o.seq, o.event_id::text as event_id, o.aggregate_type, o.aggregate_id, o.version, o.type,
-       o.occurred_at, o.payload::text as payload
-  from cdc.outbox o
+select o.seq, e.id::text as event_id, e.aggregate_type, e.aggregate_id, e.version, e.type, e.payload::text as payload
+  from cdc.outbox o left join cdc.event_store e on e.id = o.event_id
  where o.tx_id in (select tx_id from head)
  order by o.seq

@@ -5,6 +5,7 @@ import core from '../../sql/migrations/001_cdc_core.sql' with { type: 'text' }
 import captureFunctions from '../../sql/migrations/002_capture_functions.sql' with { type: 'text' }
 import demoSchema from '../../sql/migrations/003_demo_schema.sql' with { type: 'text' }
 import textEnvelope from '../../sql/migrations/004_capture_text_envelope.sql' with { type: 'text' }
+import leanTrigger from '../../sql/migrations/005_capture_lean_trigger.sql' with { type: 'text' }
 import type { Db } from '../clients/postgres.ts'
 import type { Runtime } from '../runtime.ts'
 import { installCapture } from './track.ts'
@@ -15,6 +16,7 @@ export const MIGRATIONS: readonly { name: string; sql: string }[] = [
   { name: '002_capture_functions', sql: captureFunctions },
   { name: '003_demo_schema', sql: demoSchema },
   { name: '004_capture_text_envelope', sql: textEnvelope },
+  { name: '005_capture_lean_trigger', sql: leanTrigger },
 ]
 
 /** Transaction-level advisory lock key shared by every migrator (and by track/untrack). */

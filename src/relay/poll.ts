@@ -1,11 +1,18 @@
-// Poll mode: wake on NOTIFY cdc_outbox (or every relay.pollIntervalMs), read whole transactions from cdc.outbox in seq
-// order, publish them in one Kafka transaction, and delete the rows only after Kafka acknowledged the commit.
-// Rows are deleted rather than tracked by a high-water mark, so a transaction that commits late (lower seq) is never
-// skipped; per aggregate, writers are serialised by row/advisory locks, so seq order is version order.
+// Poll mode: read whole transactions from cdc.outbox in seq order (envelopes from cdc.event_store), publish them in one
+// Kafka transaction, and delete the rows only after Kafka acknowledged the commit. Rows are deleted rather than tracked
+// by a high-water mark, so a transaction that commits late (lower seq) is never skipped; per aggregate, writers are
+// serialised by row/advisory locks, so seq order is version order.
+// Wake-ups: while rows keep coming the relay reads on; once a read finds nothing it arms cdc.relay_wake (writers
+// NOTIFY cdc_outbox only while it is armed: a NOTIFY serialises commits) and sleeps until a NOTIFY or
+// relay.pollIntervalMs. Writers that looked at the flag before it was armed are still running in the snapshot taken
+// when arming; until they have finished, the relay looks again after short, growing pauses instead.
 import fetchBatchSql from '../../sql/relay/fetch-batch.sql' with { type: 'text' }
 import deletePublishedSql from '../../sql/relay/delete-published.sql' with { type: 'text' }
 import outboxStatsSql from '../../sql/relay/outbox-stats.sql' with { type: 'text' }
 import ensureIndexSql from '../../sql/relay/ensure-outbox-index.sql' with { type: 'text' }
+import armWakeSql from '../../sql/relay/arm-wake.sql' with { type: 'text' }
+import disarmWakeSql from '../../sql/relay/disarm-wake.sql' with { type: 'text' }
+import writersRunningSql from '../../sql/relay/writers-running.sql' with { type: 'text' }
 import type { Db } from '../clients/postgres.ts'
 import type { Logger } from '../log.ts'
 import type { Runtime } from '../runtime.ts'
@@ -16,15 +23,17 @@ import type { Outgoing, Publisher } from './publish.ts'
 
 export const NOTIFY_CHANNEL = 'cdc_outbox'
 const STATS_EVERY_MS = 2000
+/** First pause while writers of the arming snapshot still run (doubles up to relay.pollIntervalMs). */
+const WATCH_FIRST_MS = 2
 
+/** An outbox row with its event (all null for a row whose event is gone). */
 interface OutboxRow {
   seq: number
-  event_id: string
+  event_id: string | null
   aggregate_type: string
   aggregate_id: string
   version: number
   type: string
-  occurred_at: Date
   payload: string
 }
 
@@ -47,14 +56,11 @@ export async function fetchBatch(db: Db, batchSize: number, upTo = Number.MAX_SA
   const rows = await db.query<OutboxRow>(fetchBatchSql, [batchSize, upTo, skip])
   return {
     seqs: rows.map((r) => r.seq),
-    events: rows.map((r) => ({
-      eventId: r.event_id,
-      aggregateType: r.aggregate_type,
-      aggregateId: r.aggregate_id,
-      version: r.version,
-      type: r.type,
-      value: r.payload,
-    })),
+    events: rows.flatMap((r) =>
+      r.event_id === null
+        ? []
+        : [{ eventId: r.event_id, aggregateType: r.aggregate_type, aggregateId: r.aggregate_id, version: r.version, type: r.type, value: r.payload }],
+    ),
   }
 }
 
@@ -64,7 +70,7 @@ export async function drainOutbox(s: RelaySession, mode: string, upTo: number): 
   let total = 0
   while (!s.signal.aborted) {
     const { seqs, events } = await fetchBatch(db, s.rt.config.relay.batchSize, upTo)
-    if (events.length === 0) break
+    if (seqs.length === 0) break
     await s.publisher.publish(events, () => s.leader.check())
     await db.query(deletePublishedSql, [seqs])
     total += events.length
@@ -96,6 +102,22 @@ export async function runPoll(s: RelaySession): Promise<void> {
   const inflight = new Set<number>()
   let deleting: Promise<void> = Promise.resolve()
   let next: Promise<Batch> | undefined
+  // Whether cdc.relay_wake is armed, the snapshot taken when arming while its writers may still run, and the pause.
+  let armed = false
+  let watching: string | undefined
+  let pause = WATCH_FIRST_MS
+  const sleepUnlessNotified = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms)
+      function done() {
+        clearTimeout(timer)
+        signal.removeEventListener('abort', done)
+        wake = undefined
+        resolve()
+      }
+      wake = done
+      signal.addEventListener('abort', done, { once: true })
+    })
   const readAhead = () => {
     const p = fetchBatch(db, cfg.batchSize, undefined, [...inflight])
     p.catch(() => {}) // awaited (and its error handled) later; never an unhandled rejection
@@ -123,12 +145,20 @@ export async function runPoll(s: RelaySession): Promise<void> {
           await updateStats(db)
         }
         notified = false
+        // Checked before the read: once none of them runs, this read sees everything they committed.
+        if (watching && !(await writersRunning(db, watching))) watching = undefined
         const batch = await (next ?? readAhead())
         next = undefined
-        if (batch.events.length > 0) {
+        if (armed && (batch.seqs.length > 0 || notified)) {
+          // Awake with work: writers need not NOTIFY until the relay is idle again.
+          await db.query(disarmWakeSql)
+          armed = false
+          watching = undefined
+        }
+        if (batch.seqs.length > 0) {
           for (const q of batch.seqs) inflight.add(q)
           const publishing = s.publisher.publish(batch.events, () => s.leader.check())
-          if (batch.events.length >= cfg.batchSize) next = readAhead()
+          if (batch.seqs.length >= cfg.batchSize) next = readAhead()
           await publishing
           await deleting
           deleting = remove(batch.seqs)
@@ -138,24 +168,25 @@ export async function runPoll(s: RelaySession): Promise<void> {
           backoff.reset()
         }
         await deleting
-        // Idle (or a partial batch): sleep until a NOTIFY or the poll interval, then linger so a burst coalesces.
-        if (!notified) {
-          await new Promise<void>((resolve) => {
-            const timer = setTimeout(done, cfg.pollIntervalMs)
-            function done() {
-              clearTimeout(timer)
-              signal.removeEventListener('abort', done)
-              wake = undefined
-              resolve()
-            }
-            wake = done
-            signal.addEventListener('abort', done, { once: true })
-          })
+        if (batch.seqs.length === 0 && !notified) {
+          if (!armed) {
+            // Nothing to do: ask writers for a NOTIFY, then read once more (a commit may have come in unannounced).
+            watching = await armWake(db)
+            armed = true
+            pause = WATCH_FIRST_MS
+            continue
+          }
+          // Sleep until a NOTIFY or the poll interval; only briefly while unannounced writers may still commit.
+          await sleepUnlessNotified(watching ? pause : cfg.pollIntervalMs)
+          if (watching) pause = Math.min(pause * 2, cfg.pollIntervalMs)
         }
+        // A partial batch or a NOTIFY: rows keep coming, read on after lingering so a burst coalesces.
         if (cfg.lingerMs > 0) await sleep(cfg.lingerMs, signal)
       } catch (error) {
-        // Start over from the head of the outbox: nothing read ahead is kept.
+        // Start over from the head of the outbox: nothing read ahead is kept; arm the wake-up anew.
         next = undefined
+        armed = false
+        watching = undefined
         await deleting
         inflight.clear()
         if (signal.aborted) break
@@ -167,8 +198,21 @@ export async function runPoll(s: RelaySession): Promise<void> {
     }
   } finally {
     await deleting
+    // Writers need not NOTIFY a relay that is gone (the next one arms the flag when it is idle).
+    if (armed) await db.query(disarmWakeSql).catch(() => {})
     await listener?.unlisten().catch(() => {})
   }
+}
+
+/** Arms cdc.relay_wake; returns the snapshot taken after arming. */
+async function armWake(db: Db): Promise<string> {
+  const [row] = await db.query<{ snapshot: string }>(armWakeSql)
+  return row!.snapshot
+}
+
+async function writersRunning(db: Db, snapshot: string): Promise<boolean> {
+  const [row] = await db.query<{ running: boolean }>(writersRunningSql, [snapshot])
+  return row?.running ?? false
 }
 
 async function updateStats(db: Db) {

@@ -1,7 +1,8 @@
-// WAL mode: logical replication (pgoutput) from a persistent slot. Outbox inserts ('I' on cdc.outbox) and, in
-// capture.mode "emit", transactional 'cdc' messages ('M') are collected per DB transaction (Begin … Commit); whole
-// transactions are published in one Kafka transaction, then their outbox rows are deleted, and only then is the
-// commit's end LSN confirmed to the slot. A crash anywhere replays from the last confirmed LSN: duplicates, never gaps.
+// WAL mode: logical replication (pgoutput) from a persistent slot. Outbox inserts ('I' on cdc.outbox: the event id,
+// whose envelope is read from cdc.event_store before publishing) and, in capture.mode "emit", transactional 'cdc'
+// messages ('M', the envelope itself) are collected per DB transaction (Begin … Commit); whole transactions are
+// published in one Kafka transaction, then their outbox rows are deleted, and only then is the commit's end LSN
+// confirmed to the slot. A crash anywhere replays from the last confirmed LSN: duplicates, never gaps.
 import findPublicationSql from '../../sql/relay/find-publication.sql' with { type: 'text' }
 import findSlotSql from '../../sql/relay/find-slot.sql' with { type: 'text' }
 import createSlotSql from '../../sql/relay/create-slot.sql' with { type: 'text' }
@@ -11,7 +12,8 @@ import backfillBoundSql from '../../sql/relay/backfill-bound.sql' with { type: '
 import backfillFindSql from '../../sql/relay/backfill-find.sql' with { type: 'text' }
 import backfillDoneSql from '../../sql/relay/backfill-done.sql' with { type: 'text' }
 import deletePublishedSql from '../../sql/relay/delete-published.sql' with { type: 'text' }
-import { ident, isDbError, startReplication, type ReplicationStream } from '../clients/postgres.ts'
+import eventsByIdSql from '../../sql/relay/events-by-id.sql' with { type: 'text' }
+import { ident, isDbError, startReplication, type Db, type ReplicationStream } from '../clients/postgres.ts'
 import { Backoff, sleep } from './backoff.ts'
 import { LeadershipLost } from './leader.ts'
 import { relayMetrics } from './metrics.ts'
@@ -22,9 +24,12 @@ import { formatLsn, parsePgOutput, parseStream, statusUpdate, type Relation } fr
 /** Prefix of the envelopes the capture trigger emits with pg_logical_emit_message in capture.mode "emit". */
 export const EMIT_PREFIX = 'cdc'
 const DUPLICATE_OBJECT = '42710'
+/** How long to wait for a decoded transaction's events to become visible (see loadEvents). */
+const VISIBLE_WITHIN_MS = 5000
 
 interface Tx {
-  events: Outgoing[]
+  /** In transaction order: an emitted envelope, or the event id of an outbox row. */
+  events: (Outgoing | string)[]
   seqs: number[]
   commitTime: Date
   endLsn: bigint
@@ -138,14 +143,7 @@ async function stream(s: RelaySession, backoff: Backoff): Promise<void> {
         if (!open || rel?.schema !== 'cdc' || rel.table !== 'outbox') break
         const row = Object.fromEntries(rel.columns.map((c, i) => [c, msg.values[i] ?? null]))
         open.seqs.push(Number(row.seq))
-        open.events.push({
-          eventId: row.event_id!,
-          aggregateType: row.aggregate_type!,
-          aggregateId: row.aggregate_id!,
-          version: Number(row.version),
-          type: row.type!,
-          value: row.payload!,
-        })
+        open.events.push(row.event_id!)
         break
       }
       case 'message':
@@ -212,11 +210,11 @@ async function stream(s: RelaySession, backoff: Backoff): Promise<void> {
       let count = 0
       while (n < ready.length && (n === 0 || count + ready[n]!.events.length <= cfg.batchSize)) count += ready[n++]!.events.length
       const batch = ready.slice(0, n)
-      const events = batch.flatMap((t) => t.events)
       const seqs = batch.flatMap((t) => t.seqs)
       busy = true
       for (;;) {
         try {
+          const events = await loadEvents(rt.db(), batch.flatMap((t) => t.events), signal)
           await s.publisher.publish(events, () => s.leader.check())
           backoff.reset()
           break
@@ -224,7 +222,7 @@ async function stream(s: RelaySession, backoff: Backoff): Promise<void> {
           if (signal.aborted || error instanceof LeadershipLost || failure) throw error
           relayMetrics.errors.inc({ mode: 'wal' })
           const delayMs = backoff.next()
-          log.warn('relay batch failed; retrying', { error, delayMs, events: events.length })
+          log.warn('relay batch failed; retrying', { error, delayMs, events: count })
           await sleep(delayMs, signal)
         }
       }
@@ -247,7 +245,7 @@ async function stream(s: RelaySession, backoff: Backoff): Promise<void> {
           wake()
         },
       )
-      log.debug('published', { events: events.length, lsn: formatLsn(lsn) })
+      log.debug('published', { events: count, lsn: formatLsn(lsn) })
       if (paused && readyEvents < maxBuffered / 2) {
         paused = false
         replication.resume()
@@ -260,6 +258,33 @@ async function stream(s: RelaySession, backoff: Backoff): Promise<void> {
     clearInterval(heartbeat)
     await replication.end()
   }
+}
+
+/**
+ * The outbox rows' events (by id) from the event store, in order. The stream can deliver a transaction a moment
+ * before a new snapshot sees it committed (its commit record is flushed before it leaves the list of running
+ * transactions), so events not visible yet are asked for again; an event still missing after that is an error
+ * (the batch is retried, nothing is skipped).
+ */
+async function loadEvents(db: Db, items: (Outgoing | string)[], signal: AbortSignal): Promise<Outgoing[]> {
+  const wanted = items.filter((i): i is string => typeof i === 'string')
+  const found = new Map<string, Outgoing>()
+  const deadline = Date.now() + VISIBLE_WITHIN_MS
+  for (let pause = 1; ; pause = Math.min(pause * 2, 100)) {
+    const missing = wanted.filter((id) => !found.has(id))
+    if (missing.length === 0) break
+    const rows = await db.query<{ event_id: string; aggregate_type: string; aggregate_id: string; version: number; type: string; payload: string }>(
+      eventsByIdSql,
+      [missing],
+    )
+    for (const r of rows) {
+      found.set(r.event_id, { eventId: r.event_id, aggregateType: r.aggregate_type, aggregateId: r.aggregate_id, version: r.version, type: r.type, value: r.payload })
+    }
+    if (rows.length === missing.length) break
+    if (Date.now() > deadline || signal.aborted) throw new Error(`${missing.length - rows.length} outbox event(s) not found in cdc.event_store`)
+    await sleep(pause, signal)
+  }
+  return items.map((i) => (typeof i === 'string' ? found.get(i)! : i))
 }
 
 /** An envelope emitted by the capture trigger (capture.mode "emit"): routing fields come from the envelope itself. */

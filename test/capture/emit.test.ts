@@ -41,7 +41,9 @@ describe('outbox mode', () => {
       reason: 'call',
       correlationId: 'req-9',
     })
-    const [outbox] = await db().query<{ n: number }>(`select count(*)::int as n from cdc.outbox where type = 'CustomerContacted'`)
+    const [outbox] = await db().query<{ n: number }>(
+      `select count(*)::int as n from cdc.outbox o join cdc.event_store e on e.id = o.event_id where e.type = 'CustomerContacted'`,
+    )
     expect(outbox!.n).toBe(1)
   })
 

@@ -46,10 +46,10 @@ for (const mode of ['poll', 'wal'] as const) {
     } finally {
       await stackCtl('up', 'kafka')
     }
-    const messages = await readUntil(env, [`${env.tag}.customers`], allDelivered(written), 90_000)
+    const messages = await readUntil(env, [`${env.tag}.customers`], allDelivered(written), 150_000) // a broker with many partitions takes a while to load them
     expect(checkDelivery(messages, written).problems).toEqual([])
     await eventually(async () => (await db.query('select 1 from cdc.outbox limit 1')).length === 0, 30_000)
     await relay.stop()
     relay = undefined
-  }, 180_000)
+  }, 300_000)
 }

@@ -77,8 +77,10 @@ test('per-type topic override from kafka.topics', async () => {
   const db = env.rt.db()
   const id = crypto.randomUUID()
   await db.query(
-    `insert into cdc.outbox (event_id, tx_id, aggregate_type, aggregate_id, version, type, occurred_at, payload)
-     values ($1, pg_current_xact_id(), 'customers', 'vip1', 1, 'CustomerVipGranted', now(), $2::jsonb)`,
+    `with e as (
+       insert into cdc.event_store (id, aggregate_type, aggregate_id, version, type, tx_id, occurred_at, payload)
+       values ($1, 'customers', 'vip1', 1, 'CustomerVipGranted', pg_current_xact_id(), now(), $2::jsonb) returning id, tx_id)
+     insert into cdc.outbox (event_id, tx_id) select id, tx_id from e`,
     [id, JSON.stringify({ id, type: 'CustomerVipGranted' })],
   )
   const messages = await readUntil(env, [`${env.config.kafka.clientId}.vip`], (ms) => ms.length >= 1)

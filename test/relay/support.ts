@@ -50,10 +50,13 @@ function envelopes(written: Written, ids: string[]) {
   })
 }
 
-const INSERT_OUTBOX = `insert into cdc.outbox (event_id, tx_id, aggregate_type, aggregate_id, version, type, occurred_at, payload)
-select (e->>'id')::uuid, pg_current_xact_id(), e->'aggregate'->>'type', e->'aggregate'->>'id', (e->>'version')::bigint,
-       e->>'type', (e->>'occurredAt')::timestamptz, e
+// As the capture trigger writes them: the envelope into the event store, the event id into the outbox (in order).
+const INSERT_EVENTS = `insert into cdc.event_store (id, aggregate_type, aggregate_id, version, type, tx_id, occurred_at, payload)
+select (e->>'id')::uuid, e->'aggregate'->>'type', e->'aggregate'->>'id', (e->>'version')::bigint, e->>'type',
+       pg_current_xact_id(), (e->>'occurredAt')::timestamptz, e
   from jsonb_array_elements($1::text::jsonb) e`
+const INSERT_OUTBOX = `insert into cdc.outbox (event_id, tx_id)
+select (e->>'id')::uuid, pg_current_xact_id() from jsonb_array_elements($1::text::jsonb) with ordinality x(e, n) order by n`
 const EMIT = `select pg_logical_emit_message(true, 'cdc', e::text) from jsonb_array_elements($1::text::jsonb) e`
 
 /**
@@ -64,8 +67,13 @@ export async function writeTx(db: Db, written: Written, ids: string[], how: 'out
   const draft: Written = { byAggregate: new Map(ids.map((id) => [id, [...(written.byAggregate.get(id) ?? [])]])), total: 0 }
   const events = envelopes(draft, ids)
   await db.begin(async (tx) => {
-    await tx.query(how === 'outbox' ? INSERT_OUTBOX : EMIT, [JSON.stringify(events)])
-    if (how === 'outbox') await tx.query(`select pg_notify('cdc_outbox', '')`)
+    if (how === 'outbox') {
+      await tx.query(INSERT_EVENTS, [JSON.stringify(events)])
+      await tx.query(INSERT_OUTBOX, [JSON.stringify(events)])
+      await tx.query(`select pg_notify('cdc_outbox', '')`)
+    } else {
+      await tx.query(EMIT, [JSON.stringify(events)])
+    }
   })
   for (const [id, versions] of draft.byAggregate) written.byAggregate.set(id, versions)
   written.total += events.length
