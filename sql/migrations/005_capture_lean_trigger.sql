@@ -17,12 +17,12 @@ alter table cdc.outbox drop column aggregate_type, drop column aggregate_id, dro
 -- 1 = the poll relay sleeps and wants a NOTIFY; anything else (0, or never set: null) = no NOTIFY needed.
 create sequence cdc.relay_wake minvalue 0 maxvalue 1 start 0;
 
--- The relay, before it sleeps: arm the wake-up, then return a snapshot taken after that (a volatile SQL function
--- takes a new one per statement). A writer that saw the flag unarmed has an xid in that snapshot's in-progress list,
--- so the relay knows whom to wait for before it may sleep long.
+-- The relay, before it sleeps: arm the wake-up, then return a horizon, an xid assigned after arming. A writer checks
+-- the flag after its first write, so one that saw it unarmed holds a smaller xid: once no transaction older than the
+-- horizon runs, every commit that did not NOTIFY is visible to the relay.
 create function cdc.arm_relay_wake() returns text language sql volatile as $$
   select setval('cdc.relay_wake', 1);
-  select pg_current_snapshot()::text;
+  select pg_current_xact_id()::text;
 $$;
 
 -- The envelope as JSON text, in its documented key order (strings through to_json, so they are escaped). changes,

@@ -1,3 +1,2 @@
--- Before the relay sleeps: writers NOTIFY from now on (cdc.relay_wake = 1). Returns a snapshot taken after arming:
--- its in-progress transactions may have looked at the flag before, and commit without a NOTIFY.
-select cdc.arm_relay_wake() as snapshot
+-- Before the relay sleeps: writers NOTIFY from now on (cdc.relay_wake = 1). Returns the horizon (see the function).
+select cdc.arm_relay_wake() as horizon

@@ -4,8 +4,8 @@
 // serialised by row/advisory locks, so seq order is version order.
 // Wake-ups: while rows keep coming the relay reads on; once a read finds nothing it arms cdc.relay_wake (writers
 // NOTIFY cdc_outbox only while it is armed: a NOTIFY serialises commits) and sleeps until a NOTIFY or
-// relay.pollIntervalMs. Writers that looked at the flag before it was armed are still running in the snapshot taken
-// when arming; until they have finished, the relay looks again after short, growing pauses instead.
+// relay.pollIntervalMs. Writers that looked at the flag before it was armed hold xids older than a horizon taken after
+// arming; until none of them runs, the relay looks again after short, growing pauses instead.
 import fetchBatchSql from '../../sql/relay/fetch-batch.sql' with { type: 'text' }
 import deletePublishedSql from '../../sql/relay/delete-published.sql' with { type: 'text' }
 import outboxStatsSql from '../../sql/relay/outbox-stats.sql' with { type: 'text' }
@@ -23,7 +23,7 @@ import type { Outgoing, Publisher } from './publish.ts'
 
 export const NOTIFY_CHANNEL = 'cdc_outbox'
 const STATS_EVERY_MS = 2000
-/** First pause while writers of the arming snapshot still run (doubles up to relay.pollIntervalMs). */
+/** First pause while writers older than the arming horizon still run (doubles up to relay.pollIntervalMs). */
 const WATCH_FIRST_MS = 2
 
 /** An outbox row with its event (all null for a row whose event is gone). */
@@ -102,7 +102,7 @@ export async function runPoll(s: RelaySession): Promise<void> {
   const inflight = new Set<number>()
   let deleting: Promise<void> = Promise.resolve()
   let next: Promise<Batch> | undefined
-  // Whether cdc.relay_wake is armed, the snapshot taken when arming while its writers may still run, and the pause.
+  // Whether cdc.relay_wake is armed, the horizon taken when arming while older writers may still run, and the pause.
   let armed = false
   let watching: string | undefined
   let pause = WATCH_FIRST_MS
@@ -204,14 +204,14 @@ export async function runPoll(s: RelaySession): Promise<void> {
   }
 }
 
-/** Arms cdc.relay_wake; returns the snapshot taken after arming. */
+/** Arms cdc.relay_wake; returns the horizon: writers older than it may commit without a NOTIFY. */
 async function armWake(db: Db): Promise<string> {
-  const [row] = await db.query<{ snapshot: string }>(armWakeSql)
-  return row!.snapshot
+  const [row] = await db.query<{ horizon: string }>(armWakeSql)
+  return row!.horizon
 }
 
-async function writersRunning(db: Db, snapshot: string): Promise<boolean> {
-  const [row] = await db.query<{ running: boolean }>(writersRunningSql, [snapshot])
+async function writersRunning(db: Db, horizon: string): Promise<boolean> {
+  const [row] = await db.query<{ running: boolean }>(writersRunningSql, [horizon])
   return row?.running ?? false
 }
 

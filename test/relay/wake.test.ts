@@ -3,12 +3,15 @@
 // time every test out.
 import { afterAll, beforeAll, expect, test } from 'bun:test'
 import { startRelay } from '../../src/relay/index.ts'
+import { relayMetrics } from '../../src/relay/metrics.ts'
 import type { Role } from '../../src/runtime.ts'
 import { createTestEnv, eventually, type TestEnv } from '../support/env.ts'
 import { cleanupEnv, prepareDb, readUntil } from './support.ts'
 
 let env: TestEnv
 let relay: Role | undefined
+// Waking up is not an error path: a failing wake-up query would still deliver (the retry re-reads), only late.
+const errorsAtStart = relayMetrics.errors.get({ mode: 'poll' })
 
 beforeAll(async () => {
   env = await createTestEnv((c) => {
@@ -75,4 +78,5 @@ test('an idle relay is woken by the next commit, then arms the flag again', asyn
   await delivered(id)
   // After the wake-up the relay disarms, and arms again once it is idle.
   await eventually(armed, 10_000, 50)
+  expect(relayMetrics.errors.get({ mode: 'poll' })).toBe(errorsAtStart)
 }, 60_000)
