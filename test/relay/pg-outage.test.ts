@@ -10,7 +10,6 @@ import { allDelivered, checkDelivery, newWritten, prepareDb, readUntil, writeTx,
 const envs: TestEnv[] = []
 let relay: Role | undefined
 
-
 afterAll(async () => {
   await stackCtl('up') // restore every server whatever happened
   await relay?.stop()
