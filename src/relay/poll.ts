@@ -19,7 +19,7 @@ import type { Runtime } from '../runtime.ts'
 import { Backoff, sleep } from './backoff.ts'
 import type { Leadership } from './leader.ts'
 import { relayMetrics } from './metrics.ts'
-import type { Outgoing, Publisher } from './publish.ts'
+import { fromEventRow, type EventRow, type Outgoing, type Publisher } from './publish.ts'
 
 export const NOTIFY_CHANNEL = 'cdc_outbox'
 const STATS_EVERY_MS = 2000
@@ -27,15 +27,7 @@ const STATS_EVERY_MS = 2000
 const WATCH_FIRST_MS = 2
 
 /** An outbox row with its event (all null for a row whose event is gone). */
-interface OutboxRow {
-  seq: number
-  event_id: string | null
-  aggregate_type: string
-  aggregate_id: string
-  version: number
-  type: string
-  payload: string
-}
+type OutboxRow = { seq: number } & (EventRow | { [K in keyof EventRow]: null })
 
 export interface RelaySession {
   rt: Runtime
@@ -56,11 +48,7 @@ export async function fetchBatch(db: Db, batchSize: number, upTo = Number.MAX_SA
   const rows = await db.query<OutboxRow>(fetchBatchSql, [batchSize, upTo, skip])
   return {
     seqs: rows.map((r) => r.seq),
-    events: rows.flatMap((r) =>
-      r.event_id === null
-        ? []
-        : [{ eventId: r.event_id, aggregateType: r.aggregate_type, aggregateId: r.aggregate_id, version: r.version, type: r.type, value: r.payload }],
-    ),
+    events: rows.flatMap((r) => (r.event_id === null ? [] : [fromEventRow(r)])),
   }
 }
 

@@ -19,6 +19,20 @@ export interface Outgoing {
   value: string
 }
 
+/** An event as the relay reads it from cdc.event_store (sql/relay/fetch-batch.sql, events-by-id.sql). */
+export interface EventRow {
+  event_id: string
+  aggregate_type: string
+  aggregate_id: string
+  version: number
+  type: string
+  payload: string
+}
+
+export function fromEventRow(r: EventRow): Outgoing {
+  return { eventId: r.event_id, aggregateType: r.aggregate_type, aggregateId: r.aggregate_id, version: r.version, type: r.type, value: r.payload }
+}
+
 export function toMessage(config: Config, event: Outgoing): OutMessage {
   return {
     topic: topicFor(config, event.aggregateType, event.type),

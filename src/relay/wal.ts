@@ -18,7 +18,7 @@ import { Backoff, sleep } from './backoff.ts'
 import { LeadershipLost } from './leader.ts'
 import { relayMetrics } from './metrics.ts'
 import { drainOutbox, type RelaySession } from './poll.ts'
-import type { Outgoing } from './publish.ts'
+import { fromEventRow, type EventRow, type Outgoing } from './publish.ts'
 import { formatLsn, parsePgOutput, parseStream, statusUpdate, type Relation } from './pgoutput.ts'
 
 /** Prefix of the envelopes the capture trigger emits with pg_logical_emit_message in capture.mode "emit". */
@@ -273,13 +273,8 @@ async function loadEvents(db: Db, items: (Outgoing | string)[], signal: AbortSig
   for (let pause = 1; ; pause = Math.min(pause * 2, 100)) {
     const missing = wanted.filter((id) => !found.has(id))
     if (missing.length === 0) break
-    const rows = await db.query<{ event_id: string; aggregate_type: string; aggregate_id: string; version: number; type: string; payload: string }>(
-      eventsByIdSql,
-      [missing],
-    )
-    for (const r of rows) {
-      found.set(r.event_id, { eventId: r.event_id, aggregateType: r.aggregate_type, aggregateId: r.aggregate_id, version: r.version, type: r.type, value: r.payload })
-    }
+    const rows = await db.query<EventRow>(eventsByIdSql, [missing])
+    for (const r of rows) found.set(r.event_id, fromEventRow(r))
     if (rows.length === missing.length) break
     if (Date.now() > deadline || signal.aborted) throw new Error(`${missing.length - rows.length} outbox event(s) not found in cdc.event_store`)
     await sleep(pause, signal)
