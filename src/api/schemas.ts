@@ -258,7 +258,7 @@ export const EventCreated = v.object({
 })
 export const EventIdParam = v.strictObject({ id: requiredText(200) })
 export const Outcome = v.object({
-  outcome: v.picklist(['stored', 'duplicate', 'parked', 'dead-lettered', 'redriven']),
+  outcome: v.picklist(['stored', 'duplicate', 'parked', 'dead-lettered', 'redriven', 'discarded']),
   at: v.string(),
   error: v.optional(v.string()),
   topic: v.string(),

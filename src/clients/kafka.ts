@@ -45,6 +45,8 @@ export interface PartitionBatch {
   heartbeat(): Promise<void>
   /** False once the consumer is stopping or the partition was revoked: stop and do not commit. */
   isRunning(): boolean
+  /** The assignment this batch was fetched under (see ConsumerOptions.onAssigned). */
+  generation: number
 }
 
 export interface Consumer {
@@ -72,6 +74,13 @@ export interface ConsumerOptions {
   maxWaitTimeInMs?: number
   sessionTimeoutMs?: number
   partitionsConsumedConcurrently?: number
+  /**
+   * This member joined the group (again) and owns these partitions under a new `generation` (a local counter that
+   * only grows): whatever it owned before may have had another owner meanwhile. Called before any batch of it.
+   */
+  onAssigned?: (assigned: { topic: string; partition: number }[], generation: number) => void
+  /** A rebalance started (or the client crashed or was replaced): nothing is owned until the next onAssigned. */
+  onRevoked?: () => void
 }
 
 export interface TopicSpec {
@@ -224,6 +233,7 @@ export function createKafka(options: KafkaOptions): KafkaClient {
         return c
       }
       let current = await create()
+      let generation = 0
       let lastSign = Date.now()
       let watchdog: ReturnType<typeof setInterval> | undefined
       let replacing: Promise<void> | undefined
@@ -235,6 +245,20 @@ export function createKafka(options: KafkaOptions): KafkaClient {
         c.on(c.events.HEARTBEAT, () => (lastSign = Date.now()))
         c.on(c.events.CRASH, (e) => {
           if (!e.payload.restart) lastSign = 0
+          if (c === current) o.onRevoked?.()
+        })
+        // kafkajs (eager protocol) revokes everything when a rebalance starts and emits GROUP_JOIN with the new
+        // assignment before it fetches again; it waits for the batches in hand before rejoining.
+        c.on(c.events.REBALANCING, () => {
+          if (c === current) o.onRevoked?.()
+        })
+        c.on(c.events.GROUP_JOIN, (e) => {
+          if (c !== current) return
+          generation++
+          const assigned = Object.entries(e.payload.memberAssignment).flatMap(([topic, partitions]) =>
+            (partitions as number[]).map((partition) => ({ topic, partition })),
+          )
+          o.onAssigned?.(assigned, generation)
         })
         lastSign = Date.now()
         await c.run({
@@ -245,7 +269,9 @@ export function createKafka(options: KafkaOptions): KafkaClient {
           eachBatch: async ({ batch, heartbeat, isRunning, isStale }) => {
             if (stopped) return
             lastSign = Date.now()
+            const fetchedIn = generation
             await onBatch({
+              generation: fetchedIn,
               topic: batch.topic,
               partition: batch.partition,
               highWatermark: batch.highWatermark,
@@ -253,7 +279,7 @@ export function createKafka(options: KafkaOptions): KafkaClient {
                 lastSign = Date.now()
                 await heartbeat()
               },
-              isRunning: () => !stopped && isRunning() && !isStale() && c === current,
+              isRunning: () => !stopped && isRunning() && !isStale() && c === current && fetchedIn === generation,
               messages: batch.messages.map((m) => ({
                 topic: batch.topic,
                 partition: batch.partition,
@@ -285,6 +311,7 @@ export function createKafka(options: KafkaOptions): KafkaClient {
               .then(create)
               .then(async (c) => {
                 if (stopped) return void (await c.disconnect().catch(() => {}))
+                o.onRevoked?.()
                 current = c
                 // Not awaited: joining the group can take a session timeout, and stop() must not wait for it.
                 void start(onBatch).catch((error) => options.log?.warn('restarting the kafka consumer failed', { error }))

@@ -11,13 +11,13 @@ import { historyCollection, historyDoc } from './history.ts'
 import * as metrics from './metrics.ts'
 import { OutcomeBatch, type OutcomeMode } from './outcomes.ts'
 import { parkKey, type Park, type Parking } from './parking.ts'
-import type { StateWriter } from './state.ts'
+import type { StateApplier } from './state.ts'
 
 export interface BatchContext {
   store: Store
   producer: Producer
   parking: Parking
-  state: StateWriter
+  state: StateApplier
   tables: ReadonlySet<string>
   groupId: string
   log: Logger
@@ -51,7 +51,7 @@ export async function processBatch(ctx: BatchContext, messages: InMessage[]): Pr
     dead.push(deadLetter(message, { error, group: ctx.groupId, at, parked: false }))
     trail.add('dead-lettered', message, { eventId: event?.id ?? null, error })
     const head = event?.id ?? message.headers[EventHeaders.id] ?? `${message.topic}:${message.partition}:${message.offset}`
-    parks.set(key, { _id: key, topic: message.topic, key: message.key ?? '', head, error, at, release: [] })
+    parks.set(key, { _id: key, topic: message.topic, partition: message.partition, key: message.key ?? '', head, error, at, release: [] })
     outcome.deadLettered++
     metrics.deadLettered.inc({ topic: message.topic })
     ctx.log.warn('dead-lettered', { topic: message.topic, partition: message.partition, offset: message.offset, eventId: head, error })
@@ -71,6 +71,12 @@ export async function processBatch(ctx: BatchContext, messages: InMessage[]): Pr
       trail.add('parked', message, { error: `parked behind ${park.head}` })
       outcome.parked++
       metrics.parked.inc({ topic: message.topic })
+      continue
+    }
+    // A discarded head that had no version to occupy (see redrive/discard.ts): it only lets the followers pass.
+    if (released && message.headers[DlqHeaders.discardedBy] !== undefined && (message.value?.length ?? 0) === 0) {
+      trail.add('discarded', message, { error: `discarded by ${message.headers[DlqHeaders.discardedBy]}` })
+      if (redriveId === park!.release.at(-1)) parks.set(key, null)
       continue
     }
     const decoded = decode(message, ctx.tables)

@@ -1,5 +1,8 @@
-// Aggregates whose state waits for a missing version, kept durable in `cdc_gaps` so a restart still knows them.
+// Aggregates whose state waits for a missing version, kept durable in `cdc_gaps` so a restart still knows them. A gap
+// belongs to the partition whose batch found it: only that partition's owner holds it in memory and re-checks it,
+// with a backoff, by reading the state by `_id` (an index-served read); the history is read only once the state moved.
 import type { Store } from '../clients/mongo.ts'
+import * as metrics from './metrics.ts'
 
 export const GAPS_COLLECTION = 'cdc_gaps'
 
@@ -14,19 +17,48 @@ export interface GapDoc {
   /** Highest version already in the history, waiting. */
   seenUpTo: number
   detectedAt: string
+  /** The partition whose batch found the gap (absent on gaps recorded before partitions owned them). */
+  topic?: string
+  partition?: number
+}
+
+/** Where a batch came from. */
+export interface Place {
+  topic: string
+  partition: number
 }
 
 const gapKey = (table: string, aggregateId: string) => `${table}/${aggregateId}`
+const placeKey = (p: Place) => `${p.topic}|${p.partition}`
+
+const FIRST_RECHECK_MS = 2_000
+const MAX_RECHECK_MS = 60_000
+
+interface Known {
+  doc: GapDoc
+  place: string
+  dueAt: number
+  delayMs: number
+}
 
 export class Gaps {
-  private constructor(
-    private readonly store: Store,
-    private readonly known: Map<string, GapDoc>,
-  ) {}
+  private readonly known = new Map<string, Known>()
 
-  static async load(store: Store): Promise<Gaps> {
-    const docs = await store.collection<GapDoc>(GAPS_COLLECTION).find({})
-    return new Gaps(store, new Map(docs.map((d) => [d._id, d])))
+  constructor(private readonly store: Store) {}
+
+  /** Takes over the gaps a partition's batches found (called when the partition is claimed). */
+  async load(topic: string, partition: number): Promise<void> {
+    const docs = await this.store.collection<GapDoc>(GAPS_COLLECTION).find({ topic })
+    const place = placeKey({ topic, partition })
+    for (const doc of docs) if (doc.partition === partition) this.remember(doc, place)
+    this.observe()
+  }
+
+  /** Forgets the gaps of partitions this process no longer owns. */
+  retain(owned: Place[]) {
+    const keep = new Set(owned.map(placeKey))
+    for (const [id, k] of this.known) if (!keep.has(k.place)) this.known.delete(id)
+    this.observe()
   }
 
   has(table: string, aggregateId: string): boolean {
@@ -34,13 +66,28 @@ export class Gaps {
   }
 
   list(): GapDoc[] {
+    return [...this.known.values()].map((k) => k.doc)
+  }
+
+  /** Gaps whose re-check is due, with where they belong. */
+  due(now = Date.now()): { doc: GapDoc; place: Place }[] {
     return [...this.known.values()]
+      .filter((k) => k.dueAt <= now)
+      .map((k) => ({ doc: k.doc, place: { topic: k.doc.topic!, partition: k.doc.partition! } }))
+  }
+
+  /** A re-check found nothing new: wait longer before the next one. */
+  backOff(table: string, aggregateId: string, now = Date.now()) {
+    const k = this.known.get(gapKey(table, aggregateId))
+    if (!k) return
+    k.delayMs = Math.min(MAX_RECHECK_MS, k.delayMs * 2)
+    k.dueAt = now + k.delayMs
   }
 
   /** Records (or updates) a gap; true when it is new. */
-  async mark(table: string, aggregateId: string, stateVersion: number, seenUpTo: number): Promise<boolean> {
+  async mark(table: string, aggregateId: string, stateVersion: number, seenUpTo: number, where: Place): Promise<boolean> {
     const _id = gapKey(table, aggregateId)
-    const previous = this.known.get(_id)
+    const previous = this.known.get(_id)?.doc
     if (previous && previous.stateVersion === stateVersion && previous.seenUpTo === seenUpTo) return false
     const doc: GapDoc = {
       _id,
@@ -50,10 +97,13 @@ export class Gaps {
       missing: stateVersion + 1,
       seenUpTo,
       detectedAt: previous?.detectedAt ?? new Date().toISOString(),
+      topic: where.topic,
+      partition: where.partition,
     }
     const { _id: _, ...fields } = doc
     await this.store.collection(GAPS_COLLECTION).bulkWrite([{ updateOne: { filter: { _id }, update: { $set: fields }, upsert: true } }])
-    this.known.set(_id, doc)
+    this.remember(doc, placeKey(where))
+    this.observe()
     return previous === undefined || previous.stateVersion !== stateVersion
   }
 
@@ -62,5 +112,14 @@ export class Gaps {
     if (!this.known.has(_id)) return
     await this.store.collection(GAPS_COLLECTION).deleteMany({ _id })
     this.known.delete(_id)
+    this.observe()
+  }
+
+  private remember(doc: GapDoc, place: string) {
+    this.known.set(doc._id, { doc, place, dueAt: Date.now() + FIRST_RECHECK_MS, delayMs: FIRST_RECHECK_MS })
+  }
+
+  private observe() {
+    metrics.openGaps.set(this.known.size)
   }
 }

@@ -11,12 +11,12 @@ import { Gaps } from './gaps.ts'
 import { HISTORY_INDEXES, historyCollection } from './history.ts'
 import * as metrics from './metrics.ts'
 import { startOutcomeLog } from './outcomes.ts'
-import { Parking } from './parking.ts'
+import { FencedError, Ownership } from './ownership.ts'
 import { backoffMs, isTransient, retrying } from './retry.ts'
 import { StateWriter } from './state.ts'
 import { REDRIVEN_COLLECTION } from '../redrive/ledger.ts'
 
-const GAP_SWEEP_MS = 2_000
+const GAP_SWEEP_MS = 1_000
 const LAG_EVERY_MS = 10_000
 /**
  * How long stop() lets the batches in hand finish (and commit) before it leaves them behind: a batch on a slow or hung
@@ -54,11 +54,12 @@ export async function startConsumer(rt: Runtime): Promise<Role> {
   )
   const store = await rt.mongo()
   await patiently('creating indexes', () => ensureIndexes(store, tables))
-  const [parking, gaps] = await patiently('loading parks and gaps', () => Promise.all([Parking.load(store), Gaps.load(store)]))
+  const gaps = new Gaps(store)
   const state = new StateWriter(store, gaps, log)
+  const ownership = new Ownership(store, gaps, groupId, log)
   const producer = await patiently('connecting the DLQ producer', () => kafka.producer())
   const stopOutcomes = await patiently('preparing the outcome log', () => startOutcomeLog(store, config, log))
-  const ctx: BatchContext = { store, producer, parking, state, tables: new Set(tables), groupId, log, outcomes: config.consume.outcomes }
+  const shared = { store, producer, tables: new Set(tables), groupId, log, outcomes: config.consume.outcomes }
   // ~1 MiB per partition fetch keeps a batch well inside the session timeout on a slow MongoDB.
   // Subscribing right after the topics were created can fail while their leaders settle (fresh broker): retry.
   const consumer = await patiently('subscribing', () =>
@@ -67,6 +68,8 @@ export async function startConsumer(rt: Runtime): Promise<Role> {
       topics,
       partitionsConsumedConcurrently: config.kafka.partitions,
       maxBytesPerPartition: 1024 * 1024,
+      onAssigned: (assigned, generation) => ownership.onAssigned(assigned, generation),
+      onRevoked: () => ownership.onRevoked(),
     }),
   )
   const crashAfterWrite = process.env.CDC_TEST_CRASH_AFTER_WRITE === '1'
@@ -75,10 +78,20 @@ export async function startConsumer(rt: Runtime): Promise<Role> {
   const processWithRetry = async (batch: PartitionBatch): Promise<boolean> => {
     for (let attempt = 0; ; attempt++) {
       try {
+        // The partition's park state, claimed for this assignment; checked again right before anything is stored.
+        const owned = await ownership.acquire(batch.topic, batch.partition, batch.generation)
+        if (!owned) return false
+        await owned.fence()
+        const ctx: BatchContext = { ...shared, parking: owned.parking, state: state.at(batch) }
         const outcome = await processBatch(ctx, batch.messages)
         log.debug('batch written', { topic: batch.topic, partition: batch.partition, ...outcome })
         return true
       } catch (error) {
+        if (error instanceof FencedError) {
+          metrics.fenced.inc()
+          log.warn('partition taken over by another consumer; batch dropped', { topic: batch.topic, partition: batch.partition, error })
+          return false
+        }
         // Nothing committed and nothing skipped: the same batch is processed again once the failure passes.
         if (stopping || !batch.isRunning()) return false
         const transient = isTransient(error)
@@ -128,15 +141,17 @@ export async function startConsumer(rt: Runtime): Promise<Role> {
 
   void consumer.run(handle).catch((error) => log.error('consumer stopped', { error }))
 
-  // Gaps close when the missing version arrives in a batch, or here (e.g. it came through another topic or process).
+  // Gaps close when the missing version arrives in a batch, or here (e.g. it came through another topic or process):
+  // only gaps of owned partitions, each on its own backoff.
   let sweeping = false
   const sweep = setInterval(async () => {
-    if (sweeping || gaps.list().length === 0) return
+    if (sweeping) return
     sweeping = true
     try {
-      const byTable = new Map<string, string[]>()
-      for (const g of gaps.list()) byTable.set(g.table, [...(byTable.get(g.table) ?? []), g.aggregateId])
-      for (const [table, ids] of byTable) await state.settle(table, ids)
+      for (const { doc, place } of gaps.due()) {
+        if (stopping) break
+        if (ownership.owns(place.topic, place.partition)) await state.recheck(doc, place)
+      }
     } catch (error) {
       log.warn('gap sweep failed', { error })
     } finally {

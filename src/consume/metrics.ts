@@ -11,3 +11,6 @@ export const batches = counter('cdc_consume_batches_total', 'Partition batches p
 export const batchSeconds = histogram('cdc_consume_batch_seconds', 'Time to process and commit one partition batch')
 export const lag = gauge('cdc_consume_lag', 'Messages not yet committed by the consumer group, by topic and partition')
 export const dlqDepth = gauge('cdc_consume_dlq_depth', 'Messages in a DLQ topic that were not redriven yet, by topic')
+export const openGaps = gauge('cdc_consume_open_gaps', "Version gaps this process holds open (its owned partitions' aggregates whose state waits)")
+export const gapChecks = counter('cdc_consume_gap_checks_total', 'Re-checks of open version gaps, by result (waiting, moved)')
+export const fenced = counter('cdc_consume_fenced_total', 'Batches dropped because another consumer had claimed their partition')

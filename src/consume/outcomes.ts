@@ -11,7 +11,7 @@ import { counter } from '../metrics.ts'
 
 export const OUTCOMES_COLLECTION = 'cdc_outcomes'
 
-export type OutcomeKind = 'stored' | 'duplicate' | 'parked' | 'dead-lettered' | 'redriven'
+export type OutcomeKind = 'stored' | 'duplicate' | 'parked' | 'dead-lettered' | 'redriven' | 'discarded'
 export type OutcomeMode = Config['consume']['outcomes']
 
 export interface OutcomeDoc {

@@ -1,6 +1,7 @@
 // Aggregates with a message in the DLQ: their later messages are parked behind it (also sent to the DLQ) so that
 // order survives a redrive. Durable in `cdc_parked`; redrive writes `release`, the list of redriven messages that may
-// pass, and the park is lifted once the last of them was consumed.
+// pass, and the park is lifted once the last of them was consumed. A Parking holds the parks of one owned partition
+// (see ownership.ts): loaded when the partition is claimed, written only after the owner checked its claim.
 import type { Store } from '../clients/mongo.ts'
 
 export const PARKED_COLLECTION = 'cdc_parked'
@@ -10,6 +11,8 @@ export interface Park {
   /** parkKey(topic, key) */
   _id: string
   topic: string
+  /** The Kafka partition of the key (a park lives and dies with its partition's owner); absent on older parks. */
+  partition?: number
   key: string
   /** Event id (or DLQ-independent position) of the message everything else waits behind. */
   head: string
@@ -26,11 +29,19 @@ export class Parking {
   private constructor(
     private readonly store: Store,
     private readonly parks: Map<string, Park>,
+    private readonly fence: () => Promise<void>,
   ) {}
 
-  static async load(store: Store): Promise<Parking> {
-    const docs = await store.collection<Park>(PARKED_COLLECTION).find({})
-    return new Parking(store, new Map(docs.map((d) => [d._id, d])))
+  /** The parks of one partition (`topic` is a top-level equality: served by an index on MongoDB, and small anyway). */
+  static async load(store: Store, topic: string, partition: number, fence: () => Promise<void>): Promise<Parking> {
+    const docs = await store.collection<Park>(PARKED_COLLECTION).find({ topic })
+    // Older parks carry no partition: a key maps to one partition, so keeping them in every partition is harmless.
+    const mine = docs.filter((d) => d.partition === undefined || d.partition === partition)
+    return new Parking(store, new Map(mine.map((d) => [d._id, d])), fence)
+  }
+
+  get size() {
+    return this.parks.size
   }
 
   get(key: string): Park | undefined {
@@ -48,6 +59,7 @@ export class Parking {
   /** Applies a batch's outcome: new or reset parks (Park), lifted ones (null). */
   async save(changes: Map<string, Park | null>): Promise<void> {
     if (changes.size === 0) return
+    await this.fence()
     const lifted = [...changes].filter(([, p]) => p === null).map(([k]) => k)
     const set = [...changes.values()].filter((p): p is Park => p !== null)
     const collection = this.store.collection(PARKED_COLLECTION)

@@ -3,7 +3,7 @@
 import { StoreError, type Doc, type Store, type WriteOp } from '../clients/mongo.ts'
 import type { CdcEvent } from '../events.ts'
 import type { Logger } from '../log.ts'
-import type { Gaps } from './gaps.ts'
+import type { GapDoc, Gaps, Place } from './gaps.ts'
 import { historyAfter } from './history.ts'
 import * as metrics from './metrics.ts'
 
@@ -54,6 +54,11 @@ function contiguousAfter(current: number, events: CdcEvent[]): CdcEvent[] | unde
   return newer.every((e, i) => e.version === current + 1 + i) ? newer : undefined
 }
 
+/** What a batch needs of the state writer. */
+export interface StateApplier {
+  apply(table: string, events: CdcEvent[]): Promise<ApplyResult>
+}
+
 export interface ApplyResult {
   /** Aggregates whose state write MongoDB rejected for good, with the error. */
   rejected: Map<string, string>
@@ -71,7 +76,7 @@ export class StateWriter {
    * state stands right before its first event here (an in-order stream). The version guards check that guess; the
    * aggregates of a write where it failed (an update matched nothing, an insert found a state) are read and redone.
    */
-  async apply(table: string, events: CdcEvent[]): Promise<ApplyResult> {
+  async apply(table: string, events: CdcEvent[], where: Place): Promise<ApplyResult> {
     const byAggregate = new Map<string, CdcEvent[]>()
     for (const e of events) {
       let list = byAggregate.get(e.aggregate.id)
@@ -108,15 +113,35 @@ export class StateWriter {
       if ((raced.length === 0 && unsure.length === 0) || attempt >= 3) break
       fast.splice(0, fast.length, ...raced, ...unsure)
     }
-    if (slow.length > 0) await this.settle(table, [...new Set(slow)], rejected)
+    if (slow.length > 0) await this.settle(table, [...new Set(slow)], where, rejected)
     return { rejected }
+  }
+
+  /** The writer for one partition's batches (gaps they find belong to that partition). */
+  at(where: Place): StateApplier {
+    return { apply: (table, events) => this.apply(table, events, where) }
+  }
+
+  /**
+   * Re-checks an open gap by reading its state by `_id` (index-served): unchanged means the missing version has not
+   * come through another partition or process, so the check backs off; moved means the history is read and applied.
+   */
+  async recheck(gap: GapDoc, where: Place): Promise<void> {
+    const state = await this.store.collection<StateDoc>(stateCollection(gap.table)).findOne({ _id: gap.aggregateId })
+    if ((state?.version ?? 0) === gap.stateVersion) {
+      metrics.gapChecks.inc({ result: 'waiting' })
+      this.gaps.backOff(gap.table, gap.aggregateId)
+      return
+    }
+    metrics.gapChecks.inc({ result: 'moved' })
+    await this.settle(gap.table, [gap.aggregateId], where)
   }
 
   /**
    * The slow path for aggregates with a (possible) gap: read the state and the history after it, apply the
-   * contiguous part, and record what still waits. Also run periodically for every known gap.
+   * contiguous part, and record what still waits.
    */
-  async settle(table: string, ids: string[], rejected = new Map<string, string>()): Promise<void> {
+  async settle(table: string, ids: string[], where: Place, rejected = new Map<string, string>()): Promise<void> {
     const versions = await this.versions(table, ids)
     const ops: { id: string; op: WriteOp }[] = []
     for (const id of ids) {
@@ -129,7 +154,7 @@ export class StateWriter {
       const held = base + run
       if (run < waiting.length) {
         const seenUpTo = waiting.at(-1)!.version
-        if (await this.gaps.mark(table, id, held, seenUpTo)) {
+        if (await this.gaps.mark(table, id, held, seenUpTo, where)) {
           metrics.gaps.inc({ table })
           this.log.warn('version gap: state held back until the missing version arrives', {
             table,

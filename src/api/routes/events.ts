@@ -15,7 +15,7 @@ import { inWriteTransaction } from '../write.ts'
 import type { AppDeps, AppEnv } from '../env.ts'
 
 /** Outcomes of one batch share their `at`: a state rejection follows the store of the same message. */
-const RANK: Record<OutcomeKind, number> = { redriven: 0, stored: 1, duplicate: 1, parked: 2, 'dead-lettered': 3 }
+const RANK: Record<OutcomeKind, number> = { discarded: 0, redriven: 0, stored: 1, duplicate: 1, parked: 2, 'dead-lettered': 3 }
 
 function toOutcome({ _id, eventId, ...outcome }: OutcomeDoc) {
   return outcome
