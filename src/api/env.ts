@@ -5,11 +5,13 @@ import type { KafkaClient } from '../clients/kafka.ts'
 import type { Store } from '../clients/mongo.ts'
 import type { Logger } from '../log.ts'
 import type { DlqEntry, DlqListFilter, RedriveFilter, RedriveReport } from '../redrive/index.ts'
+import type { DiscardReport, DiscardRequest } from '../redrive/discard.ts'
 
 /** The DLQ operations of src/redrive (an interface, so tests can stand in for Kafka-backed ones). */
 export interface DlqAdmin {
   list(filter: DlqListFilter): Promise<{ items: DlqEntry[]; nextCursor: string | null }>
   redrive(filter: RedriveFilter): Promise<RedriveReport>
+  discard(request: DiscardRequest): Promise<DiscardReport>
 }
 
 export interface AppDeps {

@@ -172,7 +172,21 @@ export const DlqQuery = v.strictObject({
 export const RedriveRequest = v.strictObject({
   ...DlqFilterEntries,
   limit: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(100_000))),
-  dryRun: v.optional(v.boolean(), false),
+  // Omitted means a dry run: only an explicit false changes anything.
+  dryRun: v.optional(v.boolean(), true),
+})
+export const DiscardRequestSchema = v.strictObject({
+  /** The DLQ entry, as `GET /dlq` lists it: its .dlq topic and position. */
+  topic: v.pipe(v.string(), v.regex(/^[A-Za-z0-9._-]{1,249}$/, 'a Kafka topic name')),
+  partition: v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(1_000_000)),
+  offset: v.pipe(v.string(), v.regex(/^[0-9]{1,19}$/, 'a Kafka offset')),
+  /** Why: kept in the outcome log and the aggregate's history. */
+  reason: requiredText(2000),
+})
+export const DiscardResultSchema = v.object({
+  discarded: v.object({ topic: v.string(), partition: v.number(), offset: v.string(), key: v.nullable(v.string()), eventId: v.nullable(v.string()) }),
+  record: v.nullable(v.object({ table: v.string(), version: v.number(), eventId: v.string() })),
+  released: v.number(),
 })
 export const DlqEntrySchema = v.object({
   topic: v.string(),
@@ -202,7 +216,7 @@ export const RedriveResultSchema = v.object({
       eventId: v.nullable(v.string()),
       redriveCount: v.number(),
       parked: v.boolean(),
-      action: v.picklist(['redriven', 'would-redrive', 'kept-max-redrives']),
+      action: v.picklist(['redriven', 'would-redrive', 'kept-max-redrives', 'claimed-elsewhere']),
     }),
   ),
 })
@@ -265,6 +279,9 @@ export const Outcome = v.object({
   partition: v.number(),
   offset: v.string(),
   redriveCount: v.optional(v.number()),
+  /** Who discarded it and why (outcome `discarded`). */
+  actor: v.optional(v.string()),
+  reason: v.optional(v.string()),
 })
 export const EventOutcome = v.object({ eventId: v.string(), outcomes: v.array(Outcome) })
 

@@ -2,6 +2,7 @@
 import type { Role, Runtime } from '../runtime.ts'
 import { ConfigError } from '../config.ts'
 import { listDlq, redrive } from '../redrive/index.ts'
+import { discard } from '../redrive/discard.ts'
 import { createApp } from './app.ts'
 import type { DlqAdmin } from './env.ts'
 
@@ -12,7 +13,7 @@ export function isLoopback(host: string) {
 }
 
 export function dlqAdmin(rt: Runtime): DlqAdmin {
-  return { list: (filter) => listDlq(rt, filter), redrive: (filter) => redrive(rt, filter) }
+  return { list: (filter) => listDlq(rt, filter), redrive: (filter) => redrive(rt, filter), discard: (request) => discard(rt, request) }
 }
 
 /** Resolves once listening; `url` is where (useful with port 0 in tests). */

@@ -1,7 +1,7 @@
 // The subcommand table, in the order `cdc --help` lists them.
 import { all, consume, relay, serve } from './long-running.ts'
 import { migrate, snapshot, track, untrack } from './capture.ts'
-import { redrive } from './redrive.ts'
+import { discard, redrive } from './redrive.ts'
 export type { Command } from './command.ts'
 
-export const commands = [serve, relay, consume, redrive, all, migrate, track, untrack, snapshot]
+export const commands = [serve, relay, consume, redrive, discard, all, migrate, track, untrack, snapshot]

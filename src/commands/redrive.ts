@@ -1,6 +1,21 @@
-// redrive: put dead-lettered messages back on their original topic.
+// redrive: put dead-lettered messages back on their original topic; discard: give up on an aggregate's dead head.
+import { userInfo } from 'node:os'
+import type { Config } from '../config.ts'
+import { DiscardConflictError, DiscardNotFoundError, discard as runDiscard } from '../redrive/discard.ts'
 import { redrive as runRedrive } from '../redrive/index.ts'
-import { UsageError, intFlag, stringFlag, type Command } from './command.ts'
+import { consumedTables, consumedTopics } from '../topics.ts'
+import { UsageError, intFlag, stringFlag, type Command, type CommandContext } from './command.ts'
+
+/** --topic must name a topic the consumer reads (a typo would otherwise silently match nothing). */
+function topicFlag(ctx: CommandContext, command: Command, config: Config, dlq = false): string | undefined {
+  const topic = stringFlag(ctx, 'topic')
+  if (topic === undefined) return undefined
+  const known = consumedTopics(config, consumedTables(config)).map((t) => (dlq ? `${t}.dlq` : t))
+  if (!known.includes(topic)) {
+    throw new UsageError(`--topic: ${JSON.stringify(topic)} is not a ${dlq ? 'DLQ of a ' : ''}consumed topic (known: ${known.join(', ') || 'none'})`, command)
+  }
+  return topic
+}
 
 export const redrive: Command = {
   name: 'redrive',
@@ -19,7 +34,7 @@ export const redrive: Command = {
       throw new UsageError(`--since: expected an ISO-8601 time, got ${JSON.stringify(since)}`, redrive)
     }
     const report = await runRedrive(ctx.rt, {
-      topic: stringFlag(ctx, 'topic'),
+      topic: topicFlag(ctx, redrive, ctx.rt.config),
       aggregate: stringFlag(ctx, 'aggregate'),
       since: since === undefined ? undefined : new Date(since),
       error: stringFlag(ctx, 'error'),
@@ -28,5 +43,39 @@ export const redrive: Command = {
     })
     console.log(JSON.stringify(report, null, 2))
     return 0
+  },
+}
+
+export const discard: Command = {
+  name: 'discard',
+  summary: "give up on an aggregate's dead head (audited, with --reason); its parked followers are released",
+  usage: '--topic DLQ_TOPIC --partition N --offset N --reason TEXT [--actor NAME]',
+  options: {
+    topic: { type: 'string', placeholder: 'DLQ_TOPIC', description: 'the DLQ topic of the entry (as `GET /dlq` lists it, e.g. cdc.customers.dlq)' },
+    partition: { type: 'string', placeholder: 'N', description: 'its partition in the DLQ topic' },
+    offset: { type: 'string', placeholder: 'N', description: 'its offset in the DLQ topic' },
+    reason: { type: 'string', placeholder: 'TEXT', description: "why (kept in the outcome log and the aggregate's history)" },
+    actor: { type: 'string', placeholder: 'NAME', description: 'who discards it (default: cli:<OS user>)' },
+  },
+  async run(ctx) {
+    const topic = topicFlag(ctx, discard, ctx.rt.config, true)
+    if (topic === undefined) throw new UsageError('--topic: required', discard)
+    const partition = intFlag(ctx, 'partition', discard, 0)
+    if (partition === undefined) throw new UsageError('--partition: required', discard)
+    const offset = intFlag(ctx, 'offset', discard, 0)
+    if (offset === undefined) throw new UsageError('--offset: required', discard)
+    const reason = stringFlag(ctx, 'reason')?.trim()
+    if (!reason) throw new UsageError('--reason: required (why this message is given up)', discard)
+    const actor = stringFlag(ctx, 'actor')?.trim() || `cli:${userInfo().username}`
+    try {
+      const report = await runDiscard(ctx.rt, { topic, partition, offset: String(offset), reason: reason.slice(0, 2000), actor: actor.slice(0, 200) })
+      console.log(JSON.stringify(report, null, 2))
+      return 0
+    } catch (error) {
+      // Not the head, already handled, or no such entry: the admin's answer, not a crash.
+      if (!(error instanceof DiscardConflictError || error instanceof DiscardNotFoundError)) throw error
+      console.error(`cdc discard: ${error.message}`)
+      return 1
+    }
   },
 }

@@ -9,7 +9,7 @@ import { PARKED_COLLECTION, parkKey } from '../consume/parking.ts'
 import type { Runtime } from '../runtime.ts'
 import { consumedTables, consumedTopics } from '../topics.ts'
 import { toEntry, type DlqEntry } from './entries.ts'
-import { dlqPosition, recordRedriven, redrivenPositions } from './ledger.ts'
+import { claimEntries, dlqPosition, recordRedriven, redrivenPositions, releaseClaims } from './ledger.ts'
 import { readTopics } from './read.ts'
 
 export type { DlqEntry } from './entries.ts'
@@ -25,6 +25,7 @@ export interface RedriveFilter {
   error?: string
   /** At most this many messages; an aggregate's group is never split, so a group that does not fit waits. */
   limit?: number
+  /** List what would be redriven, change nothing (the API defaults to it; see RedriveRequest). */
   dryRun?: boolean
 }
 
@@ -36,7 +37,8 @@ export interface RedriveItem {
   eventId: string | null
   redriveCount: number
   parked: boolean
-  action: 'redriven' | 'would-redrive' | 'kept-max-redrives'
+  /** `claimed-elsewhere`: a concurrent redrive or discard holds the entry and publishes it (once). */
+  action: 'redriven' | 'would-redrive' | 'kept-max-redrives' | 'claimed-elsewhere'
 }
 
 export interface RedriveReport {
@@ -63,12 +65,12 @@ export class DlqFilterError extends Error {
   override name = 'DlqFilterError'
 }
 
-interface Loaded {
+export interface Loaded {
   entry: DlqEntry
   message: InMessage
 }
 
-async function load(rt: Runtime, topic?: string): Promise<Loaded[]> {
+export async function load(rt: Runtime, topic?: string): Promise<Loaded[]> {
   const origins = consumedTopics(rt.config, consumedTables(rt.config)).filter((t) => topic === undefined || t === topic)
   const dlqTopics = origins.map(dlqTopic)
   if (dlqTopics.length === 0) return []
@@ -111,10 +113,9 @@ export async function listDlq(rt: Runtime, filter: DlqListFilter = {}): Promise<
   return { items, nextCursor }
 }
 
-export async function redrive(rt: Runtime, filter: RedriveFilter): Promise<RedriveReport> {
-  const report: RedriveReport = { redriven: 0, kept: 0, dryRun: filter.dryRun === true, items: [] }
-  const loaded = await load(rt, filter.topic)
-  // Pending entries per aggregate, in DLQ order; a consumer crash can dead-letter one message twice (same origin).
+/** Pending (not yet redriven) entries per aggregate (origin topic + key), in DLQ order; one entry per origin position. */
+export function pendingGroups(loaded: Loaded[]): Map<string, Loaded[]> {
+  // A consumer crash can dead-letter one message twice (same origin).
   const groups = new Map<string, Loaded[]>()
   const seen = new Set<string>()
   for (const l of loaded) {
@@ -126,16 +127,60 @@ export async function redrive(rt: Runtime, filter: RedriveFilter): Promise<Redri
     const key = parkKey(entry.origin.topic, entry.key)
     groups.set(key, [...(groups.get(key) ?? []), l])
   }
-  const item = (e: DlqEntry, action: RedriveItem['action']): RedriveItem => ({
-    topic: e.topic,
-    partition: e.partition,
-    offset: e.offset,
-    key: e.key,
-    eventId: e.eventId,
-    redriveCount: e.redriveCount,
-    parked: e.parked,
-    action,
-  })
+  return groups
+}
+
+const positionOf = (e: DlqEntry) => dlqPosition(e.topic, e.partition, e.offset)
+
+const item = (e: DlqEntry, action: RedriveItem['action']): RedriveItem => ({
+  topic: e.topic,
+  partition: e.partition,
+  offset: e.offset,
+  key: e.key,
+  eventId: e.eventId,
+  redriveCount: e.redriveCount,
+  parked: e.parked,
+  action,
+})
+
+/**
+ * Claims each group (all its entries, or the group is left to whoever holds them), then releases and republishes the
+ * claimed ones: the park's `release` lists them before they arrive, so the consumer lets exactly those through.
+ * `replace` may substitute a group's head (discard). Returns the groups published.
+ */
+export async function republishGroups(
+  rt: Runtime,
+  groups: [string, Loaded[]][],
+  replace: (l: Loaded) => OutMessage = republished,
+): Promise<{ published: [string, Loaded[]][]; elsewhere: [string, Loaded[]][] }> {
+  const store = await rt.mongo()
+  const token = crypto.randomUUID()
+  const published: [string, Loaded[]][] = []
+  const elsewhere: [string, Loaded[]][] = []
+  for (const g of groups) (await claimEntries(store, g[1].map((l) => positionOf(l.entry)), token)) ? published.push(g) : elsewhere.push(g)
+  if (published.length === 0) return { published, elsewhere }
+  try {
+    // Release first: the consumer must know these may pass the park before they arrive.
+    await store.collection(PARKED_COLLECTION).bulkWrite(
+      published.map(([key, group]) => ({ updateOne: { filter: { _id: key }, update: { $set: { release: group.map((l) => positionOf(l.entry)) } } } })),
+    )
+    const producer = await rt.kafka().producer()
+    try {
+      await producer.send(published.flatMap(([, group]) => group.map((l, i) => (i === 0 ? replace(l) : republished(l)))))
+    } finally {
+      await producer.disconnect().catch(() => {})
+    }
+  } catch (error) {
+    // Nothing (or nothing known) was published: let the next redrive take them at once.
+    await releaseClaims(store, published.flatMap(([, group]) => group.map((l) => positionOf(l.entry))), token).catch(() => {})
+    throw error
+  }
+  return { published, elsewhere }
+}
+
+export async function redrive(rt: Runtime, filter: RedriveFilter): Promise<RedriveReport> {
+  const report: RedriveReport = { redriven: 0, kept: 0, dryRun: filter.dryRun === true, items: [] }
+  const groups = pendingGroups(await load(rt, filter.topic))
 
   const chosen: [string, Loaded[]][] = []
   let count = 0
@@ -157,48 +202,32 @@ export async function redrive(rt: Runtime, filter: RedriveFilter): Promise<Redri
   }
   if (chosen.length === 0) return report
 
-  const store = await rt.mongo()
-  // Release first: the consumer must know these may pass the park before they arrive.
-  await store.collection(PARKED_COLLECTION).bulkWrite(
-    chosen.map(([key, group]) => ({
-      updateOne: {
-        filter: { _id: key },
-        update: { $set: { release: group.map((l) => dlqPosition(l.entry.topic, l.entry.partition, l.entry.offset)) } },
-      },
-    })),
-  )
-  const out: OutMessage[] = chosen.flatMap(([, group]) => group.map((l) => republished(l)))
-  const producer = await rt.kafka().producer()
   const sentAt = new Date().toISOString()
-  try {
-    await producer.send(out)
-  } finally {
-    await producer.disconnect().catch(() => {})
-  }
+  const { published, elsewhere } = await republishGroups(rt, chosen)
+  const store = await rt.mongo()
   await recordRedriven(
     store,
-    chosen.flatMap(([, group]) =>
-      group.map((l) => ({ position: dlqPosition(l.entry.topic, l.entry.partition, l.entry.offset), dlqTopic: l.entry.topic, eventId: l.entry.eventId })),
-    ),
+    published.flatMap(([, group]) => group.map((l) => ({ position: positionOf(l.entry), dlqTopic: l.entry.topic, eventId: l.entry.eventId }))),
   )
   await recordRedrives(
     store,
     rt.config.consume.outcomes,
     sentAt,
-    chosen.flatMap(([, group]) => group.map(({ entry: e }) => ({ ...e, redriveCount: e.redriveCount + 1 }))),
+    published.flatMap(([, group]) => group.map(({ entry: e }) => ({ ...e, redriveCount: e.redriveCount + 1 }))),
   )
-  for (const [, group] of chosen) {
+  for (const [, group] of published) {
     report.redriven += group.length
     report.items.push(...group.map((l) => item(l.entry, 'redriven')))
   }
-  rt.log.info('redriven', { count: report.redriven, kept: report.kept })
+  for (const [, group] of elsewhere) report.items.push(...group.map((l) => item(l.entry, 'claimed-elsewhere')))
+  rt.log.info('redriven', { count: report.redriven, kept: report.kept, claimedElsewhere: elsewhere.length })
   return report
 }
 
 const DLQ_ONLY = new Set<string>([DlqHeaders.error, DlqHeaders.topic, DlqHeaders.partition, DlqHeaders.offset, DlqHeaders.group, DlqHeaders.at, DlqHeaders.parked])
 
 /** The original message again, on its original topic and key, counting this redrive. */
-function republished({ entry, message }: Loaded): OutMessage {
+export function republished({ entry, message }: Loaded): OutMessage {
   const headers: Record<string, string> = {}
   for (const [k, v] of Object.entries(message.headers)) if (!DLQ_ONLY.has(k)) headers[k] = v
   headers[DlqHeaders.redriveCount] = String(entry.redriveCount + 1)

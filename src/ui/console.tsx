@@ -8,6 +8,7 @@ import { jsxRenderer } from 'hono/jsx-renderer'
 import type { Store } from '../clients/mongo.ts'
 import { PARKED_COLLECTION, type Park } from '../consume/parking.ts'
 import type { DlqEntry, RedriveReport } from '../redrive/index.ts'
+import type { DiscardReport } from '../redrive/discard.ts'
 import { authenticate } from '../api/middleware/auth.ts'
 import { callApi, qs, type Problem } from './api-call.ts'
 import { ASSET_VERSION, CSS, SCRIPT } from './assets.ts'
@@ -17,7 +18,7 @@ import { ProblemBox, statusOf } from './parts.tsx'
 import { safeNext, securityHeaders, session, signIn, signOut } from './security.ts'
 import { Sampler } from './sampler.ts'
 import { AuditPage } from './pages/audit.tsx'
-import { DlqPage, PreviewPage, type RedriveFilterForm } from './pages/dlq.tsx'
+import { DiscardDonePage, DlqPage, PreviewPage, type RedriveFilterForm } from './pages/dlq.tsx'
 import { FindPage, type FindHit } from './pages/find.tsx'
 import { SignInPage } from './pages/sign-in.tsx'
 import { StatusPage } from './pages/status.tsx'
@@ -175,7 +176,7 @@ export function createConsole(deps: ConsoleDeps) {
     const parks = res.ok ? await (await store()).collection<Park>(PARKED_COLLECTION).find({}, { sort: { at: -1 }, limit: 200 }) : []
     if (!res.ok) c.status(statusOf(res.problem))
     const next = res.ok && res.body.nextCursor ? `/ui/dlq${qs({ ...filter, cursor: res.body.nextCursor })}` : null
-    return c.render(<DlqPage filter={filter} items={res.ok ? res.body.items : []} parks={parks} problem={res.ok ? null : res.problem} next={next} />, {
+    return c.render(<DlqPage filter={filter} items={res.ok ? res.body.items : []} parks={parks} problem={res.ok ? null : res.problem} next={next} csrf={c.get('csrf')} />, {
       title: 'Dead letters',
     })
   })
@@ -201,6 +202,20 @@ export function createConsole(deps: ConsoleDeps) {
     return c.render(<PreviewPage filter={filter} report={res.ok ? res.body : null} problem={res.ok ? null : res.problem} csrf={c.get('csrf')} done={true} />, {
       title: 'Redrive',
     })
+  })
+
+  app.post('/dlq/discard', async (c) => {
+    const form = await c.req.parseBody()
+    const field = (k: string) => (typeof form[k] === 'string' ? (form[k] as string).trim() : '')
+    const res = await callApi<DiscardReport>(deps, c, 'POST', '/dlq/discard', {
+      topic: field('topic'),
+      partition: Number(field('partition')),
+      offset: field('offset'),
+      reason: field('reason'),
+    })
+    if (!res.ok) c.status(statusOf(res.problem))
+    else c.get('log').info('console discard', { eventId: res.body.discarded.eventId, principal: c.get('principal')?.name })
+    return c.render(<DiscardDonePage report={res.ok ? res.body : null} problem={res.ok ? null : res.problem} />, { title: 'Discard' })
   })
 
   app.get('/status', (c) => c.render(<StatusPage samples={sampler.list()} />, { title: 'Pipeline' }))

@@ -13,7 +13,9 @@ import type { Role } from '../../src/runtime.ts'
 let api: ApiEnv
 const roles: Role[] = []
 beforeAll(async () => {
-  api = await createApiEnv(() => {}, { dlq: { list: (f) => dlqAdmin(api.rt).list(f), redrive: (f) => dlqAdmin(api.rt).redrive(f) } })
+  api = await createApiEnv(() => {}, {
+    dlq: { list: (f) => dlqAdmin(api.rt).list(f), redrive: (f) => dlqAdmin(api.rt).redrive(f), discard: (r) => dlqAdmin(api.rt).discard(r) },
+  })
   roles.push(await startRelay(api.rt))
   roles.push(await startConsumer(api.rt))
 })

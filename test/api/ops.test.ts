@@ -37,7 +37,7 @@ test('readyz: 503 naming the servers that cannot be reached, within the probe ti
     db: () => db,
     kafka: () => kafka,
     mongo: () => connectMongo({ url: 'mongodb://127.0.0.1:1', database: 'x', serverSelectionTimeoutMs: 500 }),
-    dlq: { list: async () => ({ items: [], nextCursor: null }), redrive: async (f) => ({ redriven: 0, kept: 0, dryRun: f.dryRun === true, items: [] }) },
+    dlq: { list: async () => ({ items: [], nextCursor: null }), redrive: async (f) => ({ redriven: 0, kept: 0, dryRun: f.dryRun === true, items: [] }), discard: async (r) => { throw new Error(`no DLQ here: ${r.topic}`) } },
   })
   try {
     const started = Date.now()

@@ -25,6 +25,7 @@ export interface ApiEnv extends TestEnv {
 const noDlq: DlqAdmin = {
   list: async () => ({ items: [], nextCursor: null }),
   redrive: async (f) => ({ redriven: 0, kept: 0, dryRun: f.dryRun === true, items: [] }),
+  discard: async (r) => { throw new Error(`no DLQ here: ${r.topic}`) },
 }
 
 export interface ApiEnvOptions {

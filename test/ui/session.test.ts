@@ -13,6 +13,7 @@ beforeAll(async () => {
   open = await createApiEnv(() => {}, {
     dlq: {
       list: async () => ({ items: [], nextCursor: null }),
+      discard: async (r) => { throw new Error(`no DLQ here: ${r.topic}`) },
       redrive: async (f) => {
         redrives.push(f.dryRun === true)
         const item = { topic: 'cdc.customers.dlq', partition: 0, offset: '0', key: 'a', eventId: null, redriveCount: 0, parked: false }

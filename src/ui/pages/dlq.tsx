@@ -1,6 +1,8 @@
 /** @jsxImportSource hono/jsx */
 // Dead letters: the DLQ entries with their errors and trail (where they came from, when, how often redriven), the
-// parked aggregates, and redrive in two steps: a dry-run preview first, then the confirmed redrive (admin only).
+// parked aggregates, and redrive in two steps: a dry-run preview first, then the confirmed redrive (admin only). A failed
+// head can be discarded with a reason (confirmed, CSRF-protected like redrive); its parked followers are released.
+import type { DiscardReport } from '../../redrive/discard.ts'
 import type { DlqEntry, RedriveReport } from '../../redrive/index.ts'
 import type { Problem } from '../api-call.ts'
 import { CSRF_FIELD } from '../security.ts'
@@ -27,6 +29,7 @@ export function DlqPage(p: {
   parks: ParkView[]
   problem: Problem | null
   next: string | null
+  csrf: string
 }) {
   const f = p.filter
   return (
@@ -78,6 +81,21 @@ export function DlqPage(p: {
               </span>
             ) : null}
           </div>
+          {e.parked || e.redriven ? null : (
+            <form class="inline discard" method="post" action="/ui/dlq/discard" data-confirm="Discard this message for good? Its parked followers are released.">
+              <input type="hidden" name={CSRF_FIELD} value={p.csrf} />
+              <input type="hidden" name="topic" value={e.topic} />
+              <input type="hidden" name="partition" value={String(e.partition)} />
+              <input type="hidden" name="offset" value={e.offset} />
+              <label>
+                Reason
+                <input name="reason" required maxlength={2000} placeholder="why it is given up" />
+              </label>
+              <button type="submit" class="danger">
+                Discard
+              </button>
+            </form>
+          )}
         </article>
       ))}
       <Pager next={p.next} label="More" />
@@ -174,6 +192,26 @@ export function PreviewPage(p: { filter: RedriveFilterForm; report: RedriveRepor
           ) : null}
         </>
       ) : null}
+    </>
+  )
+}
+
+export function DiscardDonePage(p: { report: DiscardReport | null; problem: Problem | null }) {
+  const r = p.report
+  return (
+    <>
+      <h1>Discard</h1>
+      {p.problem ? <ProblemBox problem={p.problem} /> : null}
+      {r ? (
+        <p class="notice" id="summary">
+          {`Discarded ${r.discarded.topic} [${r.discarded.partition}] @${r.discarded.offset} (key ${r.discarded.key ?? '—'}). `}
+          {r.record ? `Recorded in the history of ${r.record.table} as version ${r.record.version}. ` : 'It named no version; nothing was recorded in the history. '}
+          {`${r.released} parked message(s) released.`}
+        </p>
+      ) : null}
+      <p>
+        <a href="/ui/dlq">Back to dead letters</a>
+      </p>
     </>
   )
 }
