@@ -60,9 +60,10 @@ export const DlqHeaders = {
   parked: 'cdc-dlq-parked',
   /** Set by redrive on the republished message: the DLQ position it came from (`<dlq topic>:<partition>:<offset>`). */
   redriveId: 'cdc-redrive-id',
-  /** Set by discard on the message that takes a discarded head's place: who discarded it. */
-  discardedBy: 'cdc-discarded-by',
 } as const
+
+/** Set by discard on the message that takes a discarded head's place: who discarded it (kept when dead-lettered). */
+export const DISCARDED_BY_HEADER = 'cdc-discarded-by'
 
 export function dlqTopic(topic: string) {
   return `${topic}.dlq`

@@ -3,14 +3,14 @@
 // failed batch is simply processed again; the caller commits the offset only after this resolved.
 import type { InMessage, OutMessage, Producer } from '../clients/kafka.ts'
 import { StoreError, type Store } from '../clients/mongo.ts'
-import { DlqHeaders, EventHeaders, type CdcEvent } from '../events.ts'
+import { DISCARDED_BY_HEADER, DlqHeaders, EventHeaders, type CdcEvent } from '../events.ts'
 import type { Logger } from '../log.ts'
 import { decode } from './decode.ts'
 import { deadLetter } from './dlq.ts'
 import { historyCollection, historyDoc } from './history.ts'
 import * as metrics from './metrics.ts'
 import { OutcomeBatch, type OutcomeMode } from './outcomes.ts'
-import { parkKey, type Park, type Parking } from './parking.ts'
+import { afterRelease, parkedBehind, parkKey, type Park, type Parking } from './parking.ts'
 import type { StateApplier } from './state.ts'
 
 export interface BatchContext {
@@ -43,6 +43,8 @@ export async function processBatch(ctx: BatchContext, messages: InMessage[]): Pr
   const outcome: BatchOutcome = { stored: 0, duplicates: 0, deadLettered: 0, parked: 0 }
   /** Park changes made by this batch (null = lifted); they win over the cached parks. */
   const parks = new Map<string, Park | null>()
+  /** Keys whose park this batch created, reset or lifted (the others only gained parked messages). */
+  const decided = new Set<string>()
   const current = (key: string) => (parks.has(key) ? (parks.get(key) ?? undefined) : ctx.parking.get(key))
   const dead: OutMessage[] = []
   const trail = new OutcomeBatch(ctx.store, ctx.outcomes, at)
@@ -52,9 +54,15 @@ export async function processBatch(ctx: BatchContext, messages: InMessage[]): Pr
     trail.add('dead-lettered', message, { eventId: event?.id ?? null, error })
     const head = event?.id ?? message.headers[EventHeaders.id] ?? `${message.topic}:${message.partition}:${message.offset}`
     parks.set(key, { _id: key, topic: message.topic, partition: message.partition, key: message.key ?? '', head, error, at, release: [] })
+    decided.add(key)
     outcome.deadLettered++
     metrics.deadLettered.inc({ topic: message.topic })
     ctx.log.warn('dead-lettered', { topic: message.topic, partition: message.partition, offset: message.offset, eventId: head, error })
+  }
+
+  const lift = (key: string, park: Park) => {
+    parks.set(key, afterRelease(park))
+    decided.add(key)
   }
 
   const good: Good[] = []
@@ -62,8 +70,11 @@ export async function processBatch(ctx: BatchContext, messages: InMessage[]): Pr
     const key = parkKey(message.topic, message.key)
     let park = current(key)
     const redriveId = message.headers[DlqHeaders.redriveId]
-    if (park && redriveId !== undefined && !park.release.includes(redriveId) && !parks.has(key)) {
-      park = await ctx.parking.refresh(key)
+    if (park && redriveId !== undefined && !park.release.includes(redriveId) && !decided.has(key)) {
+      // Redrive released messages since the park was read; keep what this batch parked behind it meanwhile.
+      const fresh = await ctx.parking.refresh(key)
+      park = fresh && parks.has(key) ? { ...fresh, parked: [...new Set([...(fresh.parked ?? []), ...(park.parked ?? [])])] } : fresh
+      if (parks.has(key)) parks.set(key, park ?? null)
     }
     const released = park !== undefined && redriveId !== undefined && park.release.includes(redriveId)
     if (park && !released) {
@@ -71,12 +82,14 @@ export async function processBatch(ctx: BatchContext, messages: InMessage[]): Pr
       trail.add('parked', message, { error: `parked behind ${park.head}` })
       outcome.parked++
       metrics.parked.inc({ topic: message.topic })
+      parks.set(key, parkedBehind(park, message.offset))
       continue
     }
-    // A discarded head that had no version to occupy (see redrive/discard.ts): it only lets the followers pass.
-    if (released && message.headers[DlqHeaders.discardedBy] !== undefined && (message.value?.length ?? 0) === 0) {
-      trail.add('discarded', message, { error: `discarded by ${message.headers[DlqHeaders.discardedBy]}` })
-      if (redriveId === park!.release.at(-1)) parks.set(key, null)
+    // A discarded head that had no version to occupy (see redrive/discard.ts): it only lets the followers pass (also
+    // when it is delivered again after its park was lifted).
+    if (message.headers[DISCARDED_BY_HEADER] !== undefined && (message.value?.length ?? 0) === 0) {
+      trail.add('discarded', message, { error: `discarded by ${message.headers[DISCARDED_BY_HEADER]}` })
+      if (released && redriveId === park!.release.at(-1)) lift(key, park!)
       continue
     }
     const decoded = decode(message, ctx.tables)
@@ -86,7 +99,7 @@ export async function processBatch(ctx: BatchContext, messages: InMessage[]): Pr
     }
     good.push({ message, event: decoded.event, key })
     // The last released message lifts the park, unless something in this batch parks the aggregate again.
-    if (released && redriveId === park!.release.at(-1)) parks.set(key, null)
+    if (released && redriveId === park!.release.at(-1)) lift(key, park!)
   }
 
   const byTable = new Map<string, Good[]>()
@@ -131,7 +144,7 @@ export async function processBatch(ctx: BatchContext, messages: InMessage[]): Pr
   // The DLQ copy must be acknowledged before the offset moves past the original; the park after it, so a crash in
   // between re-dead-letters (a duplicate DLQ entry, which redrive skips) instead of parking behind a lost message.
   await Promise.all([dead.length > 0 ? ctx.producer.send(dead) : undefined, trail.flush()])
-  await ctx.parking.save(parks)
+  await ctx.parking.save(parks, new Set([...parks.keys()].filter((k) => !decided.has(k))))
   trail.count()
   return outcome
 }

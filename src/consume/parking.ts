@@ -20,6 +20,28 @@ export interface Park {
   at: string
   /** `cdc-redrive-id`s of the redriven messages allowed through, in order; set by redrive. */
   release: string[]
+  /** Partition offsets of the messages parked behind it (the DLQ's `cdc-dlq-offset`); set by the consumer. */
+  parked?: string[]
+  /** The original offsets of the released messages; set by redrive with `release`. */
+  releasedOffsets?: string[]
+}
+
+/** The park with one more message parked behind it (idempotent: a redelivered message is the same offset). */
+export function parkedBehind(park: Park, offset: string): Park {
+  const parked = park.parked ?? []
+  return parked.includes(offset) ? park : { ...park, parked: [...parked, offset] }
+}
+
+/**
+ * After the last released message passed: lifted (null) when every message parked behind the park was released.
+ * Otherwise a message was parked after the redrive read the DLQ; it is still there, so the park stays (behind it) and
+ * everything after waits for the next redrive, in order.
+ */
+export function afterRelease(park: Park): Park | null {
+  const released = new Set(park.releasedOffsets ?? [])
+  const left = (park.parked ?? []).filter((o) => !released.has(o))
+  if (left.length === 0) return null
+  return { ...park, head: `offset ${left[0]} (parked, not redriven yet)`, parked: left, release: [], releasedOffsets: [] }
 }
 
 /** Order is per Kafka key within a topic, so that is what a park covers. */
@@ -56,8 +78,11 @@ export class Parking {
     return doc ?? undefined
   }
 
-  /** Applies a batch's outcome: new or reset parks (Park), lifted ones (null). */
-  async save(changes: Map<string, Park | null>): Promise<void> {
+  /**
+   * Applies a batch's outcome: new or reset parks (Park), lifted ones (null). For the keys in `parkedOnly` only the
+   * list of parked offsets changed: just that field is written, so a `release` redrive wrote meanwhile is kept.
+   */
+  async save(changes: Map<string, Park | null>, parkedOnly: ReadonlySet<string> = new Set()): Promise<void> {
     if (changes.size === 0) return
     await this.fence()
     const lifted = [...changes].filter(([, p]) => p === null).map(([k]) => k)
@@ -65,7 +90,9 @@ export class Parking {
     const collection = this.store.collection(PARKED_COLLECTION)
     if (set.length > 0) {
       await collection.bulkWrite(
-        set.map(({ _id, ...fields }) => ({ updateOne: { filter: { _id }, update: { $set: fields }, upsert: true } })),
+        set.map(({ _id, ...fields }) => ({
+          updateOne: { filter: { _id }, update: { $set: parkedOnly.has(_id) ? { parked: fields.parked ?? [] } : fields }, upsert: true },
+        })),
       )
     }
     if (lifted.length > 0) await collection.deleteMany({ _id: { $in: lifted } })

@@ -6,7 +6,7 @@
 // redrive ledger, and (for a versioned head) in the aggregate's history: who, what, when, why.
 import type { OutMessage } from '../clients/kafka.ts'
 import { outcomeDoc, OUTCOMES_COLLECTION, recordRedrives } from '../consume/outcomes.ts'
-import { DlqHeaders, EventHeaders, type CdcEvent } from '../events.ts'
+import { DISCARDED_BY_HEADER, DlqHeaders, EventHeaders, type CdcEvent } from '../events.ts'
 import type { Runtime } from '../runtime.ts'
 import { consumedTables, consumedTopics, topicFor } from '../topics.ts'
 import { DlqFilterError, load, pendingGroups, republishGroups, republished, type Loaded } from './index.ts'
@@ -140,7 +140,7 @@ function marker(l: Loaded, record: CdcEvent | null, req: DiscardRequest): OutMes
   const headers: Record<string, string> = {
     [DlqHeaders.redriveId]: base.headers![DlqHeaders.redriveId]!,
     [DlqHeaders.redriveCount]: base.headers![DlqHeaders.redriveCount]!,
-    [DlqHeaders.discardedBy]: req.actor,
+    [DISCARDED_BY_HEADER]: req.actor,
   }
   if (!record) return { topic: base.topic, key: base.key, value: '', headers }
   Object.assign(headers, { [EventHeaders.id]: record.id, [EventHeaders.type]: record.type, [EventHeaders.version]: String(record.version) })

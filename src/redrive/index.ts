@@ -5,7 +5,8 @@
 import type { InMessage, OutMessage } from '../clients/kafka.ts'
 import { DlqHeaders, dlqTopic } from '../events.ts'
 import { recordRedrives } from '../consume/outcomes.ts'
-import { PARKED_COLLECTION, parkKey } from '../consume/parking.ts'
+import { PARKED_COLLECTION, parkKey, type Park } from '../consume/parking.ts'
+import type { WriteOp } from '../clients/mongo.ts'
 import type { Runtime } from '../runtime.ts'
 import { consumedTables, consumedTopics } from '../topics.ts'
 import { toEntry, type DlqEntry } from './entries.ts'
@@ -160,10 +161,18 @@ export async function republishGroups(
   for (const g of groups) (await claimEntries(store, g[1].map((l) => positionOf(l.entry)), token)) ? published.push(g) : elsewhere.push(g)
   if (published.length === 0) return { published, elsewhere }
   try {
-    // Release first: the consumer must know these may pass the park before they arrive.
-    await store.collection(PARKED_COLLECTION).bulkWrite(
-      published.map(([key, group]) => ({ updateOne: { filter: { _id: key }, update: { $set: { release: group.map((l) => positionOf(l.entry)) } } } })),
-    )
+    // Release first: the consumer must know these may pass the park before they arrive. Appended to what an earlier
+    // redrive released and the consumer has not seen pass yet: replacing that list would let these overtake it.
+    const parks = store.collection<Park>(PARKED_COLLECTION)
+    const ops: WriteOp[] = []
+    for (const [key, group] of published) {
+      const park = await parks.findOne({ _id: key })
+      if (!park) continue
+      const release = [...park.release, ...group.map((l) => positionOf(l.entry))]
+      const releasedOffsets = [...(park.releasedOffsets ?? []), ...group.map((l) => l.entry.origin.offset)]
+      ops.push({ updateOne: { filter: { _id: key }, update: { $set: { release, releasedOffsets } } } })
+    }
+    if (ops.length > 0) await parks.bulkWrite(ops)
     const producer = await rt.kafka().producer()
     try {
       await producer.send(published.flatMap(([, group]) => group.map((l, i) => (i === 0 ? replace(l) : republished(l)))))
