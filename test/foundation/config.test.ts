@@ -69,7 +69,7 @@ describe('config', () => {
   test('an out-of-range number, a bad enum, a bad URL and an unknown key each get their line', async () => {
     const p = await problems('[http]\nport = 70000\nprot = 1\n[relay]\nmode = "fast"\n[mongo]\nurl = "http://x"\n')
     expect(p).toContain('http.port: expected <=65535, got 70000')
-    expect(p).toContain('http.prot: unknown key')
+    expect(p).toContain('http.prot: unknown key; did you mean port?')
     expect(p).toContain('relay.mode: expected ("poll" | "wal"), got "fast"')
     expect(p.some((l) => l.startsWith('mongo.url:'))).toBe(true)
   })
