@@ -58,10 +58,10 @@ describe('cdc CLI', () => {
 
   test('a bad config file exits 2 naming the key and starts nothing', async () => {
     const path = `/tmp/cdc-bad-${Date.now()}.toml`
-    await Bun.write(path, '[kafka]\npartitions = 'three'\n')
+    await Bun.write(path, '[kafka]\npartitions = "three"\n')
     const r = run(['--config', path, 'all'])
     expect(r.code).toBe(2)
-    expect(r.err).toContain('kafka.partitions: expected number, got 'three'')
+    expect(r.err).toContain('kafka.partitions: expected number, got "three"')
     expect(r.out).toBe('')
   })
 
