@@ -86,6 +86,13 @@ export const ConfigSchema = v.strictObject({
       port: v.optional(port, 8080),
       /** Without tokens the API is open, so it refuses to bind beyond loopback unless this is set. */
       allowOpenBind: v.optional(v.boolean(), false),
+      /**
+       * Host names the API and console answer for besides IP literals, localhost and http.host (DNS-rebinding
+       * guard); ".example.com" also allows its subdomains. Other names get 421.
+       */
+      allowedHosts: v.optional(v.array(v.pipe(v.string(), v.regex(/^\.?[A-Za-z0-9][A-Za-z0-9.-]{0,252}$/, 'a host name'))), []),
+      /** A request still unanswered after this long gets a 503 problem (Bun's idle timeout is kept above it). */
+      requestTimeoutMs: v.optional(v.pipe(v.number(), v.integer(), v.minValue(100), v.maxValue(240_000)), 30_000),
       bodyLimit: v.optional(positiveInt, 1024 * 1024),
       corsOrigins: v.optional(v.array(v.string()), []),
       requireDeleteReason: v.optional(v.boolean(), false),
