@@ -33,12 +33,21 @@ export function allowedHosts(http: Pick<Config['http'], 'host' | 'allowedHosts'>
     listed.some((entry) => entry === hostname || (entry.startsWith('.') && (hostname === entry.slice(1) || hostname.endsWith(entry))))
 }
 
+/** The URL's host:port; '' when Bun built no valid URL from the request (e.g. `Host: a, b`). */
+function urlHost(url: string): string {
+  try {
+    return new URL(url).host
+  } catch {
+    return ''
+  }
+}
+
 export function hostCheck(http: Config['http']): MiddlewareHandler<AppEnv> {
   const allowed = allowedHosts(http)
   return async function hostCheck(c, next) {
     // The Host header, and the URL's authority (Bun takes it from an absolute-form request target when there is one).
     const header = c.req.header('host')
-    const names = [header === undefined ? null : hostnameOf(header), hostnameOf(new URL(c.req.url).host)]
+    const names = [header === undefined ? null : hostnameOf(header), hostnameOf(urlHost(c.req.url))]
     if ((header !== undefined && names[0] === null) || names[1] === null) {
       throw new ApiError(400, 'bad-host', 'the Host header is not a valid host[:port]')
     }

@@ -11,7 +11,11 @@ import { ApiError } from '../problem.ts'
 import type { AppDeps, AppEnv } from '../env.ts'
 
 const VersionCursor = v.strictObject({ v: CursorInt })
-const TimeCursor = v.strictObject({ t: v.pipe(v.string(), v.maxLength(40)), id: v.pipe(v.string(), v.maxLength(100)) })
+/** The last item's stored occurredAt (microseconds, UTC) and event id, exactly as this API issues them. */
+const TimeCursor = v.strictObject({
+  t: v.pipe(v.string(), v.regex(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/)),
+  id: v.pipe(v.string(), v.regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/)),
+})
 /** Events that carry a row image (application events, op "m", do not). */
 const IMAGE_OPS = ['c', 'u', 'd', 'r']
 
