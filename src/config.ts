@@ -228,7 +228,7 @@ export function readToml(bytes: Uint8Array): Record<string, unknown> | string {
   try {
     text = utf8.decode(bytes)
   } catch {
-    return `the file is not valid UTF-8 (first bad byte at ${firstInvalidUtf8(bytes)}); save it as UTF-8`
+    return `the file is not valid UTF-8 (line ${lineOfInvalidUtf8(bytes)}); save it as UTF-8`
   }
   try {
     return parseToml(text) as Record<string, unknown>
@@ -239,20 +239,21 @@ export function readToml(bytes: Uint8Array): Record<string, unknown> | string {
   }
 }
 
-function firstInvalidUtf8(bytes: Uint8Array): number {
+/** The line of the first byte sequence that is not UTF-8 (the longest valid prefix, found by bisection). */
+function lineOfInvalidUtf8(bytes: Uint8Array): number {
   let lo = 0
   let hi = bytes.length
-  // The longest valid prefix, found by bisection (a cut inside a multi-byte sequence counts as invalid, hence the -3).
   while (lo < hi) {
     const mid = (lo + hi + 1) >> 1
     try {
+      // stream: a prefix cut inside a multi-byte sequence is not an error yet.
       new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(0, mid), { stream: true })
       lo = mid
     } catch {
       hi = mid - 1
     }
   }
-  return lo
+  return bytes.subarray(0, lo).filter((b) => b === 0x0a).length + 1
 }
 
 function describeIssue(issue: v.BaseIssue<unknown>, args: ArgOverride[]): string {
@@ -261,8 +262,11 @@ function describeIssue(issue: v.BaseIssue<unknown>, args: ArgOverride[]): string
   if (issue.kind === 'schema' && issue.type === 'strict_object' && issue.expected === 'never') {
     return `${key}: unknown key${suggest(path ?? '')}`
   }
-  // Regex and URL checks carry our own wording in the message; type checks say what they expected.
-  const expected = issue.type === 'regex' || issue.expected === null ? issue.message.replace(/: Received .*$/s, '') : issue.expected
+  if ((issue.type === 'strict_object' || issue.type === 'object') && issue.input === undefined) return `${key}: required`
+  // Our own wording where a check has one ('a lower-case SQL identifier'); valibot's default messages quote the
+  // received value, so they are never used: what was expected, then the value as describeValue shows it.
+  const custom = !/received/i.test(issue.message)
+  const expected = (issue.type === 'regex' || issue.expected === null) && custom ? issue.message : (issue.expected ?? issue.type)
   return `${key}: expected ${EXPECTED[expected] ?? expected}, got ${describeValue(path ?? '', issue.input)}`
 }
 
@@ -373,7 +377,7 @@ function applyOverrides(raw: Record<string, unknown>, env: Record<string, string
 const SKIP = Symbol('skip')
 
 function convert(name: string, text: string, leaf: v.GenericSchema, problems: string[]): unknown {
-  const shown = SECRET_KEY.test(name) ? '<redacted>' : JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}…` : text)
+  const shown = SECRET_KEY.test(name) ? '<redacted>' : JSON.stringify(scrubUrl(text.length > 80 ? `${text.slice(0, 80)}…` : text))
   if (leaf.type === 'number') {
     if (/^\s*-?\d+(\.\d+)?\s*$/.test(text)) return Number(text)
     problems.push(`${name}: expected a number, got ${shown}`)
