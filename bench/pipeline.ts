@@ -21,6 +21,8 @@ export interface Pipeline {
   api: string
   logDir: string
   start(role: RoleName, args?: string[]): void
+  /** The process id of a started role. */
+  pid(role: RoleName): number | undefined
   kill9(role: RoleName): Promise<void>
   stopAll(): Promise<void>
   dropDatabase(): Promise<void>
@@ -71,6 +73,7 @@ export async function createPipeline(prefix: string, overrides: Record<string, s
       const out = openSync(`${logDir}/${role}.log`, 'a')
       procs.set(role, Bun.spawn(cli([role, ...args]), { env, stdout: out, stderr: out }))
     },
+    pid: (role) => procs.get(role)?.pid,
     async kill9(role) {
       const p = procs.get(role)
       p?.kill(9)
