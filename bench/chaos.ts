@@ -1,13 +1,14 @@
 // `bun run chaos [--seconds N]`: a steady write load (API + plain SQL) with the relay, consumer and API each in its
-// own process, while faults are injected in turn: kill -9 and restart each role, then stop and restart PostgreSQL,
-// Kafka and the MongoDB server. Then it waits for the pipeline to drain and checks, against cdc.event_store, that every
+// own process, while faults are injected in turn: kill -9 and restart each role, stop and restart PostgreSQL, Kafka and
+// the MongoDB server, cut the relay off from PostgreSQL (Kafka still reachable), stall the MongoDB server. Then it waits for the pipeline to drain and checks, against cdc.event_store, that every
 // committed event is in the MongoDB history exactly once, versions are gapless per aggregate, the read model equals
 // the PostgreSQL rows and the DLQ is empty. Exit code 1 on any loss, duplicate or mismatch. Loopback only.
 import { parseArgs } from 'node:util'
 import { connect, type Db } from '../src/clients/postgres.ts'
 import { connectMongo, healingStore } from '../src/clients/mongo.ts'
 import { createKafka } from '../src/clients/kafka.ts'
-import { createPipeline, stack, waitFor, type RoleName } from './pipeline.ts'
+import { createPipeline, ROOT, stack, waitFor, type RoleName } from './pipeline.ts'
+import { startProxy } from './tcp-proxy.ts'
 import { verdictRows, verifyPipeline } from './verify.ts'
 
 const { values } = parseArgs({
@@ -26,6 +27,12 @@ if (!(seconds >= 20) || !(drainSeconds > 0) || !['poll', 'wal'].includes(relayMo
 const say = (m: string) => console.error(`[chaos ${new Date().toISOString().slice(11, 19)}] ${m}`)
 const pipeline = await createPipeline('chaos', { CDC_RELAY_MODE: relayMode })
 const { config, tag, logDir, api } = pipeline
+// The relay reaches PostgreSQL through a proxy the run can cut (a partition between the leader and its database while
+// Kafka stays reachable).
+const pgUrl = new URL(config.postgres.url)
+const pgProxy = startProxy({ host: pgUrl.hostname, port: Number(pgUrl.port) })
+pgUrl.port = String(pgProxy.port)
+pipeline.setRoleEnv('relay', { CDC_POSTGRES_URL: pgUrl.toString() })
 for (const role of ['relay', 'consume', 'serve'] as const) pipeline.start(role)
 const db: Db = connect({ url: config.postgres.url, max: 6 })
 await waitFor(async () => (await fetch(`${api}/healthz`).catch(() => null))?.ok ?? false, 30_000, 'API up')
@@ -136,6 +143,22 @@ const serverOutage = (server: 'postgres' | 'kafka' | 'mongo'): Fault => ({
     stack('up', server)
   },
 })
+const relayCutOff: Fault = {
+  name: 'relay cut off from PostgreSQL for 10 s (Kafka reachable)',
+  inject: () => pgProxy.cut(10_000),
+}
+const mongoStalled: Fault = {
+  name: 'MongoDB-wire server stalled 30 s (SIGSTOP, then SIGCONT)',
+  async inject() {
+    const pid = Number((await Bun.file(`${process.env.CDC_STACK_DIR ?? `${ROOT}.stack`}/mongo/ferretdb.pid`).text()).trim())
+    process.kill(pid, 'SIGSTOP')
+    try {
+      await Bun.sleep(30_000)
+    } finally {
+      process.kill(pid, 'SIGCONT')
+    }
+  },
+}
 const faults: Fault[] = [
   restartAfterKill('relay'),
   restartAfterKill('consume'),
@@ -143,6 +166,8 @@ const faults: Fault[] = [
   serverOutage('postgres'),
   serverOutage('kafka'),
   serverOutage('mongo'),
+  relayCutOff,
+  mongoStalled,
 ]
 const injected: { fault: string; at: string; ok: boolean; error?: string }[] = []
 const step = (seconds * 1000) / (faults.length + 1)
@@ -186,6 +211,7 @@ const verdict = await verifyPipeline({ config, db, store, kafka, groupId: `${tag
 
 // --- report -----------------------------------------------------------------------------------------------------------
 await pipeline.stopAll()
+pgProxy.close()
 await kafka.close()
 await store.close()
 await db.end()
