@@ -83,6 +83,7 @@ describe('cdc CLI', () => {
       [['--confg', 'x', 'serve'], '  --confg: unknown flag; did you mean --config?'],
       [['serv'], '  serv: unknown command; did you mean serve?'],
       [['config', 'show'], '  show: expected print'],
+      [['redrive', '--topic', 'no such/topic'], '  --topic: expected a Kafka topic name ([A-Za-z0-9._-], at most 249), got "no such/topic"'],
     ]
     for (const [args, line] of cases) {
       const r = run(args)
