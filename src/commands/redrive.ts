@@ -10,6 +10,10 @@ import { UsageError, intFlag, stringFlag, type Command, type CommandContext } fr
 function topicFlag(ctx: CommandContext, command: Command, config: Config, dlq = false): string | undefined {
   const topic = stringFlag(ctx, 'topic')
   if (topic === undefined) return undefined
+  // Kafka's own rule for topic names first: a name it could never hold is a mistake, not a filter.
+  if (!/^[A-Za-z0-9._-]{1,249}$/.test(topic)) {
+    throw new UsageError(`--topic: expected a Kafka topic name ([A-Za-z0-9._-], at most 249), got ${JSON.stringify(topic.slice(0, 100))}`, command)
+  }
   const known = consumedTopics(config, consumedTables(config)).map((t) => (dlq ? `${t}.dlq` : t))
   if (!known.includes(topic)) {
     throw new UsageError(`--topic: ${JSON.stringify(topic)} is not a ${dlq ? 'DLQ of a ' : ''}consumed topic (known: ${known.join(', ') || 'none'})`, command)
@@ -29,12 +33,13 @@ export const redrive: Command = {
     'dry-run': { type: 'boolean', description: 'list what would be redriven, change nothing' },
   },
   async run(ctx) {
+    const topic = topicFlag(ctx, redrive, ctx.rt.config)
     const since = stringFlag(ctx, 'since')
     if (since !== undefined && Number.isNaN(Date.parse(since))) {
       throw new UsageError(`--since: expected an ISO-8601 time, got ${JSON.stringify(since)}`, redrive)
     }
     const report = await runRedrive(ctx.rt, {
-      topic: topicFlag(ctx, redrive, ctx.rt.config),
+      topic,
       aggregate: stringFlag(ctx, 'aggregate'),
       since: since === undefined ? undefined : new Date(since),
       error: stringFlag(ctx, 'error'),
