@@ -22,6 +22,7 @@ const stages: [string, () => Promise<BenchCase>][] = [
   ['capture', async () => (await import('./cases/capture.ts')).capture],
   ['relay', async () => (await import('./cases/relay.ts')).relay],
   ['consume', async () => (await import('./cases/consume.ts')).consume],
+  ['scaleout', async () => (await import('./cases/scaleout.ts')).scaleout],
   ['http', async () => (await import('./cases/http.ts')).http],
   ['e2e', async () => (await import('./cases/e2e.ts')).e2e],
 ]
