@@ -9,6 +9,7 @@ import { sha256 } from './support.ts'
 let open: ApiEnv
 let locked: ApiEnv
 const redrives: boolean[] = []
+const discards: { reason: string; actor: string }[] = []
 beforeAll(async () => {
   // console.test is the name these tests reach the console by: on the Host allow-list like a deployment's own name.
   open = await createApiEnv((c) => {
@@ -16,7 +17,10 @@ beforeAll(async () => {
   }, {
     dlq: {
       list: async () => ({ items: [], nextCursor: null }),
-      discard: async (r) => { throw new Error(`no DLQ here: ${r.topic}`) },
+      discard: async (r) => {
+        discards.push({ reason: r.reason, actor: r.actor })
+        return { discarded: { topic: r.topic, partition: r.partition, offset: r.offset, key: 'a', eventId: null }, record: null, released: 2 }
+      },
       redrive: async (f) => {
         redrives.push(f.dryRun === true)
         const item = { topic: 'cdc.customers.dlq', partition: 0, offset: '0', key: 'a', eventId: null, redriveCount: 0, parked: false }
@@ -100,6 +104,25 @@ test('with tokens: pages redirect to sign-in, a wrong token is refused, and the 
   // Only console paths are followed after sign-in.
   const page = await (await get(locked, '/ui/sign-in?next=//evil.test/x')).text()
   expect(page).toContain('name="next" value="/ui"')
+})
+
+test("discarding a dead head from the console needs the session's CSRF token and a reason", async () => {
+  const { cookie, csrf } = await session(open)
+  const post = (body: string) =>
+    open.app.request('http://console.test/ui/dlq/discard', {
+      method: 'POST',
+      headers: { cookie, host: 'console.test', origin: 'http://console.test', 'content-type': 'application/x-www-form-urlencoded' },
+      body,
+    })
+  const entry = 'topic=cdc.customers.dlq&partition=0&offset=7'
+  expect((await post(`${entry}&reason=junk`)).status).toBe(403)
+  expect((await post(`${entry}&reason=junk&_csrf=${encodeURIComponent(csrf)}x`)).status).toBe(403)
+  expect((await post(`${entry}&reason=&_csrf=${encodeURIComponent(csrf)}`)).status).toBe(400)
+  expect(discards).toEqual([])
+  const ok = await post(`${entry}&reason=junk&_csrf=${encodeURIComponent(csrf)}`)
+  expect(ok.status).toBe(200)
+  expect(await ok.text()).toContain('2 parked message(s) released')
+  expect(discards).toEqual([{ reason: 'junk', actor: 'anonymous' }])
 })
 
 test('DNS rebinding: a page on a name not on the allow-list can neither read, write nor redrive', async () => {
