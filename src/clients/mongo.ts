@@ -83,6 +83,8 @@ export class StoreError extends Error {
     readonly failed: number[] = [],
     /** Input positions that were already stored (code 11000) in the same unordered write. */
     readonly duplicates: number[] = [],
+    /** The server's message for each position in `failed`, when it gave one. */
+    readonly reasons: string[] = [],
   ) {
     super(message)
     this.name = 'StoreError'
@@ -172,7 +174,14 @@ function duplicatesOf(error: unknown): number[] {
     const first = failed[0]!
     const kind = serverFailure(first.code, first.errmsg ?? '')
     // A write error names its document: unless it says "not now", that document is the problem.
-    throw new StoreError(first.errmsg ?? 'write failed', kind === 'unknown' ? 'rejected' : kind, first.code, failed.map((w) => w.index), duplicates)
+    throw new StoreError(
+      first.errmsg ?? 'write failed',
+      kind === 'unknown' ? 'rejected' : kind,
+      first.code,
+      failed.map((w) => w.index),
+      duplicates,
+      failed.map((w) => w.errmsg ?? `code ${w.code}`),
+    )
   }
   return duplicates
 }

@@ -5,8 +5,12 @@ import type { InMessage } from '../clients/kafka.ts'
 
 export type Decoded = { ok: true; event: CdcEvent } | { ok: false; error: string }
 
+/** Far above any row the capture produces; a larger value (only possible on a broker with a raised limit) is refused. */
+export const MAX_EVENT_BYTES = 8 * 1024 * 1024
+
 export function decode(message: InMessage, tables: ReadonlySet<string>): Decoded {
   if (!message.value || message.value.length === 0) return { ok: false, error: 'empty message value' }
+  if (message.value.length > MAX_EVENT_BYTES) return { ok: false, error: `too large: ${message.value.length} bytes (limit ${MAX_EVENT_BYTES})` }
   let json: unknown
   try {
     json = JSON.parse(message.value.toString('utf8'))
