@@ -54,10 +54,11 @@ interface Good {
 export const storable = (text: string, max = 2000) => text.slice(0, max).replaceAll('\u0000', '\\u0000').toWellFormed()
 
 /**
- * Whether a key can name a park. A key no aggregate can have (longer than an aggregate id, or with NUL, which no
- * store keeps) has no good messages to keep in order: its messages fail on their own, one by one.
+ * Whether a key can name a park. A key no storable aggregate can have (over 1,000 bytes: beyond an aggregate id, and
+ * beyond what an index entry takes on FerretDB/PostgreSQL; or with NUL, which it refuses) has no good messages to keep
+ * in order: its messages fail on their own, one by one.
  */
-const parkable = (key: string | null) => key === null || (key.length <= 1000 && !key.includes('\u0000'))
+const parkable = (key: string | null) => key === null || (Buffer.byteLength(key) <= 1000 && !key.includes('\u0000'))
 
 /** The park a failed message leaves for its key, or undefined when the key cannot have one. */
 function parkFor(message: InMessage, head: string, error: string, at: string): Park | undefined {
