@@ -6,13 +6,14 @@ import type { Store } from '../clients/mongo.ts'
 import { dlqTopic } from '../events.ts'
 import type { Role, Runtime } from '../runtime.ts'
 import { consumedTables, consumedTopics } from '../topics.ts'
-import { processBatch, type BatchContext } from './batch.ts'
+import { BatchMemory, deadLetterAlone, processBatch, type BatchContext } from './batch.ts'
+import { DeadLetterSender } from './dlq.ts'
 import { Gaps } from './gaps.ts'
 import { HISTORY_INDEXES, historyCollection } from './history.ts'
 import * as metrics from './metrics.ts'
 import { startOutcomeLog } from './outcomes.ts'
 import { FencedError, Ownership } from './ownership.ts'
-import { backoffMs, isTransient, retrying } from './retry.ts'
+import { processUnderPolicy, retrying } from './retry.ts'
 import { StateWriter } from './state.ts'
 import { REDRIVEN_COLLECTION } from '../redrive/ledger.ts'
 
@@ -59,7 +60,8 @@ export async function startConsumer(rt: Runtime): Promise<Role> {
   const ownership = new Ownership(store, gaps, groupId, log)
   const producer = await patiently('connecting the DLQ producer', () => kafka.producer())
   const stopOutcomes = await patiently('preparing the outcome log', () => startOutcomeLog(store, config, log))
-  const shared = { store, producer, tables: new Set(tables), groupId, log, outcomes: config.consume.outcomes }
+  const dlq = new DeadLetterSender(producer, kafka)
+  const shared = { store, dlq, tables: new Set(tables), groupId, log, outcomes: config.consume.outcomes }
   // ~1 MiB per partition fetch keeps a batch well inside the session timeout on a slow MongoDB.
   // Subscribing right after the topics were created can fail while their leaders settle (fresh broker): retry.
   const consumer = await patiently('subscribing', () =>
@@ -74,42 +76,57 @@ export async function startConsumer(rt: Runtime): Promise<Role> {
   )
   const crashAfterWrite = process.env.CDC_TEST_CRASH_AFTER_WRITE === '1'
 
-  /** Processes a batch until it succeeds; false when the consumer stops or loses the partition meanwhile. */
+  /** Whether MongoDB and Kafka answer: a batch failing while one of them does not is stalled, not isolated. */
+  const reachable = async () => {
+    const probe = (p: Promise<unknown>) =>
+      Promise.race([p.then(() => true), Bun.sleep(5000).then(() => false)]).catch(() => false)
+    const [m, k] = await Promise.all([probe(store.ping()), probe(kafka.ping())])
+    return m && k
+  }
+
+  /** Processes a batch until every message is stored or dead-lettered; false when stopping or revoked meanwhile. */
   const processWithRetry = async (batch: PartitionBatch): Promise<boolean> => {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        // The partition's park state, claimed for this assignment; checked again right before anything is stored.
-        const owned = await ownership.acquire(batch.topic, batch.partition, batch.generation)
-        if (!owned) return false
-        await owned.fence()
-        const ctx: BatchContext = { ...shared, parking: owned.parking, state: state.at(batch) }
-        const outcome = await processBatch(ctx, batch.messages)
-        log.debug('batch written', { topic: batch.topic, partition: batch.partition, ...outcome })
-        return true
-      } catch (error) {
-        if (error instanceof FencedError) {
-          metrics.fenced.inc()
-          log.warn('partition taken over by another consumer; batch dropped', { topic: batch.topic, partition: batch.partition, error })
-          return false
-        }
-        // Nothing committed and nothing skipped: the same batch is processed again once the failure passes.
-        if (stopping || !batch.isRunning()) return false
-        const transient = isTransient(error)
-        const delayMs = backoffMs(attempt, config.consume.retryMaxMs)
-        metrics.retries.inc({ kind: transient ? 'transient' : 'other' })
-        log.warn('batch failed; retrying', {
-          topic: batch.topic,
-          partition: batch.partition,
-          firstOffset: batch.messages[0]!.offset,
-          error,
-          transient,
-          attempt,
-          delayMs,
-        })
-        await pause(delayMs, batch)
-        if (stopping || !batch.isRunning()) return false
-      }
+    // The partition's park state, claimed for this assignment (null: the batch belongs to an older one).
+    const owned = await ownership.acquire(batch.topic, batch.partition, batch.generation).catch((error) => {
+      log.warn('claiming the partition failed; the batch will be fetched again', { topic: batch.topic, partition: batch.partition, error })
+      return null
+    })
+    if (!owned) return false
+    const ctx: BatchContext = { ...shared, parking: owned.parking, state: state.at(batch) }
+    // Another process claimed the partition since: stop at once, store and dead-letter nothing more.
+    let fenced = false
+    const noticeFence = (error: unknown) => {
+      if (!(error instanceof FencedError)) return
+      fenced = true
+      metrics.fenced.inc()
+      log.warn('partition taken over by another consumer; batch dropped', { topic: batch.topic, partition: batch.partition, error })
     }
+    // One memory per batch: what an attempt wrote, a later attempt (or a half of it) counts once.
+    const memory = new BatchMemory()
+    return processUnderPolicy(
+      {
+        run: async (messages) => {
+          try {
+            // Checked right before anything is stored (and again before parks change).
+            await owned.fence()
+            const outcome = await processBatch(ctx, messages, memory)
+            log.debug('batch written', { topic: batch.topic, partition: batch.partition, ...outcome })
+          } catch (error) {
+            noticeFence(error)
+            throw error
+          }
+        },
+        deadLetter: (message, error) => deadLetterAlone(ctx, message, error),
+        reachable,
+        alive: () => !stopping && !fenced && batch.isRunning(),
+        pause: (ms) => pause(ms, batch),
+        attempts: config.consume.batchAttempts,
+        retryMaxMs: config.consume.retryMaxMs,
+        log,
+        where: { topic: batch.topic, partition: batch.partition },
+      },
+      batch.messages,
+    )
   }
 
   const handle = async (batch: PartitionBatch) => {
