@@ -35,6 +35,7 @@ const requests: { name: string; method: string; path: () => string; body?: () =>
   { name: 'patch', method: 'PATCH', path: () => `/customers/${customerId}`, body: () => ({ phone: '123' }), role: 'write' },
   { name: 'dlq list', method: 'GET', path: () => '/dlq', role: 'admin' },
   { name: 'redrive', method: 'POST', path: () => '/dlq/redrive', body: () => ({ dryRun: true }), role: 'admin' },
+  { name: 'discard', method: 'POST', path: () => '/dlq/discard', body: () => ({ topic: 'cdc.customers.dlq', partition: 0, offset: '0', reason: 'r' }), role: 'admin' },
 ]
 const RANK = { none: 0, wrong: 0, reader: 1, writer: 2, admin: 3 } as const
 const NEEDED = { read: 1, write: 2, admin: 3 } as const
