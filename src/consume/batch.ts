@@ -11,7 +11,7 @@ import { deadLetter, type DeadLetterSender } from './dlq.ts'
 import { historyCollection, historyDoc } from './history.ts'
 import * as metrics from './metrics.ts'
 import { OutcomeBatch, type OutcomeMode } from './outcomes.ts'
-import { afterRelease, parkedBehind, parkKey, type Park, type Parking } from './parking.ts'
+import { afterRelease, parkedBehind, parkKey, withParked, type Park, type Parking } from './parking.ts'
 import type { StateApplier } from './state.ts'
 
 export interface BatchContext {
@@ -115,7 +115,7 @@ export async function processBatch(ctx: BatchContext, messages: InMessage[], mem
     if (park && redriveId !== undefined && !park.release.includes(redriveId) && !decided.has(key)) {
       // Redrive released messages since the park was read; keep what this batch parked behind it meanwhile.
       const fresh = await ctx.parking.refresh(key)
-      park = fresh && parks.has(key) ? { ...fresh, parked: [...new Set([...(fresh.parked ?? []), ...(park.parked ?? [])])] } : fresh
+      park = fresh && parks.has(key) ? withParked(fresh, park) : fresh
       if (parks.has(key)) parks.set(key, park ?? null)
     }
     const released = park !== undefined && redriveId !== undefined && park.release.includes(redriveId)

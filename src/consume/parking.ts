@@ -20,28 +20,34 @@ export interface Park {
   at: string
   /** `cdc-redrive-id`s of the redriven messages allowed through, in order; set by redrive. */
   release: string[]
-  /** Partition offsets of the messages parked behind it (the DLQ's `cdc-dlq-offset`); set by the consumer. */
-  parked?: string[]
-  /** The original offsets of the released messages; set by redrive with `release`. */
-  releasedOffsets?: string[]
+  /** The highest partition offset of a message parked behind it (they are parked in offset order); consumer-set. */
+  parkedUpTo?: string
+  /** The highest original offset among the released messages; set by redrive with `release`. */
+  releasedUpTo?: string
 }
+
+const later = (a: string | undefined, b: string | undefined) => (a === undefined ? b : b === undefined || Number(a) >= Number(b) ? a : b)
 
 /** The park with one more message parked behind it (idempotent: a redelivered message is the same offset). */
 export function parkedBehind(park: Park, offset: string): Park {
-  const parked = park.parked ?? []
-  return parked.includes(offset) ? park : { ...park, parked: [...parked, offset] }
+  const parkedUpTo = later(park.parkedUpTo, offset)
+  return parkedUpTo === park.parkedUpTo ? park : { ...park, parkedUpTo }
 }
 
 /**
- * After the last released message passed: lifted (null) when every message parked behind the park was released.
- * Otherwise a message was parked after the redrive read the DLQ; it is still there, so the park stays (behind it) and
+ * After the last released message passed: lifted (null) when the messages parked behind the park were all released
+ * (redrive releases an aggregate's DLQ entries as one group, in the order they were parked, so the highest offsets
+ * tell). Otherwise a message was parked after the redrive read the DLQ; it is still there, so the park stays and
  * everything after waits for the next redrive, in order.
  */
 export function afterRelease(park: Park): Park | null {
-  const released = new Set(park.releasedOffsets ?? [])
-  const left = (park.parked ?? []).filter((o) => !released.has(o))
-  if (left.length === 0) return null
-  return { ...park, head: `offset ${left[0]} (parked, not redriven yet)`, parked: left, release: [], releasedOffsets: [] }
+  if (park.parkedUpTo === undefined || Number(park.parkedUpTo) <= Number(park.releasedUpTo ?? -1)) return null
+  return { ...park, release: [] }
+}
+
+/** Merges what a batch parked behind a park into a fresher copy of it. */
+export function withParked(fresh: Park, local: Park): Park {
+  return { ...fresh, parkedUpTo: later(fresh.parkedUpTo, local.parkedUpTo) }
 }
 
 /** Order is per Kafka key within a topic, so that is what a park covers. */
@@ -80,7 +86,7 @@ export class Parking {
 
   /**
    * Applies a batch's outcome: new or reset parks (Park), lifted ones (null). For the keys in `parkedOnly` only the
-   * list of parked offsets changed: just that field is written, so a `release` redrive wrote meanwhile is kept.
+   * highest parked offset changed: just that field is written, so a `release` redrive wrote meanwhile is kept.
    */
   async save(changes: Map<string, Park | null>, parkedOnly: ReadonlySet<string> = new Set()): Promise<void> {
     if (changes.size === 0) return
@@ -91,7 +97,7 @@ export class Parking {
     if (set.length > 0) {
       await collection.bulkWrite(
         set.map(({ _id, ...fields }) => ({
-          updateOne: { filter: { _id }, update: { $set: parkedOnly.has(_id) ? { parked: fields.parked ?? [] } : fields }, upsert: true },
+          updateOne: { filter: { _id }, update: { $set: parkedOnly.has(_id) ? { parkedUpTo: fields.parkedUpTo } : fields }, upsert: true },
         })),
       )
     }

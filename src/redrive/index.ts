@@ -169,8 +169,8 @@ export async function republishGroups(
       const park = await parks.findOne({ _id: key })
       if (!park) continue
       const release = [...park.release, ...group.map((l) => positionOf(l.entry))]
-      const releasedOffsets = [...(park.releasedOffsets ?? []), ...group.map((l) => l.entry.origin.offset)]
-      ops.push({ updateOne: { filter: { _id: key }, update: { $set: { release, releasedOffsets } } } })
+      const releasedUpTo = String(Math.max(Number(park.releasedUpTo ?? -1), ...group.map((l) => Number(l.entry.origin.offset))))
+      ops.push({ updateOne: { filter: { _id: key }, update: { $set: { release, releasedUpTo } } } })
     }
     if (ops.length > 0) await parks.bulkWrite(ops)
     const producer = await rt.kafka().producer()
