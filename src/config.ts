@@ -1,19 +1,36 @@
 // The one definition of cdc.toml: every key, its type and its default. Environment variables override any leaf key
 // as CDC_<SECTION>_<KEY> (e.g. CDC_POSTGRES_URL, CDC_KAFKA_BROKERS=a:9092,b:9092, CDC_HTTP_PORT=8081).
 import * as v from 'valibot'
+import { withDemo } from './demo/capture.ts'
+import { canonicalName, TableNameError } from './tables.ts'
 
 const identifier = v.pipe(v.string(), v.regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lower-case SQL identifier'))
 const port = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(65535))
 const positiveInt = v.pipe(v.number(), v.integer(), v.minValue(1))
 const nonNegativeInt = v.pipe(v.number(), v.integer(), v.minValue(0))
+/** A column name as the catalog spells it (any case; it reaches SQL only quoted). */
+const column = v.pipe(v.string(), v.minLength(1), v.maxLength(63), v.regex(/^[^\u0000]*$/, 'a column name'))
+/** A table name as SQL writes it (`orders`, `app.orders`, `app."LineItems"`), stored canonical (src/tables.ts). */
+const tableName = v.pipe(
+  v.string(),
+  v.rawTransform(({ dataset, addIssue, NEVER }) => {
+    try {
+      return canonicalName(dataset.value)
+    } catch (error) {
+      if (!(error instanceof TableNameError)) throw error
+      addIssue({ message: error.message, expected: 'a table name ([schema.]table, quoted where needed)' })
+      return NEVER
+    }
+  }),
+)
 const eventType = v.pipe(v.string(), v.regex(/^[A-Z][A-Za-z0-9]{0,99}$/, 'a PascalCase event type'))
 
 /** Maps a change of one table to a business event type (first matching rules win, see capture/rules). */
 export const RuleSchema = v.strictObject({
-  table: identifier,
+  table: tableName,
   op: v.picklist(['c', 'u', 'd']),
   /** For updates: the rule matches when any of these columns changed; its event carries only their changes. */
-  columns: v.optional(v.array(identifier)),
+  columns: v.optional(v.array(column)),
   /** With `columns` of one column: match only when that column's new value equals this (e.g. status SHIPPED). */
   value: v.optional(v.union([v.string(), v.number(), v.boolean()])),
   type: eventType,
@@ -21,11 +38,11 @@ export const RuleSchema = v.strictObject({
 
 export const TableCaptureSchema = v.strictObject({
   /** Columns never captured. */
-  exclude: v.optional(v.array(identifier), []),
+  exclude: v.optional(v.array(column), []),
   /** Columns captured as "***" in images and changes. */
-  mask: v.optional(v.array(identifier), []),
+  mask: v.optional(v.array(column), []),
   /** Columns (e.g. updated_at) whose change alone makes no event; they ride along with the update's first event. */
-  incidental: v.optional(v.array(identifier), []),
+  incidental: v.optional(v.array(column), []),
 })
 
 /** An aggregate root whose children are folded into one event per transaction (built at commit time). */
@@ -98,8 +115,10 @@ export const ConfigSchema = v.strictObject({
     v.strictObject({
       /** outbox: event store + outbox row; emit: event store + pg_logical_emit_message (relay in wal mode). */
       mode: v.optional(v.picklist(['outbox', 'emit']), 'outbox'),
-      tracked: v.optional(v.array(identifier), []),
-      tables: v.optional(v.record(identifier, TableCaptureSchema), {}),
+      /** Tables `cdc migrate` tracks (added to the tracked set in schema cdc; `cdc track` adds more at run time). */
+      tracked: v.optional(v.array(tableName), []),
+      /** Column options per table, keyed by table name. */
+      tables: v.optional(v.record(tableName, TableCaptureSchema), {}),
       rules: v.optional(v.array(RuleSchema), []),
       roots: v.optional(v.record(identifier, RootSchema), {}),
       snapshotBatchSize: v.optional(positiveInt, 1000),
@@ -123,8 +142,8 @@ export const ConfigSchema = v.strictObject({
   consume: v.optional(
     v.strictObject({
       groupId: v.optional(v.pipe(v.string(), v.minLength(1)), 'cdc-history'),
-      /** Tables whose topics are consumed; empty means capture.tracked. */
-      tables: v.optional(v.array(identifier), []),
+      /** Tables whose topics are consumed; empty means the tracked set (live). */
+      tables: v.optional(v.array(tableName), []),
       retryMaxMs: v.optional(positiveInt, 30_000),
       /** Which outcomes go to the processing-outcome log. */
       outcomes: v.optional(v.picklist(['off', 'failures', 'all']), 'failures'),
@@ -135,6 +154,13 @@ export const ConfigSchema = v.strictObject({
   redrive: v.optional(
     v.strictObject({
       maxRedrives: v.optional(positiveInt, 5),
+    }),
+    {},
+  ),
+  /** The demo application (customers, products, orders): its schema, capture rules and CRUD routes. Off by default. */
+  demo: v.optional(
+    v.strictObject({
+      enabled: v.optional(v.boolean(), false),
     }),
     {},
   ),
@@ -188,7 +214,7 @@ export async function loadConfig(options: LoadOptions = {}): Promise<Config> {
     for (const issue of result.issues) problems.push(describeIssue(issue))
   }
   if (problems.length > 0 || !result.success) throw new ConfigError(file.size ? path : 'defaults + env', problems)
-  return result.output
+  return withDemo(result.output)
 }
 
 function describeIssue(issue: v.BaseIssue<unknown>): string {

@@ -4,6 +4,7 @@ import { createKafka, type KafkaClient } from './clients/kafka.ts'
 import { connectMongo, healingStore, type Store } from './clients/mongo.ts'
 import type { Config } from './config.ts'
 import { log as rootLog, type Logger } from './log.ts'
+import { watchTracked, type TrackedSet } from './tracked-set.ts'
 
 export interface Runtime {
   config: Config
@@ -15,6 +16,8 @@ export interface Runtime {
    * is replaced after such a failure (the driver under Bun does not recover by itself after a server restart).
    */
   mongo(): Promise<Store>
+  /** The tracked tables as cdc.tracked says, re-read every second (one watcher per runtime). */
+  tracked(): TrackedSet
   close(): Promise<void>
 }
 
@@ -28,18 +31,20 @@ export function createRuntime(config: Config, log: Logger = rootLog): Runtime {
   let db: Db | undefined
   let kafka: KafkaClient | undefined
   let mongo: Store | undefined
+  let tracked: TrackedSet | undefined
   const closers: (() => Promise<void>)[] = []
+  const openDb = () => {
+    if (!db) {
+      const opened = connect({ url: config.postgres.url, max: config.postgres.maxConnections, name: 'cdc' })
+      closers.push(() => opened.end())
+      db = opened
+    }
+    return db
+  }
   return {
     config,
     log,
-    db() {
-      if (!db) {
-        const opened = connect({ url: config.postgres.url, max: config.postgres.maxConnections, name: 'cdc' })
-        closers.push(() => opened.end())
-        db = opened
-      }
-      return db
-    },
+    db: openDb,
     kafka() {
       if (!kafka) {
         const opened = createKafka({ brokers: config.kafka.brokers, clientId: config.kafka.clientId, log })
@@ -55,6 +60,14 @@ export function createRuntime(config: Config, log: Logger = rootLog): Runtime {
         mongo = opened
       }
       return mongo
+    },
+    tracked() {
+      if (!tracked) {
+        const opened = watchTracked(openDb, log)
+        closers.push(async () => opened.stop())
+        tracked = opened
+      }
+      return tracked
     },
     async close() {
       for (const close of closers.reverse()) await close().catch(() => {})

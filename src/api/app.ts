@@ -51,12 +51,15 @@ export function createApp(deps: AppDeps) {
     }),
   )
   app.route('/', opsRoutes(deps))
-  app.route('/', historyRoutes(deps))
-  app.route('/customers', customerRoutes(deps))
-  app.route('/products', productRoutes(deps))
-  app.route('/orders', orderRoutes(deps))
+  // The demo application only when enabled; its paths then win over the generic `/:table/:id/history` alias.
+  if (deps.config.demo.enabled) {
+    app.route('/customers', customerRoutes(deps))
+    app.route('/products', productRoutes(deps))
+    app.route('/orders', orderRoutes(deps))
+  }
   app.route('/', dlqRoutes(deps))
   app.route('/', eventRoutes(deps))
+  app.route('/', historyRoutes(deps))
   app.notFound((c) => problemResponse(c, new ApiError(404, 'not-found', `no route for ${c.req.method} ${c.req.path}`)))
   app.onError((error, c) => problemResponse(c, toApiError(error, c.get('log') ?? deps.log)))
   return app

@@ -23,7 +23,7 @@ export async function startApi(rt: Runtime): Promise<Role & { url: URL }> {
       `http.host: ${JSON.stringify(http.host)} is not loopback and no http.tokens are configured; add tokens or set http.allowOpenBind = true`,
     ])
   }
-  const app = createApp({ config: rt.config, log: rt.log, db: rt.db, kafka: rt.kafka, mongo: rt.mongo, dlq: dlqAdmin(rt) })
+  const app = createApp({ config: rt.config, log: rt.log, db: rt.db, kafka: rt.kafka, mongo: rt.mongo, tracked: rt.tracked, dlq: dlqAdmin(rt) })
   const server = Bun.serve({
     hostname: http.host,
     port: http.port,

@@ -14,10 +14,12 @@ import { installCapture } from './track.ts'
 export const MIGRATIONS: readonly { name: string; sql: string }[] = [
   { name: '001_cdc_core', sql: core },
   { name: '002_capture_functions', sql: captureFunctions },
-  { name: '003_demo_schema', sql: demoSchema },
   { name: '004_capture_text_envelope', sql: textEnvelope },
   { name: '005_capture_lean_trigger', sql: leanTrigger },
 ]
+
+/** The demo application's tables in schema public: applied only with demo.enabled (same name as when it was core). */
+export const DEMO_MIGRATIONS: readonly { name: string; sql: string }[] = [{ name: '003_demo_schema', sql: demoSchema }]
 
 /** Transaction-level advisory lock key shared by every migrator (and by track/untrack). */
 export const MIGRATION_LOCK = 0x63646301
@@ -27,7 +29,7 @@ export async function lockMigrations(tx: Db) {
 }
 
 export async function migrate(rt: Runtime): Promise<{ applied: string[]; tracked: string[] }> {
-  const applied = await applyMigrations(rt, MIGRATIONS)
+  const applied = await applyMigrations(rt, rt.config.demo.enabled ? [...MIGRATIONS, ...DEMO_MIGRATIONS] : MIGRATIONS)
   const tracked = await installCapture(rt)
   return { applied, tracked }
 }

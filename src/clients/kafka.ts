@@ -59,6 +59,11 @@ export interface Consumer {
   seek(topic: string, partition: number, offset: string): void
   pause(topic: string, partitions: number[]): void
   resume(topic: string, partitions: number[]): void
+  /**
+   * Follow another set of topics (a table was tracked): the member is replaced by one subscribed to `topics`, as after
+   * a stall; batches in hand finish first and uncommitted work is read again. Resolves once the new member runs.
+   */
+  subscribe(topics: string[]): Promise<void>
   stop(): Promise<void>
 }
 
@@ -201,6 +206,7 @@ export function createKafka(options: KafkaOptions): KafkaClient {
     },
     async consumer(o) {
       let stopped = false
+      let topics = [...o.topics]
       const create = async () => {
         const c: KConsumer = kafka.consumer({
           groupId: o.groupId,
@@ -216,7 +222,7 @@ export function createKafka(options: KafkaOptions): KafkaClient {
         })
         await c.connect()
         try {
-          await c.subscribe({ topics: o.topics, fromBeginning: o.fromBeginning ?? true })
+          await c.subscribe({ topics, fromBeginning: o.fromBeginning ?? true })
         } catch (error) {
           await c.disconnect().catch(() => {})
           throw error
@@ -268,8 +274,27 @@ export function createKafka(options: KafkaOptions): KafkaClient {
           },
         })
       }
+      let handler: ((batch: PartitionBatch) => Promise<void>) | undefined
+      /** A new kafkajs member in place of the current one (after a stall, or for another topic set). */
+      const replace = (why: string) => {
+        lastSign = Date.now()
+        replacing = current
+          .disconnect()
+          .catch(() => {})
+          .then(create)
+          .then(async (c) => {
+            if (stopped) return void (await c.disconnect().catch(() => {}))
+            current = c
+            // Not awaited: joining the group can take a session timeout, and stop() must not wait for it.
+            if (handler) void start(handler).catch((error) => options.log?.warn('restarting the kafka consumer failed', { error }))
+          })
+          .catch((error) => options.log?.warn(`replacing the kafka consumer (${why}) failed; will retry`, { error }))
+          .finally(() => (replacing = undefined))
+        return replacing
+      }
       return {
         async run(onBatch) {
+          handler = onBatch
           await start(onBatch)
           if (stopped) return
           // kafkajs can wedge after a broker restart (coordinator moved, member fenced) without crashing: when no
@@ -277,21 +302,15 @@ export function createKafka(options: KafkaOptions): KafkaClient {
           const stallMs = Math.max(20_000, (o.sessionTimeoutMs ?? 10_000) * 2)
           watchdog = setInterval(() => {
             if (stopped || replacing || Date.now() - lastSign < stallMs) return
-            lastSign = Date.now()
             options.log?.warn('kafka consumer stalled; replacing it', { groupId: o.groupId, stallMs })
-            replacing = current
-              .disconnect()
-              .catch(() => {})
-              .then(create)
-              .then(async (c) => {
-                if (stopped) return void (await c.disconnect().catch(() => {}))
-                current = c
-                // Not awaited: joining the group can take a session timeout, and stop() must not wait for it.
-                void start(onBatch).catch((error) => options.log?.warn('restarting the kafka consumer failed', { error }))
-              })
-              .catch((error) => options.log?.warn('replacing the kafka consumer failed; will retry', { error }))
-              .finally(() => (replacing = undefined))
+            void replace('stall')
           }, 2000)
+        },
+        async subscribe(next) {
+          await replacing
+          if (stopped) return
+          topics = [...next]
+          await replace('topics changed')
         },
         commit: (offsets) => current.commitOffsets(offsets),
         seek: (topic, partition, offset) => current.seek({ topic, partition, offset }),

@@ -46,14 +46,9 @@ export function toMessage(config: Config, event: Outgoing): OutMessage {
   }
 }
 
-/** Topics known up front: each tracked table's template topic, the per-type topics, and the .dlq of each. */
+/** Topics known up front: the per-type topics and the .dlq of each (a table's topic is made with its first event). */
 export function upfrontTopics(config: Config): string[] {
-  const topics = new Set<string>()
-  if (!config.kafka.topicTemplate.includes('{type}')) {
-    for (const table of config.capture.tracked) topics.add(topicFor(config, table, ''))
-  }
-  for (const topic of Object.values(config.kafka.topics)) topics.add(topic)
-  return [...topics].flatMap((t) => [t, dlqTopic(t)])
+  return Object.values(config.kafka.topics).flatMap((t) => [t, dlqTopic(t)])
 }
 
 export interface Publisher {
