@@ -8,6 +8,7 @@
 import bootstrap from '../../sql/bootstrap.sql' with { type: 'text' }
 import baseline from '../../sql/migrations/001_baseline.sql' with { type: 'text' }
 import demoSchema from '../../sql/migrations/002_demo_schema.sql' with { type: 'text' }
+import trackedSet from '../../sql/migrations/003_tracked_set.sql' with { type: 'text' }
 import events from '../../sql/definitions/events.sql' with { type: 'text' }
 import trackFunctions from '../../sql/definitions/track.sql' with { type: 'text' }
 import roots from '../../sql/definitions/roots.sql' with { type: 'text' }
@@ -23,7 +24,10 @@ export interface SqlFile {
 }
 
 /** Every migration, in order. Applied ones are never edited: add a new file instead. */
-export const MIGRATIONS: readonly SqlFile[] = [{ name: '001_baseline', sql: baseline }]
+export const MIGRATIONS: readonly SqlFile[] = [
+  { name: '001_baseline', sql: baseline },
+  { name: '003_tracked_set', sql: trackedSet },
+]
 
 /** The demo application's tables in schema public: applied only with demo.enabled. */
 export const DEMO_MIGRATIONS: readonly SqlFile[] = [{ name: '002_demo_schema', sql: demoSchema }]

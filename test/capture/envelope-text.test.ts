@@ -50,7 +50,7 @@ test('strings with quotes, backslashes, control and non-ASCII characters survive
 
 test('numbers, booleans, timestamps and nulls in row images keep their JSON types', async () => {
   await db().query(`create table public.kinds (id text primary key, n numeric(12,2), f float8, b boolean, t timestamptz, j jsonb, a int[], z text)`)
-  await env.rt.db().query(`select cdc.track('kinds', $1::text::jsonb)`, [
+  await env.rt.db().query(`select cdc.track('public', 'kinds', $1::text::jsonb)`, [
     JSON.stringify({ aggregate: 'Kind', mode: 'emit', exclude: [], mask: [], incidental: [], rules: [] }),
   ])
   await db().query(
