@@ -22,10 +22,11 @@ export function consumedTopics(config: Config, tables: readonly string[]): strin
 }
 
 /**
- * Aggregate types the consumer handles (canonical names): consume.tables when set, else every table in the tracked
- * set, untracked ones included (their last events may still be on the way, and their history stays).
+ * Aggregate types the consumer handles (canonical names): consume.tables when set, else capture.tracked (what
+ * migrate tracks, so a consumer started before migrate reads them already) plus every table in the tracked set,
+ * untracked ones included (their last events may still be on the way, and their history stays).
  */
 export function consumedTables(config: Config, tracked: readonly TrackedTable[]): string[] {
   if (config.consume.tables.length > 0) return config.consume.tables.map(canonicalName)
-  return tracked.map((t) => t.aggregateType)
+  return [...new Set([...config.capture.tracked, ...tracked.map((t) => t.aggregateType)])]
 }

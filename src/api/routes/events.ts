@@ -8,7 +8,6 @@ import type { Doc } from '../../clients/mongo.ts'
 import { historyCollection, type HistoryDoc } from '../../consume/history.ts'
 import { outcomesOf, type OutcomeDoc, type OutcomeKind } from '../../consume/outcomes.ts'
 import { consumedTables } from '../../topics.ts'
-import { resolveTable } from '../tracked-table.ts'
 import { EventCreate, EventIdParam } from '../schemas.ts'
 import { jsonBody, params } from '../middleware/validate.ts'
 import { ApiError } from '../problem.ts'
@@ -28,8 +27,9 @@ export function eventRoutes(deps: AppDeps) {
   return new Hono<AppEnv>()
     .post('/events', jsonBody(EventCreate), async (c) => {
       const b = c.req.valid('json')
-      const resolved = await resolveTable(deps.tracked(), b.aggregate.type)
-      const type = resolved?.aggregateType ?? b.aggregate.type
+      // The exact canonical name (the envelope's aggregate type): a write does not guess at spellings.
+      const type = b.aggregate.type
+      const resolved = deps.tracked().get(type) ?? (await deps.tracked().refresh()).find((t) => t.aggregateType === type)
       // Only aggregate types whose topic the consumer reads: an accepted event must be able to reach a history.
       const consumed = consumedTables(deps.config, deps.tracked().list())
       if (!consumed.includes(type)) {
