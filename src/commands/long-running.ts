@@ -30,7 +30,7 @@ function relayMode(value: string | undefined, command: Command) {
 
 export const serve: Command = {
   name: 'serve',
-  summary: 'HTTP API: CRUD on the business tables, history queries, DLQ admin, health and metrics',
+  summary: 'HTTP API: history of every tracked table, DLQ admin, health and metrics (and the demo CRUD when on)',
   run: ({ rt }) => startRoles(rt, ['serve']),
 }
 
