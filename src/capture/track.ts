@@ -60,12 +60,26 @@ export async function installCapture(rt: Runtime): Promise<string[]> {
   return rt.db().begin(async (tx) => {
     await lockMigrations(tx)
     await setMode(rt, tx)
-    const active = await tx.query<{ schema_name: string; table_name: string }>(
-      'select schema_name, table_name from cdc.tracked where active order by aggregate_type',
+    const active = await tx.query<{ schema_name: string; table_name: string; state: 'present' | 'renamed' | 'dropped' }>(
+      `select schema_name, table_name,
+              case when to_regclass(format('%I.%I', schema_name, table_name)) is not null then 'present'
+                   when exists (select 1 from pg_class c where c.oid = relid) then 'renamed' else 'dropped' end as state
+         from cdc.tracked where active order by aggregate_type`,
     )
+    const configured = rt.config.capture.tracked.map(parseTableName)
     const tables = new Map<string, TableName>()
-    for (const t of [...rt.config.capture.tracked.map(parseTableName), ...active.map((r) => ({ schema: r.schema_name, name: r.table_name }))]) {
-      tables.set(qualifiedName(t), t)
+    for (const t of configured) tables.set(qualifiedName(t), t)
+    for (const r of active) {
+      const t = { schema: r.schema_name, name: r.table_name }
+      const name = qualifiedName(t)
+      if (tables.has(name)) continue
+      if (r.state === 'present') tables.set(name, t)
+      // A table dropped since it was tracked: nothing left to capture; its history stays. A renamed one keeps its
+      // triggers (events under the old name) until it is tracked by its new name.
+      else if (r.state === 'dropped') {
+        await tx.query('select cdc.untrack($1, $2)', [t.schema, t.name]).catch(explain)
+        rt.log.warn('a tracked table no longer exists; untracked it (its history stays)', { table: name })
+      } else rt.log.warn('a tracked table was renamed; track it by its new name', { table: name })
     }
     for (const table of tables.values()) await trackIn(rt, tx, table)
     for (const root of Object.keys(rt.config.capture.roots)) {

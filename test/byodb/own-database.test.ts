@@ -247,3 +247,11 @@ test('bad names and untrackable tables exit 2 with the reason, and change nothin
   await expect(untrack(env.rt, 'app.never_tracked')).rejects.toBeInstanceOf(UsageError)
   expect(await state()).toEqual(was)
 })
+
+test('a tracked table the team drops is untracked by the next migrate, its history kept', async () => {
+  await db().query('drop table app.accounts')
+  await migrate(env.rt)
+  const [row] = await db().query<{ active: boolean }>(`select active from cdc.tracked where aggregate_type = 'app.accounts'`)
+  expect(row!.active).toBe(false)
+  expect((await get('/history/app.accounts/e@example.com')).body.items).toHaveLength(1)
+})
