@@ -145,6 +145,8 @@ export const ConfigSchema = v.strictObject({
       heartbeatMs: v.optional(positiveInt, 10_000),
       transactionalId: v.optional(v.pipe(v.string(), v.minLength(1)), 'cdc-relay'),
       retryMaxMs: v.optional(positiveInt, 30_000),
+      /** Tries of a batch that times out while MongoDB answers, before its failing messages are isolated (DLQ). */
+      batchAttempts: v.optional(positiveInt, 5),
     }),
     {},
   ),
@@ -154,6 +156,8 @@ export const ConfigSchema = v.strictObject({
       /** Tables whose topics are consumed; empty means the tracked set (live). */
       tables: v.optional(v.array(tableName), []),
       retryMaxMs: v.optional(positiveInt, 30_000),
+      /** Tries of a batch that times out while MongoDB answers, before its failing messages are isolated (DLQ). */
+      batchAttempts: v.optional(positiveInt, 5),
       /** Which outcomes go to the processing-outcome log. */
       outcomes: v.optional(v.picklist(['off', 'failures', 'all']), 'failures'),
       outcomeRetentionDays: v.optional(positiveInt, 30),
