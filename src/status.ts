@@ -52,8 +52,15 @@ export async function status(rt: Runtime): Promise<{ tables: TableStatus[]; prob
   }))
   const lags = Promise.all(
     tables.map(async (t) => {
-      const partitions = await rt.kafka().lag(rt.config.consume.groupId, t.topic)
-      t.consumerLag = partitions.reduce((n, p) => n + Math.max(0, p.end - p.committed), 0)
+      try {
+        const partitions = await rt.kafka().lag(rt.config.consume.groupId, t.topic)
+        t.consumerLag = partitions.reduce((n, p) => n + Math.max(0, p.end - p.committed), 0)
+      } catch (error) {
+        // No topic yet: the relay has published nothing for this table, so the consumer has nothing to catch up on.
+        if ((error as { type?: string }).type === 'UNKNOWN_TOPIC_OR_PARTITION' || /does not host this topic/.test((error as Error).message)) {
+          t.consumerLag = 0
+        } else throw error
+      }
     }),
   )
   let timer: ReturnType<typeof setTimeout> | undefined
