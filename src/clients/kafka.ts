@@ -88,7 +88,11 @@ export interface KafkaClient {
   ensureTopics(topics: TopicSpec[]): Promise<void>
   listTopics(): Promise<string[]>
   deleteTopics(topics: string[]): Promise<void>
-  /** Committed offsets of a group and the topic's end offsets: the consumer lag per partition. */
+  /**
+   * Committed offsets of a group and the topic's end offsets (the last stable offset: what read_committed can read; the
+   * high watermark unless a transaction is open), so end − committed is the lag `kafka-consumer-groups` shows, 0 when
+   * the group is caught up (commits include the transaction markers, see consumer()).
+   */
   lag(groupId: string, topic: string): Promise<{ partition: number; committed: number; end: number }[]>
   /** First and next-to-write offset of each partition (a one-shot reader reads [low, high)). */
   offsets(topic: string): Promise<{ partition: number; low: number; high: number }[]>
@@ -225,6 +229,21 @@ export function createKafka(options: KafkaOptions): KafkaClient {
       }
       let current = await create()
       let lastSign = Date.now()
+      // A transactional producer ends every transaction with a control record (the commit marker) right after its
+      // data. kafkajs hides it, so "last message + 1" would leave every caught-up partition one short of the high
+      // watermark (lag 1 forever). Like the Java consumer, commit past the filtered records that close a batch.
+      const fetched = new Map<string, { lastMessage: number; lastRecord: number }>()
+      const committed = new Map<string, number>()
+      const tp = (topic: string, partition: number) => `${topic}:${partition}`
+      const commit = async (offsets: { topic: string; partition: number; offset: string }[]) => {
+        const adjusted = offsets.map((o) => {
+          const f = fetched.get(tp(o.topic, o.partition))
+          const next = f && Number(o.offset) === f.lastMessage + 1 ? f.lastRecord + 1 : Number(o.offset)
+          return { ...o, offset: String(next) }
+        })
+        await current.commitOffsets(adjusted)
+        for (const o of adjusted) committed.set(tp(o.topic, o.partition), Number(o.offset))
+      }
       let watchdog: ReturnType<typeof setInterval> | undefined
       let replacing: Promise<void> | undefined
       track({ disconnect: () => current.disconnect() })
@@ -236,6 +255,18 @@ export function createKafka(options: KafkaOptions): KafkaClient {
         c.on(c.events.CRASH, (e) => {
           if (!e.payload.restart) lastSign = 0
         })
+        // A fetch holding only filtered records (a marker that came alone, an aborted transaction) never reaches
+        // onBatch; when everything before it is committed, commit past it too.
+        c.on(c.events.END_BATCH_PROCESS, ({ payload }) => {
+          if (stopped || payload.batchSize !== 0 || payload.firstOffset == null) return
+          const k = tp(payload.topic, payload.partition)
+          if (committed.get(k) !== Number(payload.firstOffset)) return
+          const offset = String(Number(payload.lastOffset) + 1)
+          void c
+            .commitOffsets([{ topic: payload.topic, partition: payload.partition, offset }])
+            .then(() => committed.set(k, Number(offset)))
+            .catch((error) => options.log?.debug('committing past control records failed', { error }))
+        })
         lastSign = Date.now()
         await c.run({
           autoCommit: false,
@@ -245,6 +276,10 @@ export function createKafka(options: KafkaOptions): KafkaClient {
           eachBatch: async ({ batch, heartbeat, isRunning, isStale }) => {
             if (stopped) return
             lastSign = Date.now()
+            const lastMessage = batch.messages.at(-1)
+            if (lastMessage) {
+              fetched.set(tp(batch.topic, batch.partition), { lastMessage: Number(lastMessage.offset), lastRecord: Number(batch.lastOffset()) })
+            }
             await onBatch({
               topic: batch.topic,
               partition: batch.partition,
@@ -293,7 +328,7 @@ export function createKafka(options: KafkaOptions): KafkaClient {
               .finally(() => (replacing = undefined))
           }, 2000)
         },
-        commit: (offsets) => current.commitOffsets(offsets),
+        commit,
         seek: (topic, partition, offset) => current.seek({ topic, partition, offset }),
         pause: (topic, partitions) => current.pause([{ topic, partitions }]),
         resume: (topic, partitions) => current.resume([{ topic, partitions }]),
