@@ -25,7 +25,7 @@ export async function startRelay(rt: Runtime, options: { mode?: 'poll' | 'wal' }
     const backoff = new Backoff(rt.config.relay.retryMaxMs)
     while (!stop.signal.aborted) {
       const leader = await acquireLeadership(
-        { url: rt.config.postgres.url, name: rt.config.relay.transactionalId, log, retryMaxMs: rt.config.relay.retryMaxMs },
+        { url: rt.config.postgres.url, log, retryMaxMs: rt.config.relay.retryMaxMs },
         stop.signal,
       )
       if (!leader) break
@@ -52,8 +52,9 @@ export async function startRelay(rt: Runtime, options: { mode?: 'poll' | 'wal' }
   const done = loop()
   // The same figures as the metrics, in the log, for deployments without a Prometheus scraper.
   const status = setInterval(() => {
-    if (relayMetrics.leader.get() !== 1) return
+    if (relayMetrics.leader.get() !== 1) return log.info('relay status', { leader: false })
     log.info('relay status', {
+      leader: true,
       backlog: relayMetrics.backlog.get({ mode }),
       lagSeconds: relayMetrics.lag.get({ mode }),
       publishedTotal: relayMetrics.published.get({ mode }),
