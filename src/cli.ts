@@ -7,7 +7,7 @@ import { log, setLogLevel } from './log.ts'
 import { createRuntime, type Role } from './runtime.ts'
 import { commands, type Command } from './commands/index.ts'
 import { UsageError } from './commands/command.ts'
-import pkg from '../package.json' with { type: 'json' }
+import { buildInfo } from './build-info.ts'
 
 const SHUTDOWN_MS = 15_000
 
@@ -52,7 +52,8 @@ async function main(argv: string[]): Promise<number> {
   for (; i < argv.length; i++) {
     const a = argv[i]!
     if (a === '--version') {
-      console.log(pkg.version)
+      const info = buildInfo()
+      console.log(`cdc ${info.version} (commit ${info.commit}, built ${info.date})`)
       return 0
     }
     if (a === '--help' || a === '-h') {

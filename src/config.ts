@@ -50,6 +50,20 @@ export const TokenSchema = v.strictObject({
   role: v.picklist(['read', 'write', 'admin']),
 })
 
+// ── Operations: health and metrics of the roles run without the API (`cdc relay`, `cdc consume`). ──
+
+/** The ops port of a process that runs no API; `cdc all` and `cdc serve` answer on http.port instead. */
+export const DEFAULT_OPS_PORT = 9464
+
+const OpsSchema = v.optional(
+  v.strictObject({
+    host: v.optional(v.pipe(v.string(), v.minLength(1)), '127.0.0.1'),
+    /** Unset: DEFAULT_OPS_PORT, and a port in use only costs a warning; 0: no ops endpoint; set: in use is fatal. */
+    port: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(65535))),
+  }),
+  {},
+)
+
 export const ConfigSchema = v.strictObject({
   postgres: v.optional(
     v.strictObject({
@@ -144,6 +158,7 @@ export const ConfigSchema = v.strictObject({
     }),
     {},
   ),
+  ops: OpsSchema,
 })
 
 export type Config = v.InferOutput<typeof ConfigSchema>
