@@ -129,6 +129,11 @@ function waitForSignal(): Promise<void> {
     }
     process.once('SIGTERM', () => done('SIGTERM'))
     process.once('SIGINT', () => done('SIGINT'))
+    // Without a handler SIGHUP would kill the process (a closed terminal, a `kill -HUP` meant as "reload"). The config
+    // is read once at start, so the honest answer is a log line saying how to apply a change, and to keep running.
+    process.on('SIGHUP', () =>
+      log.info('signal received; ignored: the configuration is read at start only, restart the process to apply changes', { signal: 'SIGHUP' }),
+    )
   })
 }
 

@@ -25,6 +25,9 @@ export function createApp(deps: AppDeps) {
   const { http } = deps.config
   const app = new Hono<AppEnv>()
   app.use(requestContext(deps.log))
+  // A browser pointed at the server lands on the console; `/ui/` is the console's home like `/ui`.
+  app.get('/', (c) => c.redirect('/ui', 302))
+  app.get('/ui/', (c) => c.redirect('/ui', 301))
   // The console before CORS and bearer auth: it has its own cookie session, CSRF checks and headers (src/ui).
   app.route('/ui', createConsole({ ...deps, api: (path, init) => app.request(path, init) }))
   if (http.corsOrigins.length > 0) {

@@ -91,6 +91,12 @@ describe('ops port of roles run alone', () => {
     const probes = lines.filter((l) => l.msg === 'http request')
     expect(probes).toEqual([]) // at info level nothing: probes and scrapes log at debug
     expect(lines.find((l) => l.msg === 'ops endpoint serving')).toMatchObject({ role: 'ops', roles: ['relay'] })
+
+    // SIGHUP: a clear log line, and the role keeps running.
+    relay.proc.kill('SIGHUP')
+    await eventually(async () => (await relay.log()).includes('"signal":"SIGHUP"'), 10_000)
+    expect((await get(port, '/healthz')).status).toBe(200)
+    expect(relay.proc.exitCode).toBeNull()
   }, 90_000)
 
   test('cdc consume: readiness needs Kafka and MongoDB; consumer lag and DLQ depth are exposed', async () => {
