@@ -3,11 +3,14 @@ import { connect, type Db } from './clients/postgres.ts'
 import { createKafka, type KafkaClient } from './clients/kafka.ts'
 import { connectMongo, healingStore, type Store } from './clients/mongo.ts'
 import type { Config } from './config.ts'
+import { securityOf, type Security } from './clients/security.ts'
 import { log as rootLog, type Logger } from './log.ts'
 
 export interface Runtime {
   config: Config
   log: Logger
+  /** TLS and credentials per server, PEM files read (a bad path throws a ConfigError when the runtime is made). */
+  security: Security
   db(): Db
   kafka(): KafkaClient
   /**
@@ -29,12 +32,14 @@ export function createRuntime(config: Config, log: Logger = rootLog): Runtime {
   let kafka: KafkaClient | undefined
   let mongo: Store | undefined
   const closers: (() => Promise<void>)[] = []
+  const security = securityOf(config)
   return {
     config,
     log,
+    security,
     db() {
       if (!db) {
-        const opened = connect({ url: config.postgres.url, max: config.postgres.maxConnections, name: 'cdc' })
+        const opened = connect({ url: config.postgres.url, ssl: security.postgres, max: config.postgres.maxConnections, name: 'cdc' })
         closers.push(() => opened.end())
         db = opened
       }
@@ -42,7 +47,7 @@ export function createRuntime(config: Config, log: Logger = rootLog): Runtime {
     },
     kafka() {
       if (!kafka) {
-        const opened = createKafka({ brokers: config.kafka.brokers, clientId: config.kafka.clientId, log })
+        const opened = createKafka({ brokers: config.kafka.brokers, clientId: config.kafka.clientId, log, ...security.kafka })
         closers.push(() => opened.close())
         kafka = opened
       }
@@ -50,7 +55,7 @@ export function createRuntime(config: Config, log: Logger = rootLog): Runtime {
     },
     async mongo() {
       if (!mongo) {
-        const opened = healingStore(() => connectMongo({ url: config.mongo.url, database: config.mongo.database }))
+        const opened = healingStore(() => connectMongo({ url: config.mongo.url, database: config.mongo.database, security: security.mongo }))
         closers.push(() => opened.close())
         mongo = opened
       }

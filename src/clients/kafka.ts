@@ -2,6 +2,7 @@
 // client can be swapped without touching them.
 import { Kafka, logLevel, type Consumer as KConsumer, type Producer as KProducer } from 'kafkajs'
 import type { Logger } from '../log.ts'
+import type { KafkaSecurity } from './security.ts'
 
 export interface OutMessage {
   topic: string
@@ -101,7 +102,7 @@ export interface KafkaClient {
   close(): Promise<void>
 }
 
-export interface KafkaOptions {
+export interface KafkaOptions extends KafkaSecurity {
   brokers: string[]
   clientId: string
   log?: Logger
@@ -125,6 +126,8 @@ export function createKafka(options: KafkaOptions): KafkaClient {
   const kafka = new Kafka({
     clientId: options.clientId,
     brokers: options.brokers,
+    ssl: options.ssl,
+    sasl: options.sasl,
     connectionTimeout: options.connectionTimeoutMs ?? 3000,
     retry: { initialRetryTime: 100, maxRetryTime: 2000, retries: 5 },
     logLevel: logLevel.WARN,

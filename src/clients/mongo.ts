@@ -1,6 +1,7 @@
 // The only module that imports the mongodb driver. It stays inside the subset that real MongoDB 7/8 and FerretDB share
 // (see DESIGN.md): no transactions, sessions or change streams; duplicates are recognised by code 11000 only.
 import { MongoBulkWriteError, MongoClient, MongoServerError, type AnyBulkWriteOperation, type Document } from 'mongodb'
+import type { MongoSecurity } from './security.ts'
 
 export type Doc = Record<string, unknown>
 export type Filter = Record<string, unknown>
@@ -129,6 +130,8 @@ export interface MongoOptions {
   database: string
   /** Fail fast when the server is down, so callers can back off instead of hanging. */
   serverSelectionTimeoutMs?: number
+  /** TLS and credentials (mongo.tls, mongo.username …), on top of what the URL says. */
+  security?: MongoSecurity
 }
 
 export async function connectMongo(options: MongoOptions): Promise<Store> {
@@ -139,6 +142,7 @@ export async function connectMongo(options: MongoOptions): Promise<Store> {
     retryWrites: false,
     maxPoolSize: 20,
     directConnection: !options.url.startsWith('mongodb+srv'),
+    ...options.security,
   })
   await client.connect().catch((error) => {
     throw classify(error)

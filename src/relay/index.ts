@@ -34,7 +34,7 @@ export async function startRelay(rt: Runtime, options: { mode?: 'poll' | 'wal' }
     const backoff = new Backoff(rt.config.relay.retryMaxMs)
     while (!stop.signal.aborted) {
       const leader = await acquireLeadership(
-        { url: rt.config.postgres.url, log, retryMaxMs: rt.config.relay.retryMaxMs },
+        { url: rt.config.postgres.url, ssl: rt.security.postgres, log, retryMaxMs: rt.config.relay.retryMaxMs },
         stop.signal,
       )
       if (!leader) break

@@ -8,6 +8,7 @@
 // slot or publication: a relay configured with another transactional id becomes a standby, not a second leader.
 import holderSql from '../../sql/relay/leader-holder.sql' with { type: 'text' }
 import { connect, type Db } from '../clients/postgres.ts'
+import type { PgSsl } from '../clients/security.ts'
 import type { Logger } from '../log.ts'
 import { Backoff, sleep } from './backoff.ts'
 
@@ -28,6 +29,7 @@ export interface Leadership {
 
 export interface LeaderOptions {
   url: string
+  ssl?: PgSsl
   log: Logger
   retryMaxMs: number
   /** How often a standby retries and a leader proves its session is alive. */
@@ -50,7 +52,7 @@ export async function acquireLeadership(options: LeaderOptions, stop: AbortSigna
   const backoff = new Backoff(options.retryMaxMs)
   let standbyLogged = false
   while (!stop.aborted) {
-    const db = connect({ url: options.url, max: 1, name: 'cdc-relay-leader' })
+    const db = connect({ url: options.url, ssl: options.ssl, max: 1, name: 'cdc-relay-leader' })
     try {
       const [row] = await withTimeout(db.query<{ locked: boolean; pid: number }>(TRY_LOCK, [LOCK_CLASS, PIPELINE_KEY]), timeoutMs)
       if (row?.locked) return hold(db, row.pid, options, intervalMs, timeoutMs)
