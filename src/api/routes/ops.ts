@@ -2,7 +2,7 @@
 // The health part is shared with the ops port of roles run without the API (src/ops/server.ts).
 import { Hono } from 'hono'
 import { renderMetrics } from '../../metrics.ts'
-import { scrub } from '../../log.ts'
+import type { Logger } from '../../log.ts'
 import { registerProcessMetrics } from '../../ops/process-metrics.ts'
 import { openApiDocument } from '../openapi.ts'
 import type { AppDeps, AppEnv } from '../env.ts'
@@ -11,19 +11,27 @@ const PROBE_TIMEOUT_MS = 2000
 
 export type Dependency = 'postgres' | 'kafka' | 'mongo'
 
-async function probe(check: () => Promise<unknown>) {
+class ProbeTimeout extends Error {}
+
+/**
+ * One dependency's state. The public answer says only which one is down and how (unreachable or no answer in time):
+ * driver messages carry host names and addresses, so they go to the log instead.
+ */
+async function probe(name: string, log: Logger, check: () => Promise<unknown>) {
   const started = performance.now()
   let timer: Timer | undefined
   try {
     await Promise.race([
       check(),
       new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${PROBE_TIMEOUT_MS} ms`)), PROBE_TIMEOUT_MS)
+        timer = setTimeout(() => reject(new ProbeTimeout()), PROBE_TIMEOUT_MS)
       }),
     ])
     return { ok: true, ms: Math.round(performance.now() - started) }
   } catch (error) {
-    return { ok: false, ms: Math.round(performance.now() - started), error: scrub((error as Error).message ?? String(error)) }
+    log.warn('readiness probe failed', { dependency: name, error })
+    const reason = error instanceof ProbeTimeout ? `no answer within ${PROBE_TIMEOUT_MS} ms` : 'unreachable or failing'
+    return { ok: false, ms: Math.round(performance.now() - started), error: reason }
   } finally {
     clearTimeout(timer)
   }
@@ -49,7 +57,7 @@ export function healthRoutes(deps: Pick<AppDeps, 'db' | 'kafka' | 'mongo'>, opti
   return new Hono<AppEnv>()
     .get('/healthz', (c) => c.json({ status: 'ok' }))
     .get('/readyz', async (c) => {
-      const results = await Promise.all(needs.map(async (name) => [name, await probe(checks[name])] as const))
+      const results = await Promise.all(needs.map(async (name) => [name, await probe(name, c.get('log'), checks[name])] as const))
       const started = options.started?.() ?? true
       const ready = started && results.every(([, r]) => r.ok)
       const status = ready ? 'ready' : started ? 'unavailable' : 'starting'
