@@ -69,11 +69,85 @@ export const TokenSchema = v.strictObject({
   role: v.picklist(['read', 'write', 'admin']),
 })
 
+// ── Security: TLS and authentication of each server (clients/security.ts turns these into driver options). ──
+
+const pemPath = v.pipe(v.string(), v.minLength(1))
+
+const kafkaSecurity = {
+  tls: v.optional(
+    v.strictObject({
+      enabled: v.optional(v.boolean(), false),
+      /** PEM file of the CA(s) that signed the brokers' certificates (default: the system's CAs). */
+      ca: v.optional(pemPath),
+      /** Client certificate and key (PEM files) for brokers that require one (ssl.client.auth=required). */
+      cert: v.optional(pemPath),
+      key: v.optional(pemPath),
+      /** Check that the certificate names the broker (its host, or `servername`). Off only for testing. */
+      verifyHostname: v.optional(v.boolean(), true),
+      /** Name to check the certificate against (and send as SNI) instead of the broker's host. */
+      servername: v.optional(v.pipe(v.string(), v.minLength(1))),
+    }),
+    {},
+  ),
+  sasl: v.optional(
+    v.strictObject({
+      mechanism: v.optional(v.picklist(['none', 'plain', 'scram-sha-256', 'scram-sha-512']), 'none'),
+      username: v.optional(v.string(), ''),
+      password: v.optional(v.string(), ''),
+    }),
+    {},
+  ),
+}
+
+const postgresSecurity = {
+  /** libpq's sslmode; unset: whatever the URL says (postgres.js reads ?sslmode=), else no TLS. */
+  sslMode: v.optional(v.picklist(['disable', 'prefer', 'require', 'verify-ca', 'verify-full'])),
+  /** PEM file of the CA for verify-ca / verify-full (libpq's sslrootcert). */
+  sslRootCert: v.optional(pemPath),
+  /** Client certificate and key (PEM files) for `hostssl … cert` rules. */
+  sslCert: v.optional(pemPath),
+  sslKey: v.optional(pemPath),
+}
+
+const mongoSecurity = {
+  tls: v.optional(
+    v.strictObject({
+      enabled: v.optional(v.boolean(), false),
+      /** PEM file of the CA (the driver's tlsCAFile). */
+      ca: v.optional(pemPath),
+      /** One PEM file with the client certificate and its key (tlsCertificateKeyFile), for x.509 or mutual TLS. */
+      certificateKey: v.optional(pemPath),
+      verifyHostname: v.optional(v.boolean(), true),
+    }),
+    {},
+  ),
+  /** Credentials kept out of the URL (so they can come from a secret as CDC_MONGO_PASSWORD). */
+  username: v.optional(v.string()),
+  password: v.optional(v.string()),
+  authSource: v.optional(v.string()),
+  authMechanism: v.optional(v.picklist(['SCRAM-SHA-1', 'SCRAM-SHA-256', 'MONGODB-X509', 'PLAIN'])),
+}
+
+// ── Operations: health and metrics of the roles run without the API (`cdc relay`, `cdc consume`). ──
+
+/** The ops port of a process that runs no API; `cdc all` and `cdc serve` answer on http.port instead. */
+export const DEFAULT_OPS_PORT = 9464
+
+const OpsSchema = v.optional(
+  v.strictObject({
+    host: v.optional(v.pipe(v.string(), v.minLength(1)), '127.0.0.1'),
+    /** Unset: DEFAULT_OPS_PORT, and a port in use only costs a warning; 0: no ops endpoint; set: in use is fatal. */
+    port: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(65535))),
+  }),
+  {},
+)
+
 export const ConfigSchema = v.strictObject({
   postgres: v.optional(
     v.strictObject({
       url: v.optional(v.pipe(v.string(), v.url('a URL')), 'postgres://cdc:cdc@127.0.0.1:55432/cdc'),
       maxConnections: v.optional(positiveInt, 10),
+      ...postgresSecurity,
     }),
     {},
   ),
@@ -87,6 +161,7 @@ export const ConfigSchema = v.strictObject({
       topics: v.optional(v.record(v.string(), v.pipe(v.string(), v.regex(/^[A-Za-z0-9._-]+$/))), {}),
       partitions: v.optional(positiveInt, 3),
       replicationFactor: v.optional(positiveInt, 1),
+      ...kafkaSecurity,
     }),
     {},
   ),
@@ -94,6 +169,7 @@ export const ConfigSchema = v.strictObject({
     v.strictObject({
       url: v.optional(v.pipe(v.string(), v.regex(/^mongodb(\+srv)?:\/\//, 'a mongodb:// URL')), 'mongodb://127.0.0.1:27017'),
       database: v.optional(identifier, 'cdc'),
+      ...mongoSecurity,
     }),
     {},
   ),
@@ -183,6 +259,7 @@ export const ConfigSchema = v.strictObject({
     }),
     {},
   ),
+  ops: OpsSchema,
 })
 
 export type Config = v.InferOutput<typeof ConfigSchema>

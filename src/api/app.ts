@@ -29,6 +29,9 @@ export function createApp(deps: AppDeps) {
   app.use(requestContext(deps.log))
   app.use(deadline(http.requestTimeoutMs))
   app.use(hostCheck(http))
+  // A browser pointed at the server lands on the console; `/ui/` is the console's home like `/ui`.
+  app.get('/', (c) => c.redirect('/ui', 302))
+  app.get('/ui/', (c) => c.redirect('/ui', 301))
   // The console before CORS and bearer auth: it has its own cookie session, CSRF checks and headers (src/ui).
   app.route('/ui', createConsole({ ...deps, api: (path, init) => app.request(path, init) }))
   if (http.corsOrigins.length > 0) {

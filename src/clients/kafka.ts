@@ -2,6 +2,7 @@
 // client can be swapped without touching them.
 import { ConfigResourceTypes, Kafka, logLevel, type Consumer as KConsumer, type Producer as KProducer } from 'kafkajs'
 import type { Logger } from '../log.ts'
+import type { KafkaSecurity } from './security.ts'
 
 export interface OutMessage {
   topic: string
@@ -101,7 +102,11 @@ export interface KafkaClient {
   ensureTopics(topics: TopicSpec[]): Promise<void>
   listTopics(): Promise<string[]>
   deleteTopics(topics: string[]): Promise<void>
-  /** Committed offsets of a group and the topic's end offsets: the consumer lag per partition. */
+  /**
+   * Committed offsets of a group and the topic's end offsets (the last stable offset: what read_committed can read; the
+   * high watermark unless a transaction is open), so end − committed is the lag `kafka-consumer-groups` shows, 0 when
+   * the group is caught up (commits include the transaction markers, see consumer()).
+   */
   lag(groupId: string, topic: string): Promise<{ partition: number; committed: number; end: number }[]>
   /** First and next-to-write offset of each partition (a one-shot reader reads [low, high)). */
   offsets(topic: string): Promise<{ partition: number; low: number; high: number }[]>
@@ -112,7 +117,7 @@ export interface KafkaClient {
   close(): Promise<void>
 }
 
-export interface KafkaOptions {
+export interface KafkaOptions extends KafkaSecurity {
   brokers: string[]
   clientId: string
   log?: Logger
@@ -166,6 +171,8 @@ export function createKafka(options: KafkaOptions): KafkaClient {
   const kafka = new Kafka({
     clientId: options.clientId,
     brokers: options.brokers,
+    ssl: options.ssl,
+    sasl: options.sasl,
     connectionTimeout: options.connectionTimeoutMs ?? 3000,
     retry: { initialRetryTime: 100, maxRetryTime: 2000, retries: 5 },
     logLevel: logLevel.WARN,
@@ -273,6 +280,21 @@ export function createKafka(options: KafkaOptions): KafkaClient {
       }
       let current = await create()
       let lastSign = Date.now()
+      // A transactional producer ends every transaction with a control record (the commit marker) right after its
+      // data. kafkajs hides it, so "last message + 1" would leave every caught-up partition one short of the high
+      // watermark (lag 1 forever). Like the Java consumer, commit past the filtered records that close a batch.
+      const fetched = new Map<string, { lastMessage: number; lastRecord: number }>()
+      const committed = new Map<string, number>()
+      const tp = (topic: string, partition: number) => `${topic}:${partition}`
+      const commit = async (offsets: { topic: string; partition: number; offset: string }[]) => {
+        const adjusted = offsets.map((o) => {
+          const f = fetched.get(tp(o.topic, o.partition))
+          const next = f && Number(o.offset) === f.lastMessage + 1 ? f.lastRecord + 1 : Number(o.offset)
+          return { ...o, offset: String(next) }
+        })
+        await current.commitOffsets(adjusted)
+        for (const o of adjusted) committed.set(tp(o.topic, o.partition), Number(o.offset))
+      }
       let watchdog: ReturnType<typeof setInterval> | undefined
       let replacing: Promise<void> | undefined
       track({ disconnect: () => current.disconnect() })
@@ -284,6 +306,18 @@ export function createKafka(options: KafkaOptions): KafkaClient {
         c.on(c.events.CRASH, (e) => {
           if (!e.payload.restart) lastSign = 0
         })
+        // A fetch holding only filtered records (a marker that came alone, an aborted transaction) never reaches
+        // onBatch; when everything before it is committed, commit past it too.
+        c.on(c.events.END_BATCH_PROCESS, ({ payload }) => {
+          if (stopped || payload.batchSize !== 0 || payload.firstOffset == null) return
+          const k = tp(payload.topic, payload.partition)
+          if (committed.get(k) !== Number(payload.firstOffset)) return
+          const offset = String(Number(payload.lastOffset) + 1)
+          void c
+            .commitOffsets([{ topic: payload.topic, partition: payload.partition, offset }])
+            .then(() => committed.set(k, Number(offset)))
+            .catch((error) => options.log?.debug('committing past control records failed', { error }))
+        })
         lastSign = Date.now()
         await c.run({
           autoCommit: false,
@@ -293,6 +327,10 @@ export function createKafka(options: KafkaOptions): KafkaClient {
           eachBatch: async ({ batch, heartbeat, isRunning, isStale }) => {
             if (stopped) return
             lastSign = Date.now()
+            const lastMessage = batch.messages.at(-1)
+            if (lastMessage) {
+              fetched.set(tp(batch.topic, batch.partition), { lastMessage: Number(lastMessage.offset), lastRecord: Number(batch.lastOffset()) })
+            }
             await onBatch({
               topic: batch.topic,
               partition: batch.partition,
@@ -354,7 +392,7 @@ export function createKafka(options: KafkaOptions): KafkaClient {
           topics = [...next]
           await replace('topics changed')
         },
-        commit: (offsets) => current.commitOffsets(offsets),
+        commit,
         seek: (topic, partition, offset) => current.seek({ topic, partition, offset }),
         pause: (topic, partitions) => current.pause([{ topic, partitions }]),
         resume: (topic, partitions) => current.resume([{ topic, partitions }]),

@@ -129,3 +129,11 @@ test('DLQ admin while Kafka is unreachable is a 503 problem, not a 500', async (
     await rt.close()
   }
 })
+
+test('/ redirects to the console and /ui/ to /ui', async () => {
+  const root = await api.app.request('/')
+  expect([root.status, root.headers.get('location')]).toEqual([302, '/ui'])
+  const slash = await api.app.request('/ui/')
+  expect([slash.status, slash.headers.get('location')]).toEqual([301, '/ui'])
+  expect((await api.app.request('/ui')).status).not.toBe(404)
+})
