@@ -7,8 +7,8 @@ import { log, setLogLevel } from './log.ts'
 import { createRuntime, type Role } from './runtime.ts'
 import { commands, type Command } from './commands/index.ts'
 import { UsageError } from './commands/command.ts'
+import { buildInfo } from './build-info.ts'
 import { didYouMean } from './did-you-mean.ts'
-import pkg from '../package.json' with { type: 'json' }
 
 const SHUTDOWN_MS = 15_000
 
@@ -53,7 +53,8 @@ async function main(argv: string[]): Promise<number> {
   for (; i < argv.length; i++) {
     const a = argv[i]!
     if (a === '--version') {
-      console.log(pkg.version)
+      const info = buildInfo()
+      console.log(`cdc ${info.version} (commit ${info.commit}, built ${info.date})`)
       return 0
     }
     if (a === '--help' || a === '-h') {
@@ -157,6 +158,11 @@ function waitForSignal(): Promise<void> {
     }
     process.once('SIGTERM', () => done('SIGTERM'))
     process.once('SIGINT', () => done('SIGINT'))
+    // Without a handler SIGHUP would kill the process (a closed terminal, a `kill -HUP` meant as "reload"). The config
+    // is read once at start, so the honest answer is a log line saying how to apply a change, and to keep running.
+    process.on('SIGHUP', () =>
+      log.info('signal received; ignored: the configuration is read at start only, restart the process to apply changes', { signal: 'SIGHUP' }),
+    )
   })
 }
 

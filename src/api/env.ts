@@ -6,6 +6,7 @@ import type { Store } from '../clients/mongo.ts'
 import type { Logger } from '../log.ts'
 import type { DlqEntry, DlqListFilter, RedriveFilter, RedriveReport } from '../redrive/index.ts'
 import type { DiscardReport, DiscardRequest } from '../redrive/discard.ts'
+import type { TrackedSet } from '../tracked-set.ts'
 
 /** The DLQ operations of src/redrive (an interface, so tests can stand in for Kafka-backed ones). */
 export interface DlqAdmin {
@@ -20,6 +21,8 @@ export interface AppDeps {
   db(): Db
   kafka(): KafkaClient
   mongo(): Promise<Store>
+  /** The live set of tracked tables (history routes, console, POST /events). */
+  tracked(): TrackedSet
   dlq: DlqAdmin
 }
 

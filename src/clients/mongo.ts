@@ -10,6 +10,7 @@ import {
   type AnyBulkWriteOperation,
   type Document,
 } from 'mongodb'
+import type { MongoSecurity } from './security.ts'
 
 export type Doc = Record<string, unknown>
 export type Filter = Record<string, unknown>
@@ -215,6 +216,8 @@ export interface MongoOptions {
   database: string
   /** Fail fast when the server is down, so callers can back off instead of hanging. */
   serverSelectionTimeoutMs?: number
+  /** TLS and credentials (mongo.tls, mongo.username …), on top of what the URL says. */
+  security?: MongoSecurity
   /**
    * The server-side time limit (maxTimeMS) of every operation, so that an operation the caller gave up on does not
    * keep running on the server (a scan left behind competes with every write). Default 25 s, below healingStore's.
@@ -232,6 +235,7 @@ export async function connectMongo(options: MongoOptions): Promise<Store> {
     retryWrites: false,
     maxPoolSize: 20,
     directConnection: !options.url.startsWith('mongodb+srv'),
+    ...options.security,
   })
   await client.connect().catch((error) => {
     throw classify(error)

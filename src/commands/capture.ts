@@ -6,7 +6,7 @@ import { UsageError, intFlag, type Command } from './command.ts'
 
 export const migrate: Command = {
   name: 'migrate',
-  summary: 'apply the numbered migrations in sql/ and (re)install capture on the tracked tables in config',
+  summary: 'apply the numbered migrations and changed definitions in sql/, (re)install capture on the tracked tables',
   async run({ rt }) {
     const result = await runMigrations(rt)
     console.log(JSON.stringify(result))
@@ -21,7 +21,11 @@ function tables(positionals: string[], command: Command) {
 
 export const track: Command = {
   name: 'track',
-  summary: 'install the capture trigger on tables (refuses tables without a primary key)',
+  summary: 'start capturing tables: [schema.]table, "Quoted" for mixed case (refuses what cannot be captured, and says why)',
+  description:
+    'Installs the capture trigger on each table and adds it to the tracked set in schema cdc; running roles pick it up within seconds.\n' +
+    'Names follow SQL: app.orders, \'app."LineItems"\' (quote mixed-case names, and quote them again for the shell).\n' +
+    'A table needs a primary key or a replica identity index; a partitioned table is tracked by its parent.',
   usage: '<table> [<table> …]',
   async run({ rt, positionals }) {
     for (const table of tables(positionals, track)) console.log(JSON.stringify(await trackTable(rt, table)))
@@ -31,7 +35,7 @@ export const track: Command = {
 
 export const untrack: Command = {
   name: 'untrack',
-  summary: 'remove the capture trigger from tables (their history stays)',
+  summary: 'stop capturing tables (their history stays readable)',
   usage: '<table> [<table> …]',
   async run({ rt, positionals }) {
     for (const table of tables(positionals, untrack)) console.log(JSON.stringify(await untrackTable(rt, table)))

@@ -3,6 +3,7 @@ import type { Role, Runtime } from '../runtime.ts'
 import { startApi } from '../api/server.ts'
 import { startRelay } from '../relay/index.ts'
 import { startConsumer } from '../consume/index.ts'
+import { startOpsServer } from '../ops/server.ts'
 import { UsageError, stringFlag, type Command } from './command.ts'
 
 export const ROLES = ['relay', 'consume', 'serve'] as const
@@ -10,6 +11,10 @@ export type RoleName = (typeof ROLES)[number]
 
 export async function startRoles(rt: Runtime, names: readonly RoleName[], relayMode?: 'poll' | 'wal'): Promise<Role[]> {
   const started: Role[] = []
+  // Without the API, the process answers probes and scrapes on the ops port, from before its roles start (a consumer
+  // waiting for Kafka is alive, not ready).
+  const ops = names.includes('serve') ? undefined : startOpsServer(rt, ROLES.filter((r) => names.includes(r)))
+  if (ops) started.push(ops)
   try {
     for (const name of ROLES.filter((r) => names.includes(r))) {
       if (name === 'relay') started.push(await startRelay(rt, { mode: relayMode }))
@@ -20,6 +25,7 @@ export async function startRoles(rt: Runtime, names: readonly RoleName[], relayM
     for (const role of started.reverse()) await role.stop().catch(() => {})
     throw error
   }
+  ops?.markStarted()
   return started
 }
 
@@ -36,7 +42,7 @@ const listenFlags = {
 
 export const serve: Command = {
   name: 'serve',
-  summary: 'HTTP API: CRUD on the business tables, history queries, DLQ admin, health and metrics',
+  summary: 'HTTP API: history of every tracked table, DLQ admin, health and metrics (and the demo CRUD when on)',
   options: listenFlags,
   run: ({ rt }) => startRoles(rt, ['serve']),
 }

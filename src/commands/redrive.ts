@@ -7,14 +7,14 @@ import { consumedTables, consumedTopics } from '../topics.ts'
 import { UsageError, intFlag, stringFlag, type Command, type CommandContext } from './command.ts'
 
 /** --topic must name a topic the consumer reads (a typo would otherwise silently match nothing). */
-function topicFlag(ctx: CommandContext, command: Command, config: Config, dlq = false): string | undefined {
+async function topicFlag(ctx: CommandContext, command: Command, config: Config, dlq = false): Promise<string | undefined> {
   const topic = stringFlag(ctx, 'topic')
   if (topic === undefined) return undefined
   // Kafka's own rule for topic names first: a name it could never hold is a mistake, not a filter.
   if (!/^[A-Za-z0-9._-]{1,249}$/.test(topic)) {
     throw new UsageError(`--topic: expected a Kafka topic name ([A-Za-z0-9._-], at most 249), got ${JSON.stringify(topic.slice(0, 100))}`, command)
   }
-  const known = consumedTopics(config, consumedTables(config)).map((t) => (dlq ? `${t}.dlq` : t))
+  const known = consumedTopics(config, consumedTables(config, await ctx.rt.tracked().refresh())).map((t) => (dlq ? `${t}.dlq` : t))
   if (!known.includes(topic)) {
     throw new UsageError(`--topic: ${JSON.stringify(topic)} is not a ${dlq ? 'DLQ of a ' : ''}consumed topic (known: ${known.join(', ') || 'none'})`, command)
   }
@@ -33,7 +33,7 @@ export const redrive: Command = {
     'dry-run': { type: 'boolean', description: 'list what would be redriven, change nothing' },
   },
   async run(ctx) {
-    const topic = topicFlag(ctx, redrive, ctx.rt.config)
+    const topic = await topicFlag(ctx, redrive, ctx.rt.config)
     const since = stringFlag(ctx, 'since')
     if (since !== undefined && Number.isNaN(Date.parse(since))) {
       throw new UsageError(`--since: expected an ISO-8601 time, got ${JSON.stringify(since)}`, redrive)
@@ -63,7 +63,7 @@ export const discard: Command = {
     actor: { type: 'string', placeholder: 'NAME', description: 'who discards it (default: cli:<OS user>)' },
   },
   async run(ctx) {
-    const topic = topicFlag(ctx, discard, ctx.rt.config, true)
+    const topic = await topicFlag(ctx, discard, ctx.rt.config, true)
     if (topic === undefined) throw new UsageError('--topic: required', discard)
     const partition = intFlag(ctx, 'partition', discard, 0)
     if (partition === undefined) throw new UsageError('--partition: required', discard)

@@ -42,7 +42,8 @@ export class DiscardNotFoundError extends Error {
 }
 
 export async function discard(rt: Runtime, req: DiscardRequest): Promise<DiscardReport> {
-  const origin = consumedTopics(rt.config, consumedTables(rt.config)).find((t) => `${t}.dlq` === req.topic)
+  const tables = consumedTables(rt.config, await rt.tracked().refresh())
+  const origin = consumedTopics(rt.config, tables).find((t) => `${t}.dlq` === req.topic)
   if (origin === undefined) throw new DlqFilterError(`topic: ${JSON.stringify(req.topic)} is not the DLQ of a consumed topic`)
   const position = dlqPosition(req.topic, req.partition, req.offset)
   const loaded = await load(rt, origin)
@@ -56,7 +57,7 @@ export async function discard(rt: Runtime, req: DiscardRequest): Promise<Discard
   }
 
   const at = new Date().toISOString()
-  const record = discardedEvent(rt, origin, target, req, at)
+  const record = discardedEvent(rt, tables, origin, target, req, at)
   const { published } = await republishGroups(rt, [group], (l) => marker(l, record, req))
   if (published.length === 0) throw new DiscardConflictError(`${position} is being redriven or discarded by someone else`)
 
@@ -86,14 +87,13 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
  * header with the table its topic carries); null when it names none. It keeps the head's event id, so the original
  * can never be stored later as well.
  */
-function discardedEvent(rt: Runtime, origin: string, { entry, message }: Loaded, req: DiscardRequest, at: string): CdcEvent | null {
+function discardedEvent(rt: Runtime, tables: string[], origin: string, { entry, message }: Loaded, req: DiscardRequest, at: string): CdcEvent | null {
   if (entry.key === null || entry.key === '') return null
   let body: Record<string, unknown> = {}
   try {
     const parsed = JSON.parse(message.value?.toString('utf8') ?? '') as unknown
     if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) body = parsed as Record<string, unknown>
   } catch {}
-  const tables = consumedTables(rt.config)
   const aggregate = body.aggregate as { type?: unknown; id?: unknown } | undefined
   const table =
     typeof aggregate?.type === 'string' && tables.includes(aggregate.type) && aggregate.id === entry.key

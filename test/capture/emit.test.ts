@@ -73,7 +73,7 @@ describe('outbox mode', () => {
     const error = await db()
       .query(`select cdc.emit('Bad Type', '1', 'X', '{}')`)
       .then(() => null, (e: Error) => e)
-    expect(error?.message).toContain('is not a lower-case identifier')
+    expect(error?.message).toContain('is neither a tracked table nor a lower-case identifier')
   })
 
   test('trim_outbox drops old rows, requeue puts them back from the event store', async () => {

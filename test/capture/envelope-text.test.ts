@@ -1,4 +1,4 @@
-// The trigger builds the envelope as JSON text (sql/migrations/004): every string must come out escaped and equal to
+// The trigger builds the envelope as JSON text (cdc.envelope in sql/definitions/events.sql): every string must come out escaped and equal to
 // what was written, and in emit mode the WAL message text must be the same envelope as the event store's.
 import { afterAll, beforeAll, expect, test } from 'bun:test'
 import type { TestEnv } from '../support/env.ts'
@@ -50,7 +50,7 @@ test('strings with quotes, backslashes, control and non-ASCII characters survive
 
 test('numbers, booleans, timestamps and nulls in row images keep their JSON types', async () => {
   await db().query(`create table public.kinds (id text primary key, n numeric(12,2), f float8, b boolean, t timestamptz, j jsonb, a int[], z text)`)
-  await env.rt.db().query(`select cdc.track('kinds', $1::text::jsonb)`, [
+  await env.rt.db().query(`select cdc.track('public', 'kinds', $1::text::jsonb)`, [
     JSON.stringify({ aggregate: 'Kind', mode: 'emit', exclude: [], mask: [], incidental: [], rules: [] }),
   ])
   await db().query(

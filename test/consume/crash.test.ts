@@ -30,6 +30,8 @@ function spawnConsumer(extra: Record<string, string> = {}) {
       CDC_MONGO_DATABASE: env.config.mongo.database,
       CDC_CONSUME_GROUP_ID: env.config.consume.groupId,
       CDC_LOG_LEVEL: 'warn',
+      // the demo's tables are the ones consumed (capture.tracked)
+      CDC_DEMO_ENABLED: 'true',
       ...extra,
     },
     stdout: 'ignore',

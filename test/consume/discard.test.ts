@@ -37,6 +37,7 @@ function cli(args: string[]) {
     env: {
       ...process.env,
       ...stackConfigEnv(),
+      CDC_POSTGRES_URL: api.config.postgres.url,
       CDC_KAFKA_TOPIC_TEMPLATE: api.config.kafka.topicTemplate,
       CDC_KAFKA_CLIENT_ID: api.config.kafka.clientId,
       CDC_MONGO_DATABASE: api.config.mongo.database,
