@@ -9,7 +9,7 @@ import { outcomeDoc, OUTCOMES_COLLECTION, recordRedrives } from '../consume/outc
 import { DISCARDED_BY_HEADER, DlqHeaders, EventHeaders, type CdcEvent } from '../events.ts'
 import type { Runtime } from '../runtime.ts'
 import { consumedTables, consumedTopics, topicFor } from '../topics.ts'
-import { DlqFilterError, load, pendingGroups, republishGroups, republished, type Loaded } from './index.ts'
+import { DlqFilterError, load, parkSnapshot, pendingGroups, republishGroups, republished, type Loaded } from './index.ts'
 import { dlqPosition, recordRedriven } from './ledger.ts'
 
 export const DISCARDED_TYPE = 'EventDiscarded'
@@ -46,6 +46,7 @@ export async function discard(rt: Runtime, req: DiscardRequest): Promise<Discard
   const origin = consumedTopics(rt.config, tables).find((t) => `${t}.dlq` === req.topic)
   if (origin === undefined) throw new DlqFilterError(`topic: ${JSON.stringify(req.topic)} is not the DLQ of a consumed topic`)
   const position = dlqPosition(req.topic, req.partition, req.offset)
+  const snapshot = await parkSnapshot(rt, [origin])
   const loaded = await load(rt, origin)
   const target = loaded.find((l) => l.entry.partition === req.partition && l.entry.offset === req.offset)
   if (!target) throw new DiscardNotFoundError(`no DLQ entry at ${position}`)
@@ -58,7 +59,7 @@ export async function discard(rt: Runtime, req: DiscardRequest): Promise<Discard
 
   const at = new Date().toISOString()
   const record = discardedEvent(rt, tables, origin, target, req, at)
-  const { published } = await republishGroups(rt, [group], (l) => marker(l, record, req))
+  const { published } = await republishGroups(rt, [group], snapshot, (l) => marker(l, record, req))
   if (published.length === 0) throw new DiscardConflictError(`${position} is being redriven or discarded by someone else`)
 
   const store = await rt.mongo()

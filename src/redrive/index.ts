@@ -71,9 +71,14 @@ export interface Loaded {
   message: InMessage
 }
 
-export async function load(rt: Runtime, topic?: string): Promise<Loaded[]> {
+/** The consumed topics (or just `topic`, if consumed). */
+export async function originTopics(rt: Runtime, topic?: string): Promise<string[]> {
   const tracked = await rt.tracked().refresh()
-  const origins = consumedTopics(rt.config, consumedTables(rt.config, tracked)).filter((t) => topic === undefined || t === topic)
+  return consumedTopics(rt.config, consumedTables(rt.config, tracked)).filter((t) => topic === undefined || t === topic)
+}
+
+export async function load(rt: Runtime, topic?: string): Promise<Loaded[]> {
+  const origins = await originTopics(rt, topic)
   const dlqTopics = origins.map(dlqTopic)
   if (dlqTopics.length === 0) return []
   const messages = await readTopics(rt, dlqTopics)
@@ -119,11 +124,13 @@ export async function listDlq(rt: Runtime, filter: DlqListFilter = {}): Promise<
 export function pendingGroups(loaded: Loaded[]): Map<string, Loaded[]> {
   // A consumer crash can dead-letter one message twice (same origin).
   const groups = new Map<string, Loaded[]>()
-  const seen = new Set<string>()
+  const originOf = ({ origin }: DlqEntry) => `${origin.topic}:${origin.partition}:${origin.offset}`
+  // An origin already redriven or discarded is handled, whichever of its DLQ copies the ledger names.
+  const seen = new Set(loaded.filter((l) => l.entry.redriven).map((l) => originOf(l.entry)))
   for (const l of loaded) {
     const { entry } = l
     if (entry.redriven) continue
-    const origin = `${entry.origin.topic}:${entry.origin.partition}:${entry.origin.offset}`
+    const origin = originOf(entry)
     if (seen.has(origin)) continue
     seen.add(origin)
     const key = parkKey(entry.origin.topic, entry.key)
@@ -150,30 +157,53 @@ const item = (e: DlqEntry, action: RedriveItem['action']): RedriveItem => ({
  * claimed ones: the park's `release` lists them before they arrive, so the consumer lets exactly those through.
  * `replace` may substitute a group's head (discard). Returns the groups published.
  */
+/** The parks of the origin topics, read before the DLQ (see republishGroups). */
+export async function parkSnapshot(rt: Runtime, topics: string[]): Promise<Map<string, Park>> {
+  const parks = (await rt.mongo()).collection<Park>(PARKED_COLLECTION)
+  const docs = (await Promise.all(topics.map((topic) => parks.find({ topic })))).flat()
+  return new Map(docs.map((d) => [d._id, d]))
+}
+
+/**
+ * Claims each group (all its entries, or the group is left to whoever holds them), then releases and republishes the
+ * claimed ones: the park's `release` lists them before they arrive, so the consumer lets exactly those through.
+ * `replace` may substitute a group's head (discard). A release is appended to what an earlier redrive released and
+ * the consumer has not seen pass yet (replacing it would let these overtake it), and only to the park as it was before
+ * the DLQ was read (`snapshot`): a park the consumer reset meanwhile waits behind a new failure that this read may not
+ * include, so those groups are left for the next redrive. Returns the groups published.
+ */
 export async function republishGroups(
   rt: Runtime,
   groups: [string, Loaded[]][],
+  snapshot: Map<string, Park>,
   replace: (l: Loaded) => OutMessage = republished,
 ): Promise<{ published: [string, Loaded[]][]; elsewhere: [string, Loaded[]][] }> {
   const store = await rt.mongo()
   const token = crypto.randomUUID()
-  const published: [string, Loaded[]][] = []
+  const claimed: [string, Loaded[]][] = []
   const elsewhere: [string, Loaded[]][] = []
-  for (const g of groups) (await claimEntries(store, g[1].map((l) => positionOf(l.entry)), token)) ? published.push(g) : elsewhere.push(g)
-  if (published.length === 0) return { published, elsewhere }
+  for (const g of groups) (await claimEntries(store, g[1].map((l) => positionOf(l.entry)), token)) ? claimed.push(g) : elsewhere.push(g)
+  const positions = (list: [string, Loaded[]][]) => list.flatMap(([, group]) => group.map((l) => positionOf(l.entry)))
+  const published: [string, Loaded[]][] = []
   try {
-    // Release first: the consumer must know these may pass the park before they arrive. Appended to what an earlier
-    // redrive released and the consumer has not seen pass yet: replacing that list would let these overtake it.
     const parks = store.collection<Park>(PARKED_COLLECTION)
-    const ops: WriteOp[] = []
-    for (const [key, group] of published) {
-      const park = await parks.findOne({ _id: key })
-      if (!park) continue
-      const release = [...park.release, ...group.map((l) => positionOf(l.entry))]
-      const releasedUpTo = String(Math.max(Number(park.releasedUpTo ?? -1), ...group.map((l) => Number(l.entry.origin.offset))))
-      ops.push({ updateOne: { filter: { _id: key }, update: { $set: { release, releasedUpTo } } } })
+    for (const [key, group] of claimed) {
+      const park = snapshot.get(key)
+      if (park) {
+        const release = [...park.release, ...group.map((l) => positionOf(l.entry))]
+        const releasedUpTo = String(Math.max(Number(park.releasedUpTo ?? -1), ...group.map((l) => Number(l.entry.origin.offset))))
+        const r = await parks.bulkWrite([
+          { updateOne: { filter: { _id: key, head: park.head, at: park.at }, update: { $set: { release, releasedUpTo } } } },
+        ])
+        if (r.matched === 0 && (await parks.findOne({ _id: key }))) {
+          elsewhere.push([key, group])
+          continue
+        }
+      }
+      published.push([key, group])
     }
-    if (ops.length > 0) await parks.bulkWrite(ops)
+    await releaseClaims(store, positions(elsewhere.filter((g) => claimed.includes(g))), token)
+    if (published.length === 0) return { published, elsewhere }
     const producer = await rt.kafka().producer()
     try {
       await producer.send(published.flatMap(([, group]) => group.map((l, i) => (i === 0 ? replace(l) : republished(l)))))
@@ -182,7 +212,7 @@ export async function republishGroups(
     }
   } catch (error) {
     // Nothing (or nothing known) was published: let the next redrive take them at once.
-    await releaseClaims(store, published.flatMap(([, group]) => group.map((l) => positionOf(l.entry))), token).catch(() => {})
+    await releaseClaims(store, positions(claimed), token).catch(() => {})
     throw error
   }
   return { published, elsewhere }
@@ -190,6 +220,8 @@ export async function republishGroups(
 
 export async function redrive(rt: Runtime, filter: RedriveFilter): Promise<RedriveReport> {
   const report: RedriveReport = { redriven: 0, kept: 0, dryRun: filter.dryRun === true, items: [] }
+  // Parks first, then the DLQ (see republishGroups).
+  const snapshot = filter.dryRun === true ? new Map<string, Park>() : await parkSnapshot(rt, await originTopics(rt, filter.topic))
   const groups = pendingGroups(await load(rt, filter.topic))
 
   const chosen: [string, Loaded[]][] = []
@@ -213,7 +245,7 @@ export async function redrive(rt: Runtime, filter: RedriveFilter): Promise<Redri
   if (chosen.length === 0) return report
 
   const sentAt = new Date().toISOString()
-  const { published, elsewhere } = await republishGroups(rt, chosen)
+  const { published, elsewhere } = await republishGroups(rt, chosen, snapshot)
   const store = await rt.mongo()
   await recordRedriven(
     store,
