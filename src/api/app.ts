@@ -12,6 +12,7 @@ import { customerRoutes } from './routes/customers.ts'
 import { productRoutes } from './routes/products.ts'
 import { orderRoutes } from './routes/orders.ts'
 import { historyRoutes } from './routes/history.ts'
+import { stateRoutes } from './routes/state.ts'
 import { dlqRoutes } from './routes/dlq.ts'
 import { eventRoutes } from './routes/events.ts'
 import { opsRoutes } from './routes/ops.ts'
@@ -52,6 +53,7 @@ export function createApp(deps: AppDeps) {
   )
   app.route('/', opsRoutes(deps))
   app.route('/', historyRoutes(deps))
+  app.route('/', stateRoutes(deps))
   app.route('/customers', customerRoutes(deps))
   app.route('/products', productRoutes(deps))
   app.route('/orders', orderRoutes(deps))

@@ -40,6 +40,11 @@ export interface Collection<T extends Doc = Doc> {
   bulkWrite(ops: WriteOp[]): Promise<{ duplicates: number[]; matched: number }>
   find(filter: Filter, options?: FindOptions): Promise<T[]>
   findOne(filter: Filter): Promise<T | null>
+  /**
+   * Every matching document, in batches of `batchSize`, from one server cursor (one query on FerretDB, not one per
+   * page): for maintenance passes over a whole collection (backfill, archive).
+   */
+  scan(filter: Filter, options: { batchSize: number; projection?: Record<string, 0 | 1> }): AsyncIterable<T[]>
   count(filter?: Filter): Promise<number>
   aggregate<R = Doc>(pipeline: Doc[]): Promise<R[]>
   deleteMany(filter: Filter): Promise<number>
@@ -196,6 +201,24 @@ export async function connectMongo(options: MongoOptions): Promise<Store> {
         c.findOne(filter).catch((e) => {
           throw classify(e)
         }) as unknown as Promise<T | null>,
+      async *scan(filter, o) {
+        const cursor = c.find(filter, { batchSize: o.batchSize, ...(o.projection ? { projection: o.projection } : {}) })
+        try {
+          let batch: T[] = []
+          for await (const doc of cursor) {
+            batch.push(doc as unknown as T)
+            if (batch.length >= o.batchSize) {
+              yield batch
+              batch = []
+            }
+          }
+          if (batch.length > 0) yield batch
+        } catch (e) {
+          throw classify(e)
+        } finally {
+          await cursor.close().catch(() => {})
+        }
+      },
       count: (filter = {}) =>
         c.countDocuments(filter).catch((e) => {
           throw classify(e)
@@ -270,6 +293,10 @@ export function healingStore(open: () => Promise<Store>): Store {
       bulkWrite: (ops) => guard((s) => s.collection<T>(name).bulkWrite(ops), `bulkWrite ${name}`),
       find: (filter, options) => guard((s) => s.collection<T>(name).find(filter, options), `find ${name}`),
       findOne: (filter) => guard((s) => s.collection<T>(name).findOne(filter), `findOne ${name}`),
+      // Not bounded by the operation timeout (a scan may run for long); a failure ends it, classified.
+      async *scan(filter, options) {
+        yield* (await get()).collection<T>(name).scan(filter, options)
+      },
       count: (filter) => guard((s) => s.collection<T>(name).count(filter), `count ${name}`),
       aggregate: <R>(pipeline: Doc[]) => guard((s) => s.collection<T>(name).aggregate<R>(pipeline), `aggregate ${name}`),
       deleteMany: (filter) => guard((s) => s.collection<T>(name).deleteMany(filter), `deleteMany ${name}`),

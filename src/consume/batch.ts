@@ -7,7 +7,7 @@ import { DlqHeaders, EventHeaders, type CdcEvent } from '../events.ts'
 import type { Logger } from '../log.ts'
 import { decode } from './decode.ts'
 import { deadLetter } from './dlq.ts'
-import { historyCollection, historyDoc } from './history.ts'
+import { historyCollection, historyDoc, recordDays } from './history.ts'
 import * as metrics from './metrics.ts'
 import { OutcomeBatch, type OutcomeMode } from './outcomes.ts'
 import { parkKey, type Park, type Parking } from './parking.ts'
@@ -143,6 +143,7 @@ interface InsertOutcome {
 async function insertHistory(store: Store, table: string, items: Good[], storedAt: string): Promise<InsertOutcome> {
   const collection = store.collection(historyCollection(table))
   const docs = items.map((g) => historyDoc(g.event, g.message, storedAt))
+  await recordDays(store, table, items.map((g) => g.event))
   try {
     const r = await collection.insertMany(docs)
     return { inserted: r.inserted, duplicates: r.duplicates.length, duplicated: new Set(r.duplicates.map((i) => items[i]!)), rejected: new Map() }

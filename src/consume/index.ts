@@ -8,7 +8,7 @@ import type { Role, Runtime } from '../runtime.ts'
 import { consumedTables, consumedTopics } from '../topics.ts'
 import { processBatch, type BatchContext } from './batch.ts'
 import { Gaps } from './gaps.ts'
-import { HISTORY_INDEXES, historyCollection } from './history.ts'
+import { ensureHistoryIndexes } from './history.ts'
 import * as metrics from './metrics.ts'
 import { startOutcomeLog } from './outcomes.ts'
 import { Parking } from './parking.ts'
@@ -53,7 +53,7 @@ export async function startConsumer(rt: Runtime): Promise<Role> {
     ),
   )
   const store = await rt.mongo()
-  await patiently('creating indexes', () => ensureIndexes(store, tables))
+  await patiently('creating indexes', () => ensureHistoryIndexes(store, tables))
   const [parking, gaps] = await patiently('loading parks and gaps', () => Promise.all([Parking.load(store), Gaps.load(store)]))
   const state = new StateWriter(store, gaps, log)
   const producer = await patiently('connecting the DLQ producer', () => kafka.producer())
@@ -164,13 +164,6 @@ export async function startConsumer(rt: Runtime): Promise<Role> {
       }
       await producer.disconnect().catch(() => {})
     },
-  }
-}
-
-/** Idempotent. One index per call: FerretDB 1.24 drops the connection when several of them already exist. */
-async function ensureIndexes(store: Store, tables: string[]) {
-  for (const table of tables) {
-    for (const index of HISTORY_INDEXES) await store.collection(historyCollection(table)).createIndexes([index])
   }
 }
 

@@ -6,6 +6,7 @@ import { Hono, type Context } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { jsxRenderer } from 'hono/jsx-renderer'
 import type { Store } from '../clients/mongo.ts'
+import { historyCollection, toHistoryItem } from '../consume/history.ts'
 import { PARKED_COLLECTION, type Park } from '../consume/parking.ts'
 import type { DlqEntry, RedriveReport } from '../redrive/index.ts'
 import { authenticate } from '../api/middleware/auth.ts'
@@ -149,8 +150,11 @@ export function createConsole(deps: ConsoleDeps) {
       return c.render(<ProblemBox problem={problem(400, 'tx: a transaction id is a number')} />, { title: 'Transaction' })
     }
     const s = await store()
-    const perTable = await Promise.all(tracked.map((t) => s.collection(`${t}_history`).find({ 'tx.id': txId }, { limit: 500 })))
-    const events = (perTable.flat() as unknown as (HistoryItem & { _id: string })[]).sort((a, b) => a.tx.index - b.tx.index)
+    const perTable = await Promise.all(tracked.map((t) => s.collection(historyCollection(t)).find({ txId }, { limit: 500 })))
+    const events = perTable
+      .flat()
+      .map((d) => toHistoryItem(d) as unknown as HistoryItem)
+      .sort((a, b) => a.tx.index - b.tx.index)
     return c.render(<TxPage txId={txId} events={events} />, { title: `Transaction ${txId}` })
   })
 
