@@ -13,7 +13,7 @@ export interface Measurement {
 export interface CaseResult {
   /** e.g. "capture/outbox", "relay/poll", "consume/failures-only", "e2e/sustained", "http/write". */
   name: string
-  stage: 'capture' | 'relay' | 'consume' | 'e2e' | 'http'
+  stage: 'capture' | 'relay' | 'consume' | 'e2e' | 'http' | 'reads'
   /** What one operation is, e.g. "row write", "event", "request". */
   unit: string
   ours: Measurement

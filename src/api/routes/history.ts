@@ -60,14 +60,18 @@ async function auditPart(
   const days = (await daysOf(store, table, q.actor ?? null)).filter((d) => (lo === undefined || d >= lo) && (hi === undefined || d <= hi))
   if (dir === -1) days.reverse()
   const collection = store.collection(historyCollection(table))
-  const out: Doc[] = []
-  for (const day of days) {
+  const read = (day: string) => {
     const bucket = q.actor !== undefined ? { actorDay: actorDayKey(day, q.actor) } : { day }
     const filter = { ...bucket, ...(q.type ? { type: q.type } : {}), ...andAlso([...occurredWithin(range), ...keyset]) }
-    out.push(...(await collection.find(filter, { sort: { occurredAt: dir, _id: dir }, limit: want - out.length })))
-    if (out.length >= want) break
+    return collection.find(filter, { sort: { occurredAt: dir, _id: dir }, limit: want })
   }
-  return out
+  // Sparse buckets (an actor active on few events a day) would take one round trip each: read a growing window of
+  // days at once (2, 4, … 32), in order, until the page is full.
+  const out: Doc[] = []
+  for (let i = 0, width = 2; i < days.length && out.length < want; i += width, width = Math.min(width * 2, 32)) {
+    for (const docs of await Promise.all(days.slice(i, i + width).map(read))) out.push(...docs)
+  }
+  return out.slice(0, want)
 }
 
 export function historyRoutes(deps: AppDeps) {
