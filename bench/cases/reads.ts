@@ -6,8 +6,9 @@
 //   audit-actor   GET /history?table=customers&actor=…&limit=50 (random actor, newest first)
 //   audit-window  GET /history?table=customers&from=…&to=…&limit=50 (a random one-day window)
 //   state         GET /state/customers/:id                     (random aggregate)
-// Sizes: CDC_BENCH_READ_SIZES (comma-separated document counts), default 10k, 100k, 1M × --scale. The history spans
-// one year (events spread uniformly), 20 events per aggregate, 100 actors, so buckets get denser as it grows.
+// Sizes: CDC_BENCH_READ_SIZES (comma-separated document counts), default 10k, 100k, 1M × --scale, each in its own
+// database, measured round robin so that load on a shared machine hits every size alike. The history spans one year
+// (aggregates start at random days), 20 events per aggregate an hour apart, 100 actors: buckets get denser as it grows.
 import type { BenchCase, CaseResult, Measurement } from '../types.ts'
 import { percentile } from '../types.ts'
 import { createTestEnv } from '../../test/support/env.ts'
@@ -72,129 +73,147 @@ function measure(latencies: number[], seconds: number): Measurement {
 
 const label = (n: number) => (n >= 1_000_000 ? `${n / 1_000_000}M` : n >= 1000 ? `${n / 1000}k` : String(n))
 
-export const reads: BenchCase = async ({ scale, log }) => {
-  const sizes = (process.env.CDC_BENCH_READ_SIZES ?? '10000,100000,1000000')
-    .split(',')
-    .map((s) => Math.max(PER_AGGREGATE * 10, Math.round(Number(s) * scale)))
-    .sort((a, b) => a - b)
+/** One size: its own MongoDB database (collections grown from empty) behind its own API server. */
+interface Instance {
+  size: number
+  aggregates: number
+  get(path: string): Promise<number>
+  close(): Promise<void>
+}
+
+async function loadInstance(size: number, log: (m: string) => void): Promise<Instance> {
   const env = await createTestEnv((c) => {
     c.http.port = 0 as number
     c.http.maxPageSize = Math.max(c.http.maxPageSize, 50)
   })
   const server = await startApi(env.rt)
+  const store = await env.rt.mongo()
+  const drop = async () => {
+    for (const c of ['customers_history', 'customers_state', DAYS_COLLECTION]) await store.collection(c).drop()
+  }
   try {
-    const store = await env.rt.mongo()
     await ensureHistoryIndexes(store, ['customers'])
     const history = store.collection('customers_history')
-    const states = store.collection('customers_state')
-    const days = store.collection<DayDoc>(DAYS_COLLECTION)
-    const get = async (path: string) => {
+    // History in big unordered batches from a few writers, then the states and day buckets (insert-only, like the
+    // consumer).
+    const t0 = performance.now()
+    const next = { i: 0 }
+    await Promise.all(
+      Array.from({ length: LOADERS }, async () => {
+        while (next.i < size) {
+          const from = next.i
+          const to = Math.min(size, from + LOAD_BATCH)
+          next.i = to
+          const docs = Array.from({ length: to - from }, (_, k) => {
+            const e = eventOf(from + k)
+            return historyDoc(e, { topic: 'cdc.customers', partition: 0, offset: String(from + k), key: e.aggregate.id, value: null, headers: {}, timestamp: '0' }, e.occurredAt)
+          })
+          await history.insertMany(docs)
+        }
+      }),
+    )
+    const aggregates = Math.floor(size / PER_AGGREGATE)
+    const stateDocs: Doc[] = []
+    for (let a = 0; a < aggregates; a++) {
+      const last = eventOf(a * PER_AGGREGATE + PER_AGGREGATE - 1)
+      stateDocs.push({ _id: String(a), aggregate: last.aggregate, version: last.version, deleted: false, row: last.after, occurredAt: last.occurredAt, eventId: last.id })
+    }
+    const dayDocs = new Map<string, DayDoc>()
+    for (let i = 0; i < size; i++) {
+      const e = eventOf(i)
+      const day = e.occurredAt.slice(0, 10)
+      for (const actor of [null, e.actor.id]) {
+        const _id = JSON.stringify(['customers', actor, day])
+        dayDocs.set(_id, { _id, scope: JSON.stringify(['customers', actor]), table: 'customers', day })
+      }
+    }
+    for (let i = 0; i < stateDocs.length; i += LOAD_BATCH) await store.collection('customers_state').insertMany(stateDocs.slice(i, i + LOAD_BATCH))
+    const dayList = [...dayDocs.values()]
+    for (let i = 0; i < dayList.length; i += LOAD_BATCH) await store.collection(DAYS_COLLECTION).insertMany(dayList.slice(i, i + LOAD_BATCH))
+    const seconds = (performance.now() - t0) / 1000
+    log(`${label(size)}: loaded in ${seconds.toFixed(1)} s (${(size / seconds).toFixed(0)} history documents/s)`)
+  } catch (error) {
+    await server.stop()
+    await drop().catch(() => {})
+    await env.cleanup()
+    throw error
+  }
+  return {
+    size,
+    aggregates: Math.floor(size / PER_AGGREGATE),
+    async get(path) {
       const t0 = performance.now()
       const r = await fetch(new URL(path, server.url))
       await r.arrayBuffer()
       if (r.status !== 200) throw new Error(`GET ${path}: ${r.status}`)
       return performance.now() - t0
-    }
+    },
+    async close() {
+      await server.stop()
+      // The collections are large: drop them rather than leave them for inspection.
+      await drop().catch(() => {})
+      await env.cleanup()
+    },
+  }
+}
 
-    let loaded = 0
-    const byOp = new Map<string, Map<number, Measurement>>()
-    for (const size of sizes) {
-      // Grow the collection to `size`: history in big unordered batches from a few writers, then the new states and
-      // day buckets (insert-only, like the consumer).
-      const t0 = performance.now()
-      const next = { i: loaded }
-      await Promise.all(
-        Array.from({ length: LOADERS }, async () => {
-          while (next.i < size) {
-            const from = next.i
-            const to = Math.min(size, from + LOAD_BATCH)
-            next.i = to
-            const docs = Array.from({ length: to - from }, (_, k) => {
-              const e = eventOf(from + k)
-              return historyDoc(e, { topic: 'cdc.customers', partition: 0, offset: String(from + k), key: e.aggregate.id, value: null, headers: {}, timestamp: '0' }, e.occurredAt)
-            })
-            await history.insertMany(docs)
-          }
-        }),
-      )
-      const firstAggregate = Math.floor(loaded / PER_AGGREGATE)
-      const aggregates = Math.floor(size / PER_AGGREGATE)
-      const stateDocs: Doc[] = []
-      const dayDocs = new Map<string, DayDoc>()
-      for (let a = firstAggregate; a < aggregates; a++) {
-        const last = eventOf(a * PER_AGGREGATE + PER_AGGREGATE - 1)
-        stateDocs.push({ _id: String(a), aggregate: last.aggregate, version: last.version, deleted: false, row: last.after, occurredAt: last.occurredAt, eventId: last.id })
-      }
-      for (let i = loaded; i < size; i++) {
-        const e = eventOf(i)
-        const day = e.occurredAt.slice(0, 10)
-        for (const actor of [null, e.actor.id]) {
-          const _id = JSON.stringify(['customers', actor, day])
-          dayDocs.set(_id, { _id, scope: JSON.stringify(['customers', actor]), table: 'customers', day })
-        }
-      }
-      for (let i = 0; i < stateDocs.length; i += LOAD_BATCH) await states.insertMany(stateDocs.slice(i, i + LOAD_BATCH))
-      const dayList = [...dayDocs.values()]
-      for (let i = 0; i < dayList.length; i += LOAD_BATCH) await days.insertMany(dayList.slice(i, i + LOAD_BATCH))
-      const loadSeconds = (performance.now() - t0) / 1000
-      log(`${label(size)}: loaded ${size - loaded} documents in ${loadSeconds.toFixed(1)} s (${((size - loaded) / loadSeconds).toFixed(0)}/s)`)
-      loaded = size
-
-      const random = rng(size)
-      const pick = (n: number) => Math.floor(random() * n)
-      const ops: [string, () => string][] = [
-        ['history-page', () => `/history/customers/${pick(aggregates)}?limit=50`],
-        [
-          'at',
-          () => {
-            const a = pick(aggregates)
-            return `/history/customers/${a}/at?ts=${encodeURIComponent(iso(startOf(a) + (1 + pick(PER_AGGREGATE)) * 3_600_000 + 1000))}`
-          },
-        ],
-        ['audit-actor', () => `/history?table=customers&actor=user${pick(ACTORS)}&order=desc&limit=50`],
-        [
-          'audit-window',
-          () => {
-            const from = T0 + pick(SPAN_DAYS - 1) * 86_400_000
-            return `/history?table=customers&from=${iso(from)}&to=${iso(from + 86_400_000)}&limit=50`
-          },
-        ],
-        ['state', () => `/state/customers/${pick(aggregates)}`],
-      ]
-      for (const [op, path] of ops) {
-        for (let i = 0; i < 10; i++) await get(path()) // warm-up
-        const latencies: number[] = []
-        const started = performance.now()
-        for (let i = 0; i < REQUESTS; i++) latencies.push(await get(path()))
-        const m = measure(latencies, (performance.now() - started) / 1000)
-        if (!byOp.has(op)) byOp.set(op, new Map())
-        byOp.get(op)!.set(size, m)
-        log(`${label(size)} ${op}: p50 ${m.p50Ms!.toFixed(1)} ms, p95 ${m.p95Ms!.toFixed(1)} ms, p99 ${m.p99Ms!.toFixed(1)} ms`)
-      }
-    }
-
-    const smallest = sizes[0]!
+export const reads: BenchCase = async ({ scale, log }) => {
+  const sizes = (process.env.CDC_BENCH_READ_SIZES ?? '10000,100000,1000000')
+    .split(',')
+    .map((s) => Math.max(PER_AGGREGATE * 10, Math.round(Number(s) * scale)))
+    .sort((a, b) => a - b)
+  const instances: Instance[] = []
+  try {
+    for (const size of sizes) instances.push(await loadInstance(size, log))
+    const random = rng(42)
+    const pick = (n: number) => Math.floor(random() * n)
+    const ops: [string, (aggregates: number) => string][] = [
+      ['history-page', (n) => `/history/customers/${pick(n)}?limit=50`],
+      [
+        'at',
+        (n) => {
+          const a = pick(n)
+          return `/history/customers/${a}/at?ts=${encodeURIComponent(iso(startOf(a) + (1 + pick(PER_AGGREGATE)) * 3_600_000 + 1000))}`
+        },
+      ],
+      ['audit-actor', () => `/history?table=customers&actor=user${pick(ACTORS)}&order=desc&limit=50`],
+      [
+        'audit-window',
+        () => {
+          const from = T0 + pick(SPAN_DAYS - 1) * 86_400_000
+          return `/history?table=customers&from=${iso(from)}&to=${iso(from + 86_400_000)}&limit=50`
+        },
+      ],
+      ['state', (n) => `/state/customers/${pick(n)}`],
+    ]
     const results: CaseResult[] = []
     const targets: Record<string, number> = { 'history-page': 50, 'audit-actor': 200, 'audit-window': 200 }
-    for (const [op, bySize] of byOp) {
-      const base = bySize.get(smallest)!.p50Ms!
-      for (const [size, m] of bySize) {
+    for (const [op, path] of ops) {
+      // Round robin over the sizes, one request at a time: load on the machine hits every size alike.
+      const latencies = instances.map(() => [] as number[])
+      for (const inst of instances) for (let i = 0; i < 10; i++) await inst.get(path(inst.aggregates)) // warm-up
+      const started = performance.now()
+      for (let i = 0; i < REQUESTS; i++) {
+        for (const [k, inst] of instances.entries()) latencies[k]!.push(await inst.get(path(inst.aggregates)))
+      }
+      const seconds = (performance.now() - started) / 1000 / instances.length
+      const measured = latencies.map((l) => measure(l, seconds))
+      const base = measured[0]!.p50Ms!
+      for (const [k, inst] of instances.entries()) {
+        const m = measured[k]!
+        log(`${label(inst.size)} ${op}: p50 ${m.p50Ms!.toFixed(1)} ms, p95 ${m.p95Ms!.toFixed(1)} ms, p99 ${m.p99Ms!.toFixed(1)} ms`)
         results.push({
-          name: `reads/${op}@${label(size)}`,
+          name: `reads/${op}@${label(inst.size)}`,
           stage: 'reads',
           unit: 'request',
           ours: m,
-          ...(targets[op] !== undefined && size >= 1_000_000 ? { target: { p99Ms: targets[op] } } : {}),
-          notes: `${label(size)} history documents; one request at a time over HTTP; p50(${label(size)})/p50(${label(smallest)}) = ${(m.p50Ms! / base).toFixed(2)}`,
+          ...(targets[op] !== undefined && inst.size >= 1_000_000 ? { target: { p99Ms: targets[op] } } : {}),
+          notes: `${label(inst.size)} history documents; one request at a time over HTTP, interleaved with the other sizes; p50(${label(inst.size)})/p50(${label(sizes[0]!)}) = ${(m.p50Ms! / base).toFixed(2)}`,
         })
       }
     }
     return results
   } finally {
-    await server.stop()
-    // The collections are large: drop them rather than leave them for inspection.
-    const store = await env.rt.mongo()
-    for (const c of ['customers_history', 'customers_state', DAYS_COLLECTION]) await store.collection(c).drop()
-    await env.cleanup()
+    for (const inst of instances) await inst.close().catch(() => {})
   }
 }
