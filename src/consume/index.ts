@@ -14,7 +14,7 @@ import { startOutcomeLog } from './outcomes.ts'
 import { Parking } from './parking.ts'
 import { backoffMs, isTransient, retrying } from './retry.ts'
 import { StateWriter } from './state.ts'
-import { REDRIVEN_COLLECTION } from '../redrive/ledger.ts'
+import { redrivenCount } from '../redrive/ledger.ts'
 
 const GAP_SWEEP_MS = 2_000
 const LAG_EVERY_MS = 10_000
@@ -182,7 +182,8 @@ async function observeLag(rt: Runtime, store: Store, groupId: string, topics: st
     for (const p of await kafka.lag(groupId, topic)) metrics.lag.set(Math.max(0, p.end - p.committed), { topic, partition: p.partition })
     const dlq = dlqTopic(topic)
     const size = (await kafka.offsets(dlq)).reduce((n, p) => n + p.high - p.low, 0)
-    const redriven = await store.collection(REDRIVEN_COLLECTION).count({ dlqTopic: dlq })
+    // A counter, not a count: FerretDB counts by reading the whole collection.
+    const redriven = await redrivenCount(store, dlq)
     metrics.dlqDepth.set(Math.max(0, size - redriven), { topic: dlq })
   }
 }
