@@ -11,6 +11,7 @@ import { Gaps } from '../../src/consume/gaps.ts'
 import { DAYS_COLLECTION, READ_KEYS, daysOf, ensureHistoryIndexes, historyDoc } from '../../src/consume/history.ts'
 import { pruneHistory } from '../../src/consume/retention.ts'
 import { StateWriter } from '../../src/consume/state.ts'
+import { REDRIVEN_COLLECTION, dlqPosition, recordRedriven, redrivenCount, redrivenPositions } from '../../src/redrive/ledger.ts'
 import type { CdcEvent } from '../../src/events.ts'
 import { createLogger } from '../../src/log.ts'
 import { stackConfigEnv } from '../support/stack-env.ts'
@@ -181,6 +182,20 @@ describe('retention', () => {
     } finally {
       await rm(dir, { recursive: true, force: true })
     }
+  })
+})
+
+describe('DLQ depth', () => {
+  test('the redriven counter moves by new ledger entries only, and is made from an older ledger once', async () => {
+    const entry = (n: number, dlqTopic = 'x.customers.dlq') => ({ position: dlqPosition(dlqTopic, 0, String(n)), dlqTopic, eventId: null })
+    // An older ledger: entries recorded before counters existed.
+    await store.collection(REDRIVEN_COLLECTION).insertMany([0, 1, 2].map((n) => ({ _id: entry(n).position, dlqTopic: 'x.customers.dlq', at: '2026-01-01T00:00:00Z', eventId: null })))
+    expect(await redrivenCount(store, 'x.customers.dlq')).toBe(3)
+    await recordRedriven(store, [entry(2), entry(3), entry(4), entry(0, 'x.orders.dlq')])
+    await recordRedriven(store, [entry(4)])
+    expect(await redrivenCount(store, 'x.customers.dlq')).toBe(5)
+    expect(await redrivenCount(store, 'x.orders.dlq')).toBe(1)
+    expect((await redrivenPositions(store, ['x.customers.dlq', 'x.orders.dlq'])).size).toBe(6)
   })
 })
 
