@@ -77,6 +77,10 @@ describe('read keys', () => {
     const audit = await api.call('GET', '/history?actor=bob&table=customers')
     expect(audit.body.items.map((i: { aggregate: { id: string } }) => i.aggregate.id)).toEqual(['k1'])
     for (const k of [...READ_KEYS, '_id']) expect(audit.body.items[0][k]).toBeUndefined()
+    // The console's transaction page finds the event by its txId.
+    const tx = await api.app.request('/ui/tx/5002')
+    expect(tx.status).toBe(200)
+    expect(await tx.text()).toContain('/ui/t/customers/k1')
   })
 
   test('audit search walks only the days that hold events, in both directions, with a cursor across days', async () => {
