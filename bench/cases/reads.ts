@@ -6,7 +6,7 @@
 //   audit-actor   GET /history?table=customers&actor=…&limit=50 (random actor, newest first)
 //   audit-window  GET /history?table=customers&from=…&to=…&limit=50 (a random one-day window)
 //   state         GET /state/customers/:id                     (random aggregate)
-// Sizes: CDC_BENCH_READ_SIZES (comma-separated document counts), default 10k, 100k, 1M × --scale, each in its own
+// Ops: CDC_BENCH_READ_OPS (comma-separated names above), default all. Sizes: CDC_BENCH_READ_SIZES (comma-separated document counts), default 10k, 100k, 1M × --scale, each in its own
 // database, measured round robin so that load on a shared machine hits every size alike. The history spans one year
 // (aggregates start at random days), 20 events per aggregate an hour apart, 100 actors: buckets get denser as it grows.
 import type { BenchCase, CaseResult, Measurement } from '../types.ts'
@@ -151,7 +151,8 @@ async function loadInstance(size: number, log: (m: string) => void): Promise<Ins
     aggregates: Math.floor(size / PER_AGGREGATE),
     async get(path) {
       const t0 = performance.now()
-      const r = await fetch(new URL(path, server.url))
+      // Bounded: a request that never answers fails the case instead of stalling the run.
+      const r = await fetch(new URL(path, server.url), { signal: AbortSignal.timeout(60_000) })
       await r.arrayBuffer()
       if (r.status !== 200) throw new Error(`GET ${path}: ${r.status}`)
       return performance.now() - t0
@@ -194,9 +195,10 @@ export const reads: BenchCase = async ({ scale, log }) => {
       ],
       ['state', (n) => `/state/customers/${pick(n)}`],
     ]
+    const only = process.env.CDC_BENCH_READ_OPS?.split(',')
     const results: CaseResult[] = []
     const targets: Record<string, number> = { 'history-page': 50, 'audit-actor': 200, 'audit-window': 200 }
-    for (const [op, path] of ops) {
+    for (const [op, path] of ops.filter(([op]) => !only || only.includes(op))) {
       // Round robin over the sizes, one request at a time: load on the machine hits every size alike.
       const latencies = instances.map(() => [] as number[])
       for (const inst of instances) for (let i = 0; i < 10; i++) await inst.get(path(inst.aggregates)) // warm-up
