@@ -4,7 +4,8 @@
 // its (GIN-indexed) backend; real MongoDB gets compound indexes led by the same fields, so the rest of each filter
 // and the sort are index-served there too. The extra fields (READ_KEYS) never leave the API (`toHistoryItem`):
 //   aggKey    = aggregate.id          one aggregate's history, `at?ts=`, the consumer's gap path
-//   day       = occurredAt's UTC day  audit search by table and time window, retention
+//   day       = occurredAt's UTC day  retention; the day buckets' registry
+//   hour      = occurredAt's UTC hour audit search by table and time window (a busy table's day is too big to sort)
 //   actorDay  = "<day> <actor.id>"    audit search by actor (and time window)
 //   txId      = tx.id                 the console's transaction page
 // Audit search walks day buckets; `cdc_history_days` lists the buckets that exist (per table, and per table and
@@ -21,13 +22,14 @@ export const HISTORY_INDEXES: IndexSpec[] = [
   { key: { aggKey: 1, version: 1 }, name: 'agg_key_version' },
   { key: { actorDay: 1, occurredAt: 1, _id: 1 }, name: 'actor_day_occurred_at' },
   { key: { day: 1, occurredAt: 1, _id: 1 }, name: 'day_occurred_at' },
+  { key: { hour: 1, occurredAt: 1, _id: 1 }, name: 'hour_occurred_at' },
   { key: { txId: 1 }, name: 'tx_id' },
 ]
 
 export type HistoryDoc = CdcEvent & { _id: string; storedAt: string; kafka: { topic: string; partition: number; offset: string } }
 
 /** The top-level fields that make the hot reads index-served; stored, never served. */
-export const READ_KEYS = ['aggKey', 'day', 'actorDay', 'txId'] as const
+export const READ_KEYS = ['aggKey', 'day', 'hour', 'actorDay', 'txId'] as const
 export type ReadKeys = Record<(typeof READ_KEYS)[number], string>
 
 export const dayOf = (occurredAt: string) => occurredAt.slice(0, 10)
@@ -43,7 +45,7 @@ export interface KeySource {
 
 export function readKeys(event: KeySource): ReadKeys {
   const day = dayOf(event.occurredAt)
-  return { aggKey: event.aggregate.id, day, actorDay: actorDayKey(day, event.actor.id), txId: event.tx.id }
+  return { aggKey: event.aggregate.id, day, hour: event.occurredAt.slice(0, 13), actorDay: actorDayKey(day, event.actor.id), txId: event.tx.id }
 }
 
 export function historyDoc(event: CdcEvent, message: InMessage, storedAt: string): HistoryDoc & Doc {
@@ -58,7 +60,7 @@ export function historyDoc(event: CdcEvent, message: InMessage, storedAt: string
 
 /** A history document as the API serves it: the envelope plus storedAt and kafka (no `_id`, no read keys). */
 export function toHistoryItem(doc: Doc): Doc {
-  const { _id, aggKey, day, actorDay, txId, ...item } = doc
+  const { _id, aggKey, day, hour, actorDay, txId, ...item } = doc
   return item
 }
 

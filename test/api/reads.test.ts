@@ -70,7 +70,7 @@ describe('read keys', () => {
     const t0 = Date.UTC(2026, 2, 1, 9)
     await storeAsConsumer('customers', [event('k1', 1, t0), event('k1', 2, t0 + 1000, 'bob')])
     const [doc] = await store.collection('customers_history').find({ aggKey: 'k1', version: 2 })
-    expect(doc).toMatchObject({ aggKey: 'k1', day: '2026-03-01', actorDay: '2026-03-01 bob', txId: '5002' })
+    expect(doc).toMatchObject({ aggKey: 'k1', day: '2026-03-01', hour: '2026-03-01T09', actorDay: '2026-03-01 bob', txId: '5002' })
     const res = await api.call('GET', '/history/customers/k1')
     expect(res.body.items.map((i: { version: number }) => i.version)).toEqual([1, 2])
     for (const item of res.body.items) for (const k of [...READ_KEYS, '_id']) expect(item[k]).toBeUndefined()

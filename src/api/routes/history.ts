@@ -1,11 +1,11 @@
 // History reads from MongoDB (`<table>_history`, written by the consumer). Only tracked tables are readable.
 // Order: oldest first by default (version order per aggregate, time order for the audit search); `order=desc` flips it.
-// Each read filters on one top-level equality (see src/consume/history.ts): `aggKey` for one aggregate, a day bucket
-// for the audit search, so every page is index-served on real MongoDB and on FerretDB.
+// Each read filters on one top-level equality (see src/consume/history.ts): `aggKey` for one aggregate, a day (actor)
+// or hour (table) bucket for the audit search, so every page is index-served on real MongoDB and on FerretDB.
 import { Hono, type Context } from 'hono'
 import * as v from 'valibot'
 import type { Doc, Filter, Store } from '../../clients/mongo.ts'
-import { actorDayKey, dayOf, daysOf, historyCollection, toHistoryItem } from '../../consume/history.ts'
+import { actorDayKey, daysOf, historyCollection, toHistoryItem } from '../../consume/history.ts'
 import { AtQuery, AuditQuery, HistoryParams, HistoryQuery } from '../schemas.ts'
 import { params, query } from '../middleware/validate.ts'
 import { CursorInt, decodeCursor, pageOf, pageSize } from '../cursor.ts'
@@ -21,6 +21,7 @@ const TimeCursor = v.strictObject({
 })
 /** Events that carry a row image (application events, op "m", do not). */
 const IMAGE_OPS = ['c', 'u', 'd', 'r']
+const HOURS = Array.from({ length: 24 }, (_, h) => String(h).padStart(2, '0'))
 
 interface TimeRange {
   from?: string
@@ -59,21 +60,25 @@ async function auditPart(
 ): Promise<Doc[]> {
   const cmp = dir === 1 ? '$gt' : '$lt'
   const keyset: Filter[] = after ? [{ $or: [{ occurredAt: { [cmp]: after.t } }, { occurredAt: after.t, _id: { [cmp]: after.id } }] }] : []
-  const lo = [range.from, dir === 1 ? after?.t : undefined].filter((x) => x !== undefined).map(dayOf).sort().at(-1)
-  const hi = [range.to, dir === -1 ? after?.t : undefined].filter((x) => x !== undefined).map(dayOf).sort().at(0)
-  const days = (await daysOf(store, table, q.actor ?? null)).filter((d) => (lo === undefined || d >= lo) && (hi === undefined || d <= hi))
-  if (dir === -1) days.reverse()
+  // The first and last instant the page can hold; buckets outside them are not read.
+  const lo = [range.from, dir === 1 ? after?.t : undefined].filter((x) => x !== undefined).sort().at(-1)
+  const hi = [range.to, dir === -1 ? after?.t : undefined].filter((x) => x !== undefined).sort().at(0)
+  const within = (bucket: string) => (lo === undefined || bucket >= lo.slice(0, bucket.length)) && (hi === undefined || bucket <= hi.slice(0, bucket.length))
+  const days = (await daysOf(store, table, q.actor ?? null)).filter(within)
+  // An actor's day is small; a whole table's day can be too big to read and sort at once: walk its hours instead.
+  const buckets = q.actor !== undefined ? days : days.flatMap((d) => HOURS.map((h) => `${d}T${h}`)).filter(within)
+  if (dir === -1) buckets.reverse()
   const collection = store.collection(historyCollection(table))
-  const read = (day: string) => {
-    const bucket = q.actor !== undefined ? { actorDay: actorDayKey(day, q.actor) } : { day }
+  const read = (bucketKey: string) => {
+    const bucket = q.actor !== undefined ? { actorDay: actorDayKey(bucketKey, q.actor) } : { hour: bucketKey }
     const filter = { ...bucket, ...(q.type ? { type: q.type } : {}), ...andAlso([...occurredWithin(range), ...keyset]) }
     return collection.find(filter, { sort: { occurredAt: dir, _id: dir }, limit: want })
   }
   // Sparse buckets (an actor active on few events a day) would take one round trip each: read a growing window of
   // days at once (2, 4, … 32), in order, until the page is full.
   const out: Doc[] = []
-  for (let i = 0, width = 2; i < days.length && out.length < want; i += width, width = Math.min(width * 2, 32)) {
-    for (const docs of await Promise.all(days.slice(i, i + width).map(read))) out.push(...docs)
+  for (let i = 0, width = 2; i < buckets.length && out.length < want; i += width, width = Math.min(width * 2, 32)) {
+    for (const docs of await Promise.all(buckets.slice(i, i + width).map(read))) out.push(...docs)
   }
   return out.slice(0, want)
 }
