@@ -25,7 +25,13 @@ const LAG_EVERY_MS = 10_000
  */
 const STOP_GRACE_MS = 5_000
 
-export async function startConsumer(rt: Runtime): Promise<Role> {
+/** What a test harness may pass in: fault injection through the role's dependencies, never through product config. */
+export interface ConsumerHooks {
+  /** Runs after a batch's writes succeeded and before its offset is committed (the window exactly-once must survive). */
+  afterWrite?: (batch: PartitionBatch) => void | Promise<void>
+}
+
+export async function startConsumer(rt: Runtime, hooks: ConsumerHooks = {}): Promise<Role> {
   const { config } = rt
   const log = rt.log.child({ role: 'consume' })
   const tables = consumedTables(config)
@@ -69,7 +75,6 @@ export async function startConsumer(rt: Runtime): Promise<Role> {
       maxBytesPerPartition: 1024 * 1024,
     }),
   )
-  const crashAfterWrite = process.env.CDC_TEST_CRASH_AFTER_WRITE === '1'
 
   /** Processes a batch until it succeeds; false when the consumer stops or loses the partition meanwhile. */
   const processWithRetry = async (batch: PartitionBatch): Promise<boolean> => {
@@ -110,8 +115,7 @@ export async function startConsumer(rt: Runtime): Promise<Role> {
     } finally {
       clearInterval(beat)
     }
-    // Test hook: die between the MongoDB writes and the commit, the window exactly-once must survive.
-    if (crashAfterWrite) process.kill(process.pid, 'SIGKILL')
+    await hooks.afterWrite?.(batch)
     // Revoked meanwhile: the new owner re-reads from the committed offset, and the writes absorb it.
     if (!batch.isRunning()) return
     try {
