@@ -87,7 +87,6 @@ export interface KafkaClient {
   /** Create the missing topics and wait for their leaders (kafkajs cannot subscribe to a missing topic in KRaft). */
   ensureTopics(topics: TopicSpec[]): Promise<void>
   listTopics(): Promise<string[]>
-  deleteTopics(topics: string[]): Promise<void>
   /** Committed offsets of a group and the topic's end offsets: the consumer lag per partition. */
   lag(groupId: string, topic: string): Promise<{ partition: number; committed: number; end: number }[]>
   /** First and next-to-write offset of each partition (a one-shot reader reads [low, high)). */
@@ -336,9 +335,6 @@ export function createKafka(options: KafkaOptions): KafkaClient {
       }
     },
     listTopics: async () => (await withAdmin()).listTopics(),
-    deleteTopics: async (topics) => {
-      if (topics.length) await (await withAdmin()).deleteTopics({ topics })
-    },
     async lag(groupId, topic) {
       const a = await withAdmin()
       const [ends, committed] = await Promise.all([a.fetchTopicOffsets(topic), a.fetchOffsets({ groupId, topics: [topic] })])

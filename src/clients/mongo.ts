@@ -41,15 +41,12 @@ export interface Collection<T extends Doc = Doc> {
   find(filter: Filter, options?: FindOptions): Promise<T[]>
   findOne(filter: Filter): Promise<T | null>
   count(filter?: Filter): Promise<number>
-  aggregate<R = Doc>(pipeline: Doc[]): Promise<R[]>
   deleteMany(filter: Filter): Promise<number>
   createIndexes(indexes: IndexSpec[]): Promise<void>
-  drop(): Promise<void>
 }
 
 export interface Store {
   collection<T extends Doc = Doc>(name: string): Collection<T>
-  listCollections(): Promise<string[]>
   ping(): Promise<void>
   close(): Promise<void>
 }
@@ -200,26 +197,15 @@ export async function connectMongo(options: MongoOptions): Promise<Store> {
         c.countDocuments(filter).catch((e) => {
           throw classify(e)
         }),
-      aggregate: <R>(pipeline: Doc[]) =>
-        c
-          .aggregate(pipeline)
-          .toArray()
-          .catch((e) => {
-            throw classify(e)
-          }) as Promise<R[]>,
       deleteMany: async (filter) => (await c.deleteMany(filter)).deletedCount,
       async createIndexes(indexes) {
         await c.createIndexes(indexes.map((i) => ({ key: i.key, name: i.name, unique: i.unique ?? false })))
-      },
-      drop: async () => {
-        await c.drop().catch(() => {})
       },
     }
   }
 
   return {
     collection,
-    listCollections: async () => (await db.listCollections({}, { nameOnly: true }).toArray()).map((c) => c.name),
     ping: async () => {
       await db.command({ ping: 1 }).catch((e) => {
         throw classify(e)
@@ -271,12 +257,9 @@ export function healingStore(open: () => Promise<Store>): Store {
       find: (filter, options) => guard((s) => s.collection<T>(name).find(filter, options), `find ${name}`),
       findOne: (filter) => guard((s) => s.collection<T>(name).findOne(filter), `findOne ${name}`),
       count: (filter) => guard((s) => s.collection<T>(name).count(filter), `count ${name}`),
-      aggregate: <R>(pipeline: Doc[]) => guard((s) => s.collection<T>(name).aggregate<R>(pipeline), `aggregate ${name}`),
       deleteMany: (filter) => guard((s) => s.collection<T>(name).deleteMany(filter), `deleteMany ${name}`),
       createIndexes: (indexes) => guard((s) => s.collection<T>(name).createIndexes(indexes), `createIndexes ${name}`),
-      drop: () => guard((s) => s.collection<T>(name).drop(), `drop ${name}`),
     }),
-    listCollections: () => guard((s) => s.listCollections(), 'listCollections'),
     ping: () => guard((s) => s.ping(), 'ping'),
     close: async () => {
       const open = current

@@ -76,7 +76,6 @@ export function TimelinePage(p: TimelineProps) {
               <div class="meta tx">
                 <span>
                   transaction <a href={`/ui/tx/${encodeURIComponent(e.tx.id)}`}>{e.tx.id}</a>
-                  {e.tx.size ? ` (${e.tx.index + 1} of ${e.tx.size})` : ''}
                 </span>
                 {siblings.length ? (
                   <span>
