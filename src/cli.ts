@@ -6,7 +6,7 @@ import { ConfigError, loadConfig } from './config.ts'
 import { log, setLogLevel } from './log.ts'
 import { createRuntime, type Role } from './runtime.ts'
 import { commands, type Command } from './commands/index.ts'
-import { UsageError } from './commands/command.ts'
+import { UsageError } from './errors.ts'
 import pkg from '../package.json' with { type: 'json' }
 
 const SHUTDOWN_MS = 15_000
@@ -87,7 +87,7 @@ async function main(argv: string[]): Promise<number> {
       strict: true,
     })
   } catch (error) {
-    throw new UsageError((error as Error).message.split('\n')[0]!, command)
+    throw new UsageError((error as Error).message.split('\n')[0]!, command.name)
   }
   if (parsed.values.help) {
     console.log(commandUsage(command))
@@ -136,7 +136,8 @@ main(Bun.argv.slice(2)).then(
   (error) => {
     if (error instanceof UsageError) {
       console.error(`cdc: ${error.message}`)
-      console.error(error.command ? commandUsage(error.command) : usage())
+      const command = commands.find((c) => c.name === error.command)
+      console.error(command ? commandUsage(command) : usage())
       process.exit(2)
     }
     if (error instanceof ConfigError) {

@@ -1,6 +1,6 @@
 // `cdc track` / `cdc untrack`: install or remove the generated capture trigger of a table (sql/definitions/track.sql).
 import { isDbError, type Db } from '../clients/postgres.ts'
-import { UsageError } from '../commands/command.ts'
+import { UsageError } from '../errors.ts'
 import type { Runtime } from '../runtime.ts'
 import { lockMigrations } from './lock.ts'
 import { captureSpec, rootSpec } from './spec.ts'

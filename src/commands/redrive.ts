@@ -1,6 +1,7 @@
 // redrive: put dead-lettered messages back on their original topic.
 import { redrive as runRedrive } from '../redrive/index.ts'
-import { UsageError, intFlag, stringFlag, type Command } from './command.ts'
+import { UsageError } from '../errors.ts'
+import { intFlag, stringFlag, type Command } from './command.ts'
 
 export const redrive: Command = {
   name: 'redrive',
@@ -16,7 +17,7 @@ export const redrive: Command = {
   async run(ctx) {
     const since = stringFlag(ctx, 'since')
     if (since !== undefined && Number.isNaN(Date.parse(since))) {
-      throw new UsageError(`--since: expected an ISO-8601 time, got ${JSON.stringify(since)}`, redrive)
+      throw new UsageError(`--since: expected an ISO-8601 time, got ${JSON.stringify(since)}`, redrive.name)
     }
     const report = await runRedrive(ctx.rt, {
       topic: stringFlag(ctx, 'topic'),

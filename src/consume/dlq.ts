@@ -4,6 +4,9 @@ import { DlqHeaders, dlqTopic } from '../events.ts'
 
 const OWN_HEADERS = new Set<string>(Object.values(DlqHeaders))
 
+/** Where redrive records the DLQ entries it republished (src/redrive/ledger.ts); the DLQ depth gauge subtracts them. */
+export const REDRIVEN_COLLECTION = 'cdc_dlq_redriven'
+
 export interface DeadLetterInfo {
   error: string
   group: string

@@ -7,6 +7,7 @@ import { dlqTopic } from '../events.ts'
 import type { Role, Runtime } from '../runtime.ts'
 import { consumedTables, consumedTopics } from '../topics.ts'
 import { processBatch, type BatchContext } from './batch.ts'
+import { REDRIVEN_COLLECTION } from './dlq.ts'
 import { Gaps } from './gaps.ts'
 import { HISTORY_INDEXES, historyCollection } from './history.ts'
 import * as metrics from './metrics.ts'
@@ -14,7 +15,6 @@ import { startOutcomeLog } from './outcomes.ts'
 import { Parking } from './parking.ts'
 import { backoffMs, isTransient, retrying } from './retry.ts'
 import { StateWriter } from './state.ts'
-import { REDRIVEN_COLLECTION } from '../redrive/ledger.ts'
 
 const GAP_SWEEP_MS = 2_000
 const LAG_EVERY_MS = 10_000
