@@ -7,6 +7,8 @@ export interface Option {
   description: string
   placeholder?: string
   multiple?: boolean
+  /** The config key this flag overrides (e.g. http.port): its value is checked like the key's, errors name the flag. */
+  config?: string
 }
 
 export interface CommandContext {
