@@ -126,6 +126,8 @@ export const ConfigSchema = v.strictObject({
       heartbeatMs: v.optional(positiveInt, 10_000),
       transactionalId: v.optional(v.pipe(v.string(), v.minLength(1)), 'cdc-relay'),
       retryMaxMs: v.optional(positiveInt, 30_000),
+      /** Tries of a batch that times out while MongoDB answers, before its failing messages are isolated (DLQ). */
+      batchAttempts: v.optional(positiveInt, 5),
     }),
     {},
   ),
@@ -135,6 +137,8 @@ export const ConfigSchema = v.strictObject({
       /** Tables whose topics are consumed; empty means capture.tracked. */
       tables: v.optional(v.array(identifier), []),
       retryMaxMs: v.optional(positiveInt, 30_000),
+      /** Tries of a batch that times out while MongoDB answers, before its failing messages are isolated (DLQ). */
+      batchAttempts: v.optional(positiveInt, 5),
       /** Which outcomes go to the processing-outcome log. */
       outcomes: v.optional(v.picklist(['off', 'failures', 'all']), 'failures'),
       outcomeRetentionDays: v.optional(positiveInt, 30),
