@@ -7,7 +7,7 @@ import { dlqTopic } from '../events.ts'
 import type { Role, Runtime } from '../runtime.ts'
 import { consumedTables, consumedTopics } from '../topics.ts'
 import { BatchMemory, deadLetterAlone, processBatch, type BatchContext } from './batch.ts'
-import { DeadLetterSender } from './dlq.ts'
+import { DeadLetterSender, REDRIVEN_COLLECTION } from './dlq.ts'
 import { Gaps } from './gaps.ts'
 import { HISTORY_INDEXES, historyCollection } from './history.ts'
 import * as metrics from './metrics.ts'
@@ -15,7 +15,6 @@ import { startOutcomeLog } from './outcomes.ts'
 import { Parking } from './parking.ts'
 import { processUnderPolicy, retrying } from './retry.ts'
 import { StateWriter } from './state.ts'
-import { REDRIVEN_COLLECTION } from '../redrive/ledger.ts'
 
 const GAP_SWEEP_MS = 2_000
 const LAG_EVERY_MS = 10_000
@@ -26,7 +25,13 @@ const LAG_EVERY_MS = 10_000
  */
 const STOP_GRACE_MS = 5_000
 
-export async function startConsumer(rt: Runtime): Promise<Role> {
+/** What a test harness may pass in: fault injection through the role's dependencies, never through product config. */
+export interface ConsumerHooks {
+  /** Runs after a batch's writes succeeded and before its offset is committed (the window exactly-once must survive). */
+  afterWrite?: (batch: PartitionBatch) => void | Promise<void>
+}
+
+export async function startConsumer(rt: Runtime, hooks: ConsumerHooks = {}): Promise<Role> {
   const { config } = rt
   const log = rt.log.child({ role: 'consume' })
   const groupId = config.consume.groupId
@@ -101,7 +106,6 @@ export async function startConsumer(rt: Runtime): Promise<Role> {
       .catch((error) => log.warn('following the tracked tables failed', { error }))
     return following
   }
-  const crashAfterWrite = process.env.CDC_TEST_CRASH_AFTER_WRITE === '1'
 
   /** Whether MongoDB and Kafka answer: a batch failing while one of them does not is stalled, not isolated. */
   const reachable = async () => {
@@ -145,8 +149,7 @@ export async function startConsumer(rt: Runtime): Promise<Role> {
     } finally {
       clearInterval(beat)
     }
-    // Test hook: die between the MongoDB writes and the commit, the window exactly-once must survive.
-    if (crashAfterWrite) process.kill(process.pid, 'SIGKILL')
+    await hooks.afterWrite?.(batch)
     // Revoked meanwhile: the new owner re-reads from the committed offset, and the writes absorb it.
     if (!batch.isRunning()) return
     try {
