@@ -2,12 +2,15 @@
 import { backfillHistory } from '../consume/backfill.ts'
 import { pruneHistory } from '../consume/retention.ts'
 import { consumedTables } from '../topics.ts'
-import { UsageError, intFlag, stringFlag, type Command, type CommandContext } from './command.ts'
+import { UsageError } from '../errors.ts'
+import { intFlag, stringFlag, type Command, type CommandContext } from './command.ts'
 
 /** The named tables (each must be consumed), or every consumed table. */
-function tablesOf(ctx: CommandContext, command: Command): string[] {
-  const consumed = consumedTables(ctx.rt.config)
-  for (const t of ctx.positionals) if (!consumed.includes(t)) throw new UsageError(`${t}: not a consumed table (${consumed.join(', ')})`, command)
+async function tablesOf(ctx: CommandContext, command: Command): Promise<string[]> {
+  const tracked = ctx.rt.tracked()
+  await tracked.refresh()
+  const consumed = consumedTables(ctx.rt.config, tracked.list())
+  for (const t of ctx.positionals) if (!consumed.includes(t)) throw new UsageError(`${t}: not a consumed table (${consumed.join(', ')})`, command.name)
   return ctx.positionals.length > 0 ? ctx.positionals : consumed
 }
 
@@ -29,7 +32,7 @@ export const backfill: Command = {
     'Sets the top-level fields that make history reads index-served on every history document that lacks them, and records their day buckets. Run once after upgrading from a version without them; safe while the consumer runs; a second run finds nothing to do. Progress on stderr, one JSON result per table on stdout.',
   async run(ctx) {
     const store = await ctx.rt.mongo()
-    for (const table of tablesOf(ctx, backfill)) {
+    for (const table of await tablesOf(ctx, backfill)) {
       const t0 = Date.now()
       const result = await backfillHistory(store, table, throttled((p) => console.error(JSON.stringify({ progress: p }))))
       console.log(JSON.stringify({ ...result, seconds: (Date.now() - t0) / 1000 }))
@@ -50,10 +53,10 @@ export const pruneHistoryCommand: Command = {
   },
   async run(ctx) {
     const olderThanDays = intFlag(ctx, 'older-than-days', pruneHistoryCommand)
-    if (olderThanDays === undefined) throw new UsageError('--older-than-days is required', pruneHistoryCommand)
+    if (olderThanDays === undefined) throw new UsageError('--older-than-days is required', pruneHistoryCommand.name)
     const archiveDir = stringFlag(ctx, 'archive')
     const store = await ctx.rt.mongo()
-    for (const table of tablesOf(ctx, pruneHistoryCommand)) {
+    for (const table of await tablesOf(ctx, pruneHistoryCommand)) {
       const result = await pruneHistory(store, table, {
         olderThanDays,
         ...(archiveDir !== undefined ? { archiveDir } : {}),

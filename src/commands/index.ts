@@ -2,8 +2,10 @@
 import { all, consume, relay, serve } from './long-running.ts'
 import { migrate, snapshot, track, untrack } from './capture.ts'
 import { redrive } from './redrive.ts'
+import { status } from './status.ts'
+import { healthcheck } from './healthcheck.ts'
 import { config } from './config.ts'
 import { backfill, pruneHistoryCommand } from './history.ts'
 export type { Command } from './command.ts'
 
-export const commands = [serve, relay, consume, redrive, all, migrate, track, untrack, snapshot, config, backfill, pruneHistoryCommand]
+export const commands = [serve, relay, consume, redrive, all, migrate, track, untrack, snapshot, status, config, healthcheck, backfill, pruneHistoryCommand]

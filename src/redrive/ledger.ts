@@ -2,8 +2,8 @@
 // <offset>`). Written after the republish was acknowledged: a crash in between redrives that entry again on the next
 // run, which is harmless (the consumer skips an event id it already stored), whereas recording first could lose it.
 import type { IndexSpec, Store } from '../clients/mongo.ts'
+import { REDRIVEN_COLLECTION } from '../consume/dlq.ts'
 
-export const REDRIVEN_COLLECTION = 'cdc_dlq_redriven'
 /** Per DLQ topic, how many of its entries the ledger holds (`_id` = DLQ topic): DLQ depth without a count. */
 export const REDRIVEN_COUNTS_COLLECTION = 'cdc_dlq_redriven_counts'
 

@@ -8,5 +8,7 @@ export const relayMetrics = {
   errors: counter('cdc_relay_errors_total', 'Relay failures by stage (each is retried with backoff)'),
   backlog: gauge('cdc_relay_backlog_events', 'Events captured but not yet published (poll: outbox rows; wal: received, unpublished)'),
   lag: gauge('cdc_relay_lag_seconds', 'Age of the oldest unpublished event (0 when nothing is pending)'),
+  slotLagBytes: gauge('cdc_relay_slot_lag_bytes', 'WAL retained by the replication slot: current WAL position minus its confirmed position (wal mode)'),
+  slotActive: gauge('cdc_relay_slot_active', 'Whether a walsender is streaming from the replication slot (wal mode)'),
   batchSeconds: histogram('cdc_relay_batch_seconds', 'Time to publish and commit one Kafka transaction'),
 }

@@ -97,6 +97,7 @@ async function stream(s: RelaySession, backoff: Backoff): Promise<void> {
   const cfg = rt.config.relay
   const replication: ReplicationStream = await startReplication({
     url: rt.config.postgres.url,
+    ssl: rt.security.postgres,
     slot: cfg.slot,
     publication: cfg.publication,
   })

@@ -5,13 +5,14 @@ import { readStates } from '../../consume/state.ts'
 import { HistoryParams } from '../schemas.ts'
 import { params } from '../middleware/validate.ts'
 import { ApiError } from '../problem.ts'
+import { resolveTable } from '../tracked-table.ts'
 import type { AppDeps, AppEnv } from '../env.ts'
 
 export function stateRoutes(deps: AppDeps) {
-  const tracked = new Set(deps.config.capture.tracked)
   return new Hono<AppEnv>().get('/state/:table/:id', params(HistoryParams), async (c) => {
-    const { table, id } = c.req.valid('param')
-    if (!tracked.has(table)) throw new ApiError(404, 'not-found', `table ${JSON.stringify(table)} is not tracked`)
+    const { table: raw, id } = c.req.valid('param')
+    const table = (await resolveTable(deps.tracked(), raw))?.aggregateType
+    if (!table) throw new ApiError(404, 'not-found', `table ${JSON.stringify(raw)} is not tracked`)
     const doc = (await readStates(await deps.mongo(), table, [id])).get(id)
     if (!doc) throw new ApiError(404, 'not-found', `${table} ${id} has no state (no event of it was consumed yet)`)
     return c.json({
