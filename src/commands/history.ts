@@ -1,17 +1,25 @@
 // backfill and prune-history: maintenance of the MongoDB history collections.
 import { backfillHistory } from '../consume/backfill.ts'
 import { pruneHistory } from '../consume/retention.ts'
+import { canonicalName } from '../tables.ts'
 import { consumedTables } from '../topics.ts'
 import { UsageError } from '../errors.ts'
 import { intFlag, stringFlag, type Command, type CommandContext } from './command.ts'
 
-/** The named tables (each must be consumed), or every consumed table. */
+/** The named tables in any spelling (an untracked table keeps its history), or every consumed table. */
 async function tablesOf(ctx: CommandContext, command: Command): Promise<string[]> {
+  if (ctx.positionals.length > 0) {
+    return ctx.positionals.map((t) => {
+      try {
+        return canonicalName(t)
+      } catch (error) {
+        throw new UsageError(`${t}: ${(error as Error).message}`, command.name)
+      }
+    })
+  }
   const tracked = ctx.rt.tracked()
   await tracked.refresh()
-  const consumed = consumedTables(ctx.rt.config, tracked.list())
-  for (const t of ctx.positionals) if (!consumed.includes(t)) throw new UsageError(`${t}: not a consumed table (${consumed.join(', ')})`, command.name)
-  return ctx.positionals.length > 0 ? ctx.positionals : consumed
+  return consumedTables(ctx.rt.config, tracked.list())
 }
 
 /** Progress on stderr as JSON lines, at most once a second. */
