@@ -13,7 +13,7 @@ export interface Measurement {
 export interface CaseResult {
   /** e.g. "capture/outbox", "relay/poll", "consume/failures-only", "e2e/sustained", "http/write". */
   name: string
-  stage: 'capture' | 'relay' | 'consume' | 'e2e' | 'http'
+  stage: 'capture' | 'relay' | 'consume' | 'e2e' | 'http' | 'reads'
   /** What one operation is, e.g. "row write", "event", "request". */
   unit: string
   ours: Measurement
@@ -37,4 +37,17 @@ export type BenchCase = (options: BenchOptions) => Promise<CaseResult[]>
 export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
+}
+
+/** A measurement of operations timed one by one: rate over `seconds` and latency percentiles (sorts `latencies`). */
+export function latencyMeasurement(latencies: number[], seconds: number): Measurement {
+  latencies.sort((a, b) => a - b)
+  return {
+    perSecond: latencies.length / seconds,
+    p50Ms: percentile(latencies, 50),
+    p95Ms: percentile(latencies, 95),
+    p99Ms: percentile(latencies, 99),
+    count: latencies.length,
+    seconds,
+  }
 }

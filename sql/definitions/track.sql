@@ -1,6 +1,6 @@
 -- Capture installation: cdc.track(schema, table, spec) generates one trigger function per table with its key encoding,
 -- excluded/masked columns and event-type rules compiled in (identifiers from the catalog via %I, config values via %L),
--- plus a keyset snapshot function. The spec comes from cdc.toml (src/capture/spec.ts):
+-- plus a keyset snapshot function. The spec comes from cdc.toml (built by the capture module):
 --   { aggregate: 'Customer', mode: 'outbox'|'emit', exclude: [..], mask: [..], incidental: [..],
 --     rules: [{ op, columns?, value?, type }] }   (rules of this table only, in config order)
 -- A definition file: `create or replace` only, re-applied by `cdc migrate` when it changes (which then regenerates

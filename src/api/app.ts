@@ -14,6 +14,7 @@ import { customerRoutes } from './routes/customers.ts'
 import { productRoutes } from './routes/products.ts'
 import { orderRoutes } from './routes/orders.ts'
 import { historyRoutes } from './routes/history.ts'
+import { stateRoutes } from './routes/state.ts'
 import { dlqRoutes } from './routes/dlq.ts'
 import { eventRoutes } from './routes/events.ts'
 import { opsRoutes } from './routes/ops.ts'
@@ -58,6 +59,7 @@ export function createApp(deps: AppDeps) {
     }),
   )
   app.route('/', opsRoutes(deps))
+  app.route('/', stateRoutes(deps))
   // The demo application only when enabled; its paths then win over the generic `/:table/:id/history` alias.
   if (deps.config.demo.enabled) {
     app.route('/customers', customerRoutes(deps))

@@ -150,6 +150,7 @@ const OPERATIONS: Operation[] = [
   { method: 'get', path: '/history/{table}/{id}', summary: 'the events of one aggregate', role: 'read', query: s.HistoryQuery, response: s.page(s.HistoryItem), description: HISTORY_ORDER },
   { method: 'get', path: '/{table}/{id}/history', summary: 'same as /history/{table}/{id}', role: 'read', query: s.HistoryQuery, response: s.page(s.HistoryItem), description: HISTORY_ORDER },
   { method: 'get', path: '/history/{table}/{id}/at', summary: 'the row as it was at ts (404 before it existed; deleted: true with the last image after deletion)', role: 'read', query: s.AtQuery, response: s.AtState },
+  { method: 'get', path: '/state/{table}/{id}', summary: 'the latest state of one aggregate from the read model: row, version, deleted (404 before its first event was consumed)', role: 'read', response: s.StateView, description: 'One indexed lookup, whatever the size of the history. row is the last image (after deletion: the image before it, with deleted: true); null for an aggregate that has only application events.' },
   { method: 'post', path: '/events', summary: 'record an application event (cdc.emit): same envelope (op "m", payload in data), version sequence and who/why as row changes', role: 'write', body: s.EventCreate, status: 201, response: s.EventCreated, description: 'aggregate.type must be a consumed table; a tracked table\'s aggregate must have history (404 otherwise). data: at most http.maxEventPayloadBytes (413), field names without "." or leading "$", no arrays directly in arrays.' },
   { method: 'get', path: '/events/{id}/outcome', summary: 'what happened to an event in the consumer: stored, duplicate, parked, dead-lettered, redriven (oldest first)', role: 'read', response: s.EventOutcome },
   { method: 'get', path: '/dlq', summary: 'dead-lettered messages', role: 'admin', query: s.DlqQuery, response: s.page(s.DlqEntrySchema) },
@@ -164,7 +165,7 @@ const OPERATIONS: Operation[] = [
 const json = (schema: v.GenericSchema, type = 'application/json') => ({ content: { [type]: { schema: toJsonSchema(schema) } } })
 
 function parameters(op: Operation) {
-  const generic = /^\/(history|events|\{table\})\//.test(op.path)
+  const generic = /^\/(history|events|state|\{table\})\//.test(op.path)
   const path = [...op.path.matchAll(/\{(\w+)\}/g)].map((m) => ({
     name: m[1],
     in: 'path',

@@ -157,6 +157,13 @@ export const AtState = v.object({
   row: v.nullable(v.record(v.string(), v.unknown())),
 })
 
+export const StateView = v.object({
+  ...AtState.entries,
+  /** When the latest event of the aggregate happened, and its id. */
+  occurredAt: v.string(),
+  eventId: v.string(),
+})
+
 // ---------------------------------------------------------------- DLQ
 
 const DlqFilterEntries = {

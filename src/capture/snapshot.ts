@@ -2,7 +2,7 @@
 // Each batch locks its rows (FOR UPDATE) only while it runs, so a concurrent writer's event simply follows the
 // snapshot event in the aggregate's version sequence; the cursor commits with the batch, so a rerun resumes.
 import { ident } from '../clients/postgres.ts'
-import { UsageError } from '../commands/command.ts'
+import { UsageError } from '../errors.ts'
 import type { Runtime } from '../runtime.ts'
 import { qualifiedName } from '../tables.ts'
 import { tableArg } from './track.ts'

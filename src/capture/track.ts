@@ -2,7 +2,7 @@
 // and keep the tracked set in schema cdc (cdc.tracked), which every running role follows. Names are parsed with SQL's
 // rules here and reach SQL only as parameters (schema, table); the generator quotes them with %I.
 import { isDbError, type Db } from '../clients/postgres.ts'
-import { UsageError } from '../commands/command.ts'
+import { UsageError } from '../errors.ts'
 import type { Runtime } from '../runtime.ts'
 import { parseTableName, qualifiedName, TableNameError, type TableName } from '../tables.ts'
 import { lockMigrations } from './lock.ts'

@@ -110,7 +110,6 @@ export interface KafkaClient {
   /** Create the missing topics and wait for their leaders (kafkajs cannot subscribe to a missing topic in KRaft). */
   ensureTopics(topics: TopicSpec[]): Promise<void>
   listTopics(): Promise<string[]>
-  deleteTopics(topics: string[]): Promise<void>
   /**
    * Committed offsets of a group and the topic's end offsets (the last stable offset: what read_committed can read; the
    * high watermark unless a transaction is open), so end − committed is the lag `kafka-consumer-groups` shows, 0 when
@@ -462,9 +461,6 @@ export function createKafka(options: KafkaOptions): KafkaClient {
       }
     },
     listTopics: async () => (await withAdmin()).listTopics(),
-    deleteTopics: async (topics) => {
-      if (topics.length) await (await withAdmin()).deleteTopics({ topics })
-    },
     async lag(groupId, topic) {
       const a = await withAdmin()
       const [ends, committed] = await Promise.all([a.fetchTopicOffsets(topic), a.fetchOffsets({ groupId, topics: [topic] })])

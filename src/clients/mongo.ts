@@ -50,16 +50,18 @@ export interface Collection<T extends Doc = Doc> {
   bulkWrite(ops: WriteOp[]): Promise<{ duplicates: number[]; matched: number }>
   find(filter: Filter, options?: FindOptions): Promise<T[]>
   findOne(filter: Filter): Promise<T | null>
+  /**
+   * Every matching document, in batches of `batchSize`, from one server cursor (one query on FerretDB, not one per
+   * page): for maintenance passes over a whole collection (backfill, archive).
+   */
+  scan(filter: Filter, options: { batchSize: number; projection?: Record<string, 0 | 1> }): AsyncIterable<T[]>
   count(filter?: Filter): Promise<number>
-  aggregate<R = Doc>(pipeline: Doc[]): Promise<R[]>
   deleteMany(filter: Filter): Promise<number>
   createIndexes(indexes: IndexSpec[]): Promise<void>
-  drop(): Promise<void>
 }
 
 export interface Store {
   collection<T extends Doc = Doc>(name: string): Collection<T>
-  listCollections(): Promise<string[]>
   ping(): Promise<void>
   close(): Promise<void>
 }
@@ -291,8 +293,26 @@ export async function connectMongo(options: MongoOptions): Promise<Store> {
         return cursor.toArray().catch(rethrow) as unknown as Promise<T[]>
       },
       findOne: (filter) => c.findOne(filter, { maxTimeMS }).catch(rethrow) as unknown as Promise<T | null>,
+      // No time limit: a maintenance pass over a whole collection may run for long.
+      async *scan(filter, o) {
+        const cursor = c.find(filter, { batchSize: o.batchSize, ...(o.projection ? { projection: o.projection } : {}) })
+        try {
+          let batch: T[] = []
+          for await (const doc of cursor) {
+            batch.push(doc as unknown as T)
+            if (batch.length >= o.batchSize) {
+              yield batch
+              batch = []
+            }
+          }
+          if (batch.length > 0) yield batch
+        } catch (e) {
+          rethrow(e)
+        } finally {
+          await cursor.close().catch(() => {})
+        }
+      },
       count: (filter = {}) => c.countDocuments(filter, { maxTimeMS }).catch(rethrow),
-      aggregate: <R>(pipeline: Doc[]) => c.aggregate(pipeline, { maxTimeMS }).toArray().catch(rethrow) as Promise<R[]>,
       deleteMany: async (filter) => (await c.deleteMany(filter, { maxTimeMS }).catch(rethrow)).deletedCount,
       async createIndexes(indexes) {
         await c
@@ -302,15 +322,11 @@ export async function connectMongo(options: MongoOptions): Promise<Store> {
           )
           .catch(rethrow)
       },
-      drop: async () => {
-        await c.drop({ maxTimeMS }).catch(() => {})
-      },
     }
   }
 
   return {
     collection,
-    listCollections: async () => (await db.listCollections({}, { nameOnly: true, maxTimeMS }).toArray().catch(rethrow)).map((c) => c.name),
     ping: async () => {
       await db.command({ ping: 1 }).catch(rethrow)
     },
@@ -411,13 +427,24 @@ export function healingStore(open: () => Promise<Store>, options: HealingOptions
       bulkWrite: (ops) => guard((s) => s.collection<T>(name).bulkWrite(ops), `bulkWrite ${name}`),
       find: (filter, options) => guard((s) => s.collection<T>(name).find(filter, options), `find ${name}`),
       findOne: (filter) => guard((s) => s.collection<T>(name).findOne(filter), `findOne ${name}`),
+      // Not bounded by the operation timeout (a scan may run for long); a failure ends it, classified.
+      async *scan(filter, options) {
+        const client = acquire()
+        client.busy++
+        try {
+          const store = await client.store.catch((error) => {
+            throw classify(error)
+          })
+          yield* store.collection<T>(name).scan(filter, options)
+        } finally {
+          client.busy--
+          closeIfIdle(client)
+        }
+      },
       count: (filter) => guard((s) => s.collection<T>(name).count(filter), `count ${name}`),
-      aggregate: <R>(pipeline: Doc[]) => guard((s) => s.collection<T>(name).aggregate<R>(pipeline), `aggregate ${name}`),
       deleteMany: (filter) => guard((s) => s.collection<T>(name).deleteMany(filter), `deleteMany ${name}`),
       createIndexes: (indexes) => guard((s) => s.collection<T>(name).createIndexes(indexes), `createIndexes ${name}`),
-      drop: () => guard((s) => s.collection<T>(name).drop(), `drop ${name}`),
     }),
-    listCollections: () => guard((s) => s.listCollections(), 'listCollections'),
     ping: () => guard((s) => s.ping(), 'ping'),
     close: async () => {
       const client = current

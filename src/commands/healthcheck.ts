@@ -1,6 +1,7 @@
 // healthcheck: exit 0 when a role answers ready, 1 when not. For container healthchecks: the image has no curl.
 import { DEFAULT_OPS_PORT } from '../config.ts'
-import { UsageError, stringFlag, type Command } from './command.ts'
+import { UsageError } from '../errors.ts'
+import { stringFlag, type Command } from './command.ts'
 
 export const healthcheck: Command = {
   name: 'healthcheck',
@@ -14,7 +15,7 @@ export const healthcheck: Command = {
     try {
       url = new URL(given ?? `http://127.0.0.1:${ctx.rt.config.ops.port || DEFAULT_OPS_PORT}/readyz`)
     } catch {
-      throw new UsageError(`--url: expected a URL, got ${JSON.stringify(given)}`, healthcheck)
+      throw new UsageError(`--url: expected a URL, got ${JSON.stringify(given)}`, healthcheck.name)
     }
     try {
       const res = await fetch(url, { signal: AbortSignal.timeout(5000) })

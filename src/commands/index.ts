@@ -5,6 +5,7 @@ import { discard, redrive } from './redrive.ts'
 import { status } from './status.ts'
 import { healthcheck } from './healthcheck.ts'
 import { config } from './config.ts'
+import { backfill, pruneHistoryCommand } from './history.ts'
 export type { Command } from './command.ts'
 
-export const commands = [serve, relay, consume, redrive, discard, all, migrate, track, untrack, snapshot, status, config, healthcheck]
+export const commands = [serve, relay, consume, redrive, discard, all, migrate, track, untrack, snapshot, status, config, healthcheck, backfill, pruneHistoryCommand]

@@ -4,7 +4,8 @@ import { startApi } from '../api/server.ts'
 import { startRelay } from '../relay/index.ts'
 import { startConsumer } from '../consume/index.ts'
 import { startOpsServer } from '../ops/server.ts'
-import { UsageError, stringFlag, type Command } from './command.ts'
+import { UsageError } from '../errors.ts'
+import { stringFlag, type Command } from './command.ts'
 
 export const ROLES = ['relay', 'consume', 'serve'] as const
 export type RoleName = (typeof ROLES)[number]
@@ -31,7 +32,7 @@ export async function startRoles(rt: Runtime, names: readonly RoleName[], relayM
 
 function relayMode(value: string | undefined, command: Command) {
   if (value === undefined || value === 'poll' || value === 'wal') return value
-  throw new UsageError(`--mode: expected poll or wal, got ${JSON.stringify(value)}`, command)
+  throw new UsageError(`--mode: expected poll or wal, got ${JSON.stringify(value)}`, command.name)
 }
 
 /** Where the API listens: flags that override http.host and http.port, checked like the keys themselves. */
@@ -75,7 +76,7 @@ export const all: Command = {
     const names = text === undefined ? [...ROLES] : text.split(',').map((s) => s.trim())
     const unknown = names.filter((n) => !(ROLES as readonly string[]).includes(n))
     if (unknown.length || names.length === 0) {
-      throw new UsageError(`--roles: unknown role ${JSON.stringify(unknown[0] ?? '')}; expected some of ${ROLES.join(', ')}`, all)
+      throw new UsageError(`--roles: unknown role ${JSON.stringify(unknown[0] ?? '')}; expected some of ${ROLES.join(', ')}`, all.name)
     }
     return startRoles(ctx.rt, names as RoleName[], relayMode(stringFlag(ctx, 'mode'), all))
   },

@@ -4,7 +4,8 @@ import type { Config } from '../config.ts'
 import { DiscardConflictError, DiscardNotFoundError, discard as runDiscard } from '../redrive/discard.ts'
 import { redrive as runRedrive } from '../redrive/index.ts'
 import { consumedTables, consumedTopics } from '../topics.ts'
-import { UsageError, intFlag, stringFlag, type Command, type CommandContext } from './command.ts'
+import { UsageError } from '../errors.ts'
+import { intFlag, stringFlag, type Command, type CommandContext } from './command.ts'
 
 /** --topic must name a topic the consumer reads (a typo would otherwise silently match nothing). */
 async function topicFlag(ctx: CommandContext, command: Command, config: Config, dlq = false): Promise<string | undefined> {
@@ -12,11 +13,11 @@ async function topicFlag(ctx: CommandContext, command: Command, config: Config, 
   if (topic === undefined) return undefined
   // Kafka's own rule for topic names first: a name it could never hold is a mistake, not a filter.
   if (!/^[A-Za-z0-9._-]{1,249}$/.test(topic)) {
-    throw new UsageError(`--topic: expected a Kafka topic name ([A-Za-z0-9._-], at most 249), got ${JSON.stringify(topic.slice(0, 100))}`, command)
+    throw new UsageError(`--topic: expected a Kafka topic name ([A-Za-z0-9._-], at most 249), got ${JSON.stringify(topic.slice(0, 100))}`, command.name)
   }
   const known = consumedTopics(config, consumedTables(config, await ctx.rt.tracked().refresh())).map((t) => (dlq ? `${t}.dlq` : t))
   if (!known.includes(topic)) {
-    throw new UsageError(`--topic: ${JSON.stringify(topic)} is not a ${dlq ? 'DLQ of a ' : ''}consumed topic (known: ${known.join(', ') || 'none'})`, command)
+    throw new UsageError(`--topic: ${JSON.stringify(topic)} is not a ${dlq ? 'DLQ of a ' : ''}consumed topic (known: ${known.join(', ') || 'none'})`, command.name)
   }
   return topic
 }
@@ -36,7 +37,7 @@ export const redrive: Command = {
     const topic = await topicFlag(ctx, redrive, ctx.rt.config)
     const since = stringFlag(ctx, 'since')
     if (since !== undefined && Number.isNaN(Date.parse(since))) {
-      throw new UsageError(`--since: expected an ISO-8601 time, got ${JSON.stringify(since)}`, redrive)
+      throw new UsageError(`--since: expected an ISO-8601 time, got ${JSON.stringify(since)}`, redrive.name)
     }
     const report = await runRedrive(ctx.rt, {
       topic,
@@ -64,13 +65,13 @@ export const discard: Command = {
   },
   async run(ctx) {
     const topic = await topicFlag(ctx, discard, ctx.rt.config, true)
-    if (topic === undefined) throw new UsageError('--topic: required', discard)
+    if (topic === undefined) throw new UsageError('--topic: required', discard.name)
     const partition = intFlag(ctx, 'partition', discard, 0)
-    if (partition === undefined) throw new UsageError('--partition: required', discard)
+    if (partition === undefined) throw new UsageError('--partition: required', discard.name)
     const offset = intFlag(ctx, 'offset', discard, 0)
-    if (offset === undefined) throw new UsageError('--offset: required', discard)
+    if (offset === undefined) throw new UsageError('--offset: required', discard.name)
     const reason = stringFlag(ctx, 'reason')?.trim()
-    if (!reason) throw new UsageError('--reason: required (why this message is given up)', discard)
+    if (!reason) throw new UsageError('--reason: required (why this message is given up)', discard.name)
     const actor = stringFlag(ctx, 'actor')?.trim() || `cli:${userInfo().username}`
     try {
       const report = await runDiscard(ctx.rt, { topic, partition, offset: String(offset), reason: reason.slice(0, 2000), actor: actor.slice(0, 200) })

@@ -8,7 +8,7 @@ import { DISCARDED_BY_HEADER, DlqHeaders, EventHeaders, type CdcEvent } from '..
 import type { Logger } from '../log.ts'
 import { decode } from './decode.ts'
 import { deadLetter, type DeadLetterSender } from './dlq.ts'
-import { historyCollection, historyDoc } from './history.ts'
+import { historyCollection, historyDoc, recordDays } from './history.ts'
 import * as metrics from './metrics.ts'
 import { OutcomeBatch, type OutcomeMode } from './outcomes.ts'
 import { afterRelease, parkedBehind, parkKey, withParked, type Park, type Parking } from './parking.ts'
@@ -228,6 +228,8 @@ interface InsertOutcome {
  */
 async function insertHistory(store: Store, table: string, items: Good[], storedAt: string, memory: BatchMemory): Promise<InsertOutcome> {
   const collection = store.collection(historyCollection(table))
+  // The day buckets first: an audit search never misses a stored event (an empty bucket costs nothing).
+  await recordDays(store, table, items.map((g) => g.event))
   const out: InsertOutcome = { inserted: 0, duplicated: new Set(), rejected: new Map() }
   /** `unsure`: an earlier try of this very call may have written some of `part`, so its duplicates are ours. */
   const settle = (part: Good[], duplicates: number[], failed: Map<number, string>, unsure: boolean) => {

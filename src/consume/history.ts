@@ -1,4 +1,15 @@
 // `<table>_history`: one document per event, `_id` = event id, so a redelivered event is a duplicate key (skipped).
+//
+// Every hot read filters on one top-level scalar with equality, because that is all FerretDB 1.24 pushes down to
+// its (GIN-indexed) backend; real MongoDB gets compound indexes led by the same fields, so the rest of each filter
+// and the sort are index-served there too. The extra fields (READ_KEYS) never leave the API (`toHistoryItem`):
+//   aggKey    = aggregate.id          one aggregate's history, `at?ts=`, the consumer's gap path
+//   day       = occurredAt's UTC day  retention; the day buckets' registry
+//   hour      = occurredAt's UTC hour audit search by table and time window (a busy table's day is too big to sort)
+//   actorDay  = "<day> <actor.id>"    audit search by actor (and time window)
+//   txId      = tx.id                 the console's transaction page
+// Audit search walks day buckets; `cdc_history_days` lists the buckets that exist (per table, and per table and
+// actor), so a search never probes empty days and needs no range scan.
 import type { InMessage } from '../clients/kafka.ts'
 import type { Doc, IndexSpec, Store } from '../clients/mongo.ts'
 import type { CdcEvent } from '../events.ts'
@@ -8,13 +19,36 @@ import { storageNameOf } from '../tables.ts'
 export const historyCollection = (table: string) => `${storageNameOf(table)}_history`
 
 export const HISTORY_INDEXES: IndexSpec[] = [
+  // Uniqueness per (aggregate, version), as the contract states; also valid for documents written before aggKey.
   { key: { 'aggregate.id': 1, version: 1 }, name: 'aggregate_version', unique: true },
-  { key: { occurredAt: 1 }, name: 'occurred_at' },
-  { key: { 'actor.id': 1, occurredAt: 1 }, name: 'actor_occurred_at' },
-  { key: { type: 1, occurredAt: 1 }, name: 'type_occurred_at' },
+  { key: { aggKey: 1, version: 1 }, name: 'agg_key_version' },
+  { key: { actorDay: 1, occurredAt: 1, _id: 1 }, name: 'actor_day_occurred_at' },
+  { key: { day: 1, occurredAt: 1, _id: 1 }, name: 'day_occurred_at' },
+  { key: { hour: 1, occurredAt: 1, _id: 1 }, name: 'hour_occurred_at' },
+  { key: { txId: 1 }, name: 'tx_id' },
 ]
 
 export type HistoryDoc = CdcEvent & { _id: string; storedAt: string; kafka: { topic: string; partition: number; offset: string } }
+
+/** The top-level fields that make the hot reads index-served; stored, never served. */
+export const READ_KEYS = ['aggKey', 'day', 'hour', 'actorDay', 'txId'] as const
+export type ReadKeys = Record<(typeof READ_KEYS)[number], string>
+
+export const dayOf = (occurredAt: string) => occurredAt.slice(0, 10)
+export const actorDayKey = (day: string, actor: string) => `${day} ${actor}`
+
+/** What the read keys and day buckets are made from (an envelope, or a stored history document). */
+export interface KeySource {
+  aggregate: { id: string }
+  occurredAt: string
+  actor: { id: string }
+  tx: { id: string }
+}
+
+export function readKeys(event: KeySource): ReadKeys {
+  const day = dayOf(event.occurredAt)
+  return { aggKey: event.aggregate.id, day, hour: event.occurredAt.slice(0, 13), actorDay: actorDayKey(day, event.actor.id), txId: event.tx.id }
+}
 
 export function historyDoc(event: CdcEvent, message: InMessage, storedAt: string): HistoryDoc & Doc {
   return {
@@ -22,7 +56,14 @@ export function historyDoc(event: CdcEvent, message: InMessage, storedAt: string
     ...event,
     storedAt,
     kafka: { topic: message.topic, partition: message.partition, offset: message.offset },
+    ...readKeys(event),
   }
+}
+
+/** A history document as the API serves it: the envelope plus storedAt and kafka (no `_id`, no read keys). */
+export function toHistoryItem(doc: Doc): Doc {
+  const { _id, aggKey, day, hour, actorDay, txId, ...item } = doc
+  return item
 }
 
 /** Contiguous versions of one aggregate after `after`, ascending, read from its history (the slow path of gaps). */
@@ -32,9 +73,83 @@ export async function historyAfter(store: Store, table: string, aggregateId: str
   for (let from = after; ; ) {
     const docs = await store
       .collection<HistoryDoc & Doc>(historyCollection(table))
-      .find({ 'aggregate.id': aggregateId, version: { $gt: from } }, { sort: { version: 1 }, limit: page })
+      .find({ aggKey: aggregateId, version: { $gt: from } }, { sort: { version: 1 }, limit: page })
     out.push(...docs)
     if (docs.length < page) return out
     from = docs.at(-1)!.version
+  }
+}
+
+// ---------------------------------------------------------------- day buckets
+
+export const DAYS_COLLECTION = 'cdc_history_days'
+
+export interface DayDoc {
+  [field: string]: unknown
+  /** JSON [table, actor | null, day] */
+  _id: string
+  /** JSON [table, actor | null]: null = every event of the table. */
+  scope: string
+  table: string
+  day: string
+}
+
+export const DAY_INDEXES: IndexSpec[] = [
+  { key: { scope: 1, day: 1 }, name: 'scope_day' },
+  { key: { table: 1, day: 1 }, name: 'table_day' },
+]
+
+export const dayScope = (table: string, actor: string | null) => JSON.stringify([table, actor])
+
+function dayDocs(table: string, events: Pick<KeySource, 'occurredAt' | 'actor'>[]): DayDoc[] {
+  const out = new Map<string, DayDoc>()
+  for (const e of events) {
+    const day = dayOf(e.occurredAt)
+    for (const actor of [null, e.actor.id]) {
+      const _id = JSON.stringify([table, actor, day])
+      if (!out.has(_id)) out.set(_id, { _id, scope: dayScope(table, actor), table, day })
+    }
+  }
+  return [...out.values()]
+}
+
+/** Buckets this process already recorded, per store (a bounded memo: forgetting only costs a duplicate insert). */
+const recorded = new WeakMap<Store, Set<string>>()
+const RECORDED_MAX = 100_000
+
+/**
+ * Records the day buckets of events about to be written to a table's history. Called before the history write, so
+ * a reader never misses a stored event; a bucket whose write then fails is merely empty. Insert-only (duplicates are
+ * reported, not thrown), and once per bucket per process.
+ */
+export async function recordDays(store: Store, table: string, events: Pick<KeySource, 'occurredAt' | 'actor'>[]): Promise<void> {
+  let seen = recorded.get(store)
+  if (!seen) recorded.set(store, (seen = new Set()))
+  const fresh = dayDocs(table, events).filter((d) => !seen.has(d._id))
+  if (fresh.length === 0) return
+  await store.collection<DayDoc>(DAYS_COLLECTION).insertMany(fresh)
+  if (seen.size + fresh.length > RECORDED_MAX) seen.clear()
+  for (const d of fresh) seen.add(d._id)
+}
+
+/** The days (ascending) that hold events of a table, or of one actor in it. */
+export async function daysOf(store: Store, table: string, actor: string | null): Promise<string[]> {
+  const docs = await store.collection<DayDoc>(DAYS_COLLECTION).find({ scope: dayScope(table, actor) }, { projection: { day: 1 } })
+  return [...new Set(docs.map((d) => d.day))].sort()
+}
+
+/** Forgets a table's buckets of the given days (after retention removed their events). */
+export async function forgetDays(store: Store, table: string, days: Set<string>): Promise<void> {
+  const docs = await store.collection<DayDoc>(DAYS_COLLECTION).find({ table }, { projection: { _id: 1, day: 1 } })
+  const ops = docs.filter((d) => days.has(d.day)).map((d) => ({ deleteMany: { filter: { _id: d._id } } }))
+  if (ops.length > 0) await store.collection(DAYS_COLLECTION).bulkWrite(ops)
+  recorded.get(store)?.clear()
+}
+
+/** Idempotent. One index per call: FerretDB 1.24 drops the connection when several of them already exist. */
+export async function ensureHistoryIndexes(store: Store, tables: string[]): Promise<void> {
+  for (const index of DAY_INDEXES) await store.collection(DAYS_COLLECTION).createIndexes([index])
+  for (const table of tables) {
+    for (const index of HISTORY_INDEXES) await store.collection(historyCollection(table)).createIndexes([index])
   }
 }

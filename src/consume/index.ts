@@ -9,13 +9,13 @@ import { consumedTables, consumedTopics } from '../topics.ts'
 import { BatchMemory, deadLetterAlone, processBatch, type BatchContext } from './batch.ts'
 import { DeadLetterSender } from './dlq.ts'
 import { Gaps } from './gaps.ts'
-import { HISTORY_INDEXES, historyCollection } from './history.ts'
+import { ensureHistoryIndexes } from './history.ts'
 import * as metrics from './metrics.ts'
 import { startOutcomeLog } from './outcomes.ts'
 import { FencedError, Ownership } from './ownership.ts'
 import { processUnderPolicy, retrying } from './retry.ts'
 import { StateWriter } from './state.ts'
-import { REDRIVEN_COLLECTION } from '../redrive/ledger.ts'
+import { redrivenCount } from '../redrive/ledger.ts'
 
 const GAP_SWEEP_MS = 1_000
 const LAG_EVERY_MS = 10_000
@@ -26,7 +26,13 @@ const LAG_EVERY_MS = 10_000
  */
 const STOP_GRACE_MS = 5_000
 
-export async function startConsumer(rt: Runtime): Promise<Role> {
+/** What a test harness may pass in: fault injection through the role's dependencies, never through product config. */
+export interface ConsumerHooks {
+  /** Runs after a batch's writes succeeded and before its offset is committed (the window exactly-once must survive). */
+  afterWrite?: (batch: PartitionBatch) => void | Promise<void>
+}
+
+export async function startConsumer(rt: Runtime, hooks: ConsumerHooks = {}): Promise<Role> {
   const { config } = rt
   const log = rt.log.child({ role: 'consume' })
   const groupId = config.consume.groupId
@@ -70,7 +76,7 @@ export async function startConsumer(rt: Runtime): Promise<Role> {
         })),
       ),
     )
-    await patiently('creating indexes', () => ensureIndexes(store, tables.filter((t) => !known.has(t))))
+    await patiently('creating indexes', () => ensureHistoryIndexes(store, tables.filter((t) => !known.has(t))))
     shared.tables = new Set(tables)
     if (stopping || next.length === 0) return
     if (consumer) {
@@ -105,7 +111,6 @@ export async function startConsumer(rt: Runtime): Promise<Role> {
       .catch((error) => log.warn('following the tracked tables failed', { error }))
     return following
   }
-  const crashAfterWrite = process.env.CDC_TEST_CRASH_AFTER_WRITE === '1'
 
   /** Whether MongoDB and Kafka answer: a batch failing while one of them does not is stalled, not isolated. */
   const reachable = async () => {
@@ -171,8 +176,7 @@ export async function startConsumer(rt: Runtime): Promise<Role> {
     } finally {
       clearInterval(beat)
     }
-    // Test hook: die between the MongoDB writes and the commit, the window exactly-once must survive.
-    if (crashAfterWrite) process.kill(process.pid, 'SIGKILL')
+    await hooks.afterWrite?.(batch)
     // Revoked meanwhile: the new owner re-reads from the committed offset, and the writes absorb it.
     if (!batch.isRunning()) return
     try {
@@ -235,13 +239,6 @@ export async function startConsumer(rt: Runtime): Promise<Role> {
   }
 }
 
-/** Idempotent. One index per call: FerretDB 1.24 drops the connection when several of them already exist. */
-async function ensureIndexes(store: Store, tables: string[]) {
-  for (const table of tables) {
-    for (const index of HISTORY_INDEXES) await store.collection(historyCollection(table)).createIndexes([index])
-  }
-}
-
 /** Sleep in short steps, heart-beating so the group keeps the partition while we wait. */
 async function pause(ms: number, batch: PartitionBatch) {
   const until = Date.now() + ms
@@ -257,7 +254,8 @@ async function observeLag(rt: Runtime, store: Store, groupId: string, topics: st
     for (const p of await kafka.lag(groupId, topic)) metrics.lag.set(Math.max(0, p.end - p.committed), { topic, partition: p.partition })
     const dlq = dlqTopic(topic)
     const size = (await kafka.offsets(dlq)).reduce((n, p) => n + p.high - p.low, 0)
-    const redriven = await store.collection(REDRIVEN_COLLECTION).count({ dlqTopic: dlq })
+    // A counter, not a count: FerretDB counts by reading the whole collection.
+    const redriven = await redrivenCount(store, dlq)
     metrics.dlqDepth.set(Math.max(0, size - redriven), { topic: dlq })
   }
 }

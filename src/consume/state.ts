@@ -22,6 +22,25 @@ export interface StateDoc {
   eventId: string
 }
 
+/** Reads per id at a time, each an `_id` equality (FerretDB scans the whole collection for `$in`). */
+const READ_CONCURRENCY = 8
+
+/** The states of these aggregates (absent ones are missing from the map): one indexed `_id` lookup each. */
+export async function readStates(store: Store, table: string, ids: string[]): Promise<Map<string, StateDoc>> {
+  const collection = store.collection<StateDoc>(stateCollection(table))
+  const out = new Map<string, StateDoc>()
+  let next = 0
+  const worker = async () => {
+    while (next < ids.length) {
+      const id = ids[next++]!
+      const doc = await collection.findOne({ _id: id })
+      if (doc) out.set(id, doc)
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, ids.length) }, worker))
+  return out
+}
+
 /** The $set that moves a state through `events` (contiguous, ascending, all newer than the state). */
 function advance(events: CdcEvent[], exists: boolean): Doc {
   const last = events.at(-1)!
@@ -175,10 +194,8 @@ export class StateWriter {
   }
 
   private async versions(table: string, ids: string[]): Promise<Map<string, number>> {
-    const docs = await this.store
-      .collection<StateDoc>(stateCollection(table))
-      .find({ _id: { $in: ids } }, { projection: { version: 1 } })
-    return new Map(docs.map((d) => [d._id, d.version]))
+    const states = await readStates(this.store, table, ids)
+    return new Map([...states].map(([id, d]) => [id, d.version]))
   }
 
   /**

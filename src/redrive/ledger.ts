@@ -1,9 +1,21 @@
 // The durable record of redriven DLQ entries: `cdc_dlq_redriven`, keyed by DLQ position (`<dlq topic>:<partition>:
 // <offset>`). Written after the republish was acknowledged: a crash in between redrives that entry again on the next
 // run, which is harmless (the consumer skips an event id it already stored), whereas recording first could lose it.
-import type { Store } from '../clients/mongo.ts'
+import type { IndexSpec, Store } from '../clients/mongo.ts'
+import { REDRIVEN_COLLECTION } from '../consume/dlq.ts'
 
-export const REDRIVEN_COLLECTION = 'cdc_dlq_redriven'
+/** Per DLQ topic, how many of its entries the ledger holds (`_id` = DLQ topic): DLQ depth without a count. */
+export const REDRIVEN_COUNTS_COLLECTION = 'cdc_dlq_redriven_counts'
+
+const LEDGER_INDEXES: IndexSpec[] = [{ key: { dlqTopic: 1, _id: 1 }, name: 'dlq_topic' }]
+const indexed = new WeakSet<Store>()
+
+/** Once per store: reads by DLQ topic are index-served (an equality FerretDB pushes down). */
+async function ensureLedgerIndexes(store: Store) {
+  if (indexed.has(store)) return
+  for (const index of LEDGER_INDEXES) await store.collection(REDRIVEN_COLLECTION).createIndexes([index])
+  indexed.add(store)
+}
 
 export interface RedrivenDoc {
   [field: string]: unknown
@@ -18,8 +30,25 @@ export interface RedrivenDoc {
 export const dlqPosition = (topic: string, partition: number, offset: string) => `${topic}:${partition}:${offset}`
 
 export async function redrivenPositions(store: Store, dlqTopics: string[]): Promise<Set<string>> {
-  const docs = await store.collection<RedrivenDoc>(REDRIVEN_COLLECTION).find({ dlqTopic: { $in: dlqTopics } }, { projection: { _id: 1 } })
-  return new Set(docs.map((d) => d._id))
+  await ensureLedgerIndexes(store)
+  // One equality per topic: FerretDB scans the whole collection for `$in`.
+  const perTopic = await Promise.all(
+    dlqTopics.map((dlqTopic) => store.collection<RedrivenDoc>(REDRIVEN_COLLECTION).find({ dlqTopic }, { projection: { _id: 1 } })),
+  )
+  return new Set(perTopic.flat().map((d) => d._id))
+}
+
+/**
+ * How many entries of a DLQ topic were redriven, from its counter; a topic without one (a ledger older than the
+ * counters) is counted once from the ledger and gets one.
+ */
+export async function redrivenCount(store: Store, dlqTopic: string): Promise<number> {
+  const counts = store.collection<{ _id: string; redriven: number }>(REDRIVEN_COUNTS_COLLECTION)
+  const counter = await counts.findOne({ _id: dlqTopic })
+  if (counter) return counter.redriven
+  const redriven = (await redrivenPositions(store, [dlqTopic])).size
+  const { duplicates } = await counts.insertMany([{ _id: dlqTopic, redriven }])
+  return duplicates.length === 0 ? redriven : ((await counts.findOne({ _id: dlqTopic }))?.redriven ?? redriven)
 }
 
 export async function recordRedriven(
@@ -28,11 +57,23 @@ export async function recordRedriven(
 ) {
   if (entries.length === 0) return
   const at = new Date().toISOString()
-  await store.collection(REDRIVEN_COLLECTION).bulkWrite(
-    entries.map(({ position, ...fields }) => ({
-      updateOne: { filter: { _id: position }, update: { $set: { ...fields, at } }, upsert: true },
-    })),
-  )
+  const fresh = new Map<string, number>()
+  // One topic at a time, so what matched (already recorded) is known per topic and the counter moves by the new ones.
+  for (const dlqTopic of new Set(entries.map((e) => e.dlqTopic))) {
+    const mine = entries.filter((e) => e.dlqTopic === dlqTopic)
+    const { matched } = await store.collection(REDRIVEN_COLLECTION).bulkWrite(
+      mine.map((e) => ({
+        updateOne: { filter: { _id: e.position }, update: { $set: { dlqTopic: e.dlqTopic, at, eventId: e.eventId, ...(e.discarded ? { discarded: e.discarded } : {}) } }, upsert: true },
+      })),
+    )
+    if (mine.length > matched) fresh.set(dlqTopic, mine.length - matched)
+  }
+  // Only an existing counter moves; a missing one is made from the ledger when first read (redrivenCount).
+  if (fresh.size > 0) {
+    await store
+      .collection(REDRIVEN_COUNTS_COLLECTION)
+      .bulkWrite([...fresh].map(([dlqTopic, n]) => ({ updateOne: { filter: { _id: dlqTopic }, update: { $inc: { redriven: n } } } })))
+  }
 }
 
 /**

@@ -6,8 +6,8 @@ import { Hono, type Context } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { jsxRenderer } from 'hono/jsx-renderer'
 import type { Store } from '../clients/mongo.ts'
+import { historyCollection, toHistoryItem } from '../consume/history.ts'
 import { PARKED_COLLECTION, type Park } from '../consume/parking.ts'
-import { historyCollection } from '../consume/history.ts'
 import { stateCollection } from '../consume/state.ts'
 import { resolveTable } from '../api/tracked-table.ts'
 import type { DlqEntry, RedriveReport } from '../redrive/index.ts'
@@ -164,8 +164,11 @@ export function createConsole(deps: ConsoleDeps) {
       return c.render(<ProblemBox problem={problem(400, 'tx: a transaction id is a number')} />, { title: 'Transaction' })
     }
     const s = await store()
-    const perTable = await Promise.all(trackedNames().map((t) => s.collection(historyCollection(t)).find({ 'tx.id': txId }, { limit: 500 })))
-    const events = (perTable.flat() as unknown as (HistoryItem & { _id: string })[]).sort((a, b) => a.tx.index - b.tx.index)
+    const perTable = await Promise.all(trackedNames().map((t) => s.collection(historyCollection(t)).find({ txId }, { limit: 500 })))
+    const events = perTable
+      .flat()
+      .map((d) => toHistoryItem(d) as unknown as HistoryItem)
+      .sort((a, b) => a.tx.index - b.tx.index)
     return c.render(<TxPage txId={txId} events={events} />, { title: `Transaction ${txId}` })
   })
 

@@ -2,6 +2,7 @@
 // so these tests pin the API's queries; test/api/e2e.test.ts runs the real pipeline.
 import { afterAll, beforeAll, expect, test } from 'bun:test'
 import { createApiEnv, type ApiEnv } from './support.ts'
+import { readKeys, recordDays } from '../../src/consume/history.ts'
 
 let api: ApiEnv
 let seq = 0
@@ -38,7 +39,12 @@ const c3 = { id: 1, name: 'Anne', address: 'Main St' }
 beforeAll(async () => {
   api = await createApiEnv()
   const store = await api.rt.mongo()
-  await store.collection('customers_history').insertMany([
+  // As the consumer stores them: with the read keys, and their day buckets recorded first.
+  const write = async (table: string, docs: ReturnType<typeof event>[]) => {
+    await recordDays(store, table, docs)
+    await store.collection(`${table}_history`).insertMany(docs.map((d) => ({ ...d, ...readKeys(d) })))
+  }
+  await write('customers', [
     event('customers', '1', 1, '2026-01-01T10:00:00.000001Z', { type: 'CustomerCreated', op: 'c', after: c1, reason: 'signup' }),
     event('customers', '1', 2, '2026-01-02T10:00:00.000000Z', {
       type: 'CustomerNameChanged', actor: { id: 'bob', source: 'api' }, changes: [{ path: 'name', before: 'Ann', after: 'Anne' }], before: c1, after: c2,
@@ -49,7 +55,7 @@ beforeAll(async () => {
     event('customers', '1', 4, '2026-01-03T10:00:00.500000Z', { type: 'CustomerDeleted', op: 'd', before: c3, reason: 'gdpr' }),
     event('customers', '2', 1, '2026-01-01T12:00:00.000000Z', { type: 'CustomerCreated', op: 'c', after: { id: 2 }, actor: { id: 'bob', source: 'sql' } }),
   ])
-  await store.collection('products_history').insertMany([
+  await write('products', [
     event('products', '7', 1, '2026-01-01T11:00:00.000000Z', { type: 'ProductCreated', op: 'c', after: { id: 7 } }),
   ])
 })

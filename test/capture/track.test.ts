@@ -4,7 +4,7 @@ import type { TestEnv } from '../support/env.ts'
 import { ROOT } from '../support/env.ts'
 import { track, untrack } from '../../src/capture/track.ts'
 import { aggregateName } from '../../src/tables.ts'
-import { UsageError } from '../../src/commands/command.ts'
+import { UsageError } from '../../src/errors.ts'
 import { migratedEnv, storedEvents, withSettings } from './support.ts'
 
 let env: TestEnv

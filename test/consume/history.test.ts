@@ -4,7 +4,8 @@ import { startConsumer } from '../../src/consume/index.ts'
 import * as metrics from '../../src/consume/metrics.ts'
 import type { Role } from '../../src/runtime.ts'
 import { createTestEnv, eventually, type TestEnv } from '../support/env.ts'
-import { event, history, message, publish, stateOf, versions } from './support.ts'
+import { DAYS_COLLECTION } from '../../src/consume/history.ts'
+import { event, history, message, publish, stateOf, storeOf, versions } from './support.ts'
 
 let env: TestEnv
 let consumer: Role
@@ -33,6 +34,10 @@ describe('consume', () => {
     expect(first.kafka).toMatchObject({ topic: `${env.tag}.customers`, offset: expect.any(String), partition: expect.any(Number) })
     expect(typeof first.storedAt).toBe('string')
     expect(first.changes).toEqual(events[0]!.changes)
+    // The read keys that make history reads index-served, and the day bucket recorded for the audit search.
+    const day = events[0]!.occurredAt.slice(0, 10)
+    expect(first).toMatchObject({ aggKey: 'c1', day, actorDay: `${day} tester`, txId: events[0]!.tx.id })
+    expect(await storeOf(env).collection(DAYS_COLLECTION).findOne({ _id: JSON.stringify(['customers', 'tester', day]) })).not.toBeNull()
     const state = await eventually(async () => {
       const s = await stateOf(env, 'customers', 'c1')
       return s?.version === 3 && s

@@ -5,11 +5,39 @@ import { connect, type Db } from '../../src/clients/postgres.ts'
 import type { InMessage } from '../../src/clients/kafka.ts'
 import { migrate } from '../../src/capture/migrate.ts'
 import { EventHeaders } from '../../src/events.ts'
-import { ROOT, eventually, type TestEnv } from '../support/env.ts'
+import type { Config } from '../../src/config.ts'
+import { ROOT, createTestEnv, eventually, type TestEnv } from '../support/env.ts'
 
 /** The real migrations (cdc.outbox, cdc.event_store, demo schema). */
 export async function prepareDb(env: TestEnv) {
   await migrate(env.rt)
+}
+
+/**
+ * The envs a test file creates (each migrated) and the relay processes it spawns; `cleanup` stops the processes, then
+ * drops the envs (their replication slots first).
+ */
+export function relayEnvs() {
+  const envs: TestEnv[] = []
+  const procs: RelayProcess[] = []
+  return {
+    procs,
+    async create(overrides?: (c: Config) => void): Promise<TestEnv> {
+      const env = await createTestEnv(overrides)
+      envs.push(env)
+      await prepareDb(env)
+      return env
+    },
+    spawn(...args: Parameters<typeof spawnRelay>): RelayProcess {
+      const proc = spawnRelay(...args)
+      procs.push(proc)
+      return proc
+    },
+    async cleanup() {
+      for (const proc of procs) await proc.stop()
+      for (const env of envs) await cleanupEnv(env)
+    },
+  }
 }
 
 export interface Written {

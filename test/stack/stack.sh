@@ -573,7 +573,7 @@ mongo_up() {
         -c "SELECT 1 FROM pg_database WHERE datname = 'ferretdb'" | grep -q 1 ||
         run_logged "create database ferretdb" "$PG_BIN/psql" -X -q -h "$HOST" -p "$PG_PORT" -U cdc -d postgres \
           -c "CREATE DATABASE ferretdb OWNER cdc" || return 1
-      run_logged "ferretdb _id index trigger" "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$HOST" -p "$PG_PORT" -U postgres -d ferretdb \
+      run_logged "ferretdb index triggers (GIN for _id and indexed top-level fields)" "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$HOST" -p "$PG_PORT" -U postgres -d ferretdb \
         -f "$REPO/test/stack/ferretdb-id-index.sql" || return 1
       args+=(-postgresql-url "postgres://cdc:cdc@$HOST:$PG_PORT/ferretdb")
     else

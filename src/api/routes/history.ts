@@ -1,16 +1,18 @@
 // History reads from MongoDB (`<table>_history`, written by the consumer) for every table in the tracked set (live;
 // an untracked table keeps its history), named by its qualified name in any spelling (api/tracked-table.ts).
 // Order: oldest first by default (version order per aggregate, time order for the audit search); `order=desc` flips it.
+// Each read filters on one top-level equality (see src/consume/history.ts): `aggKey` for one aggregate, a day (actor)
+// or hour (table) bucket for the audit search, so every page is index-served on real MongoDB and on FerretDB.
 import { Hono, type Context } from 'hono'
 import * as v from 'valibot'
-import type { Doc, Filter } from '../../clients/mongo.ts'
+import type { Doc, Filter, Store } from '../../clients/mongo.ts'
+import { actorDayKey, daysOf, historyCollection, toHistoryItem } from '../../consume/history.ts'
 import { AtQuery, AuditQuery, HistoryParams, HistoryQuery } from '../schemas.ts'
 import { params, query } from '../middleware/validate.ts'
 import { CursorInt, decodeCursor, pageOf, pageSize } from '../cursor.ts'
 import { toMicros } from '../history-time.ts'
 import { ApiError } from '../problem.ts'
 import { resolveTable } from '../tracked-table.ts'
-import { historyCollection } from '../../consume/history.ts'
 import type { AppDeps, AppEnv } from '../env.ts'
 
 const VersionCursor = v.strictObject({ v: CursorInt })
@@ -21,18 +23,66 @@ const TimeCursor = v.strictObject({
 })
 /** Events that carry a row image (application events, op "m", do not). */
 const IMAGE_OPS = ['c', 'u', 'd', 'r']
+const HOURS = Array.from({ length: 24 }, (_, h) => String(h).padStart(2, '0'))
 
-/** A history document as served: the envelope plus storedAt and kafka, without MongoDB's `_id`. */
-function toItem(doc: Doc) {
-  const { _id, ...item } = doc
-  return item
+interface TimeRange {
+  from?: string
+  to?: string
 }
 
-function timeRange(from: string | undefined, to: string | undefined): Filter {
-  const range: Record<string, string> = {}
-  if (from !== undefined) range.$gte = toMicros(from, 'query.from')
-  if (to !== undefined) range.$lte = toMicros(to, 'query.to')
-  return Object.keys(range).length ? { occurredAt: range } : {}
+function timeRange(from: string | undefined, to: string | undefined): TimeRange {
+  return {
+    ...(from !== undefined ? { from: toMicros(from, 'query.from') } : {}),
+    ...(to !== undefined ? { to: toMicros(to, 'query.to') } : {}),
+  }
+}
+
+function occurredWithin(range: TimeRange): Filter[] {
+  const bounds: Record<string, string> = {}
+  if (range.from !== undefined) bounds.$gte = range.from
+  if (range.to !== undefined) bounds.$lte = range.to
+  return Object.keys(bounds).length ? [{ occurredAt: bounds }] : []
+}
+
+/** Extra conditions under `$and`: FerretDB still pushes down the top-level equality next to it. */
+const andAlso = (conditions: Filter[]): Filter => (conditions.length ? { $and: conditions } : {})
+
+/**
+ * One table's part of an audit page: the events after the cursor in (occurredAt, _id) order, walking the day buckets
+ * that exist (of the actor, or of the table) inside the window, each bucket one indexed equality read.
+ */
+async function auditPart(
+  store: Store,
+  table: string,
+  q: { actor?: string; type?: string },
+  range: TimeRange,
+  dir: 1 | -1,
+  after: { t: string; id: string } | undefined,
+  want: number,
+): Promise<Doc[]> {
+  const cmp = dir === 1 ? '$gt' : '$lt'
+  const keyset: Filter[] = after ? [{ $or: [{ occurredAt: { [cmp]: after.t } }, { occurredAt: after.t, _id: { [cmp]: after.id } }] }] : []
+  // The first and last instant the page can hold; buckets outside them are not read.
+  const lo = [range.from, dir === 1 ? after?.t : undefined].filter((x) => x !== undefined).sort().at(-1)
+  const hi = [range.to, dir === -1 ? after?.t : undefined].filter((x) => x !== undefined).sort().at(0)
+  const within = (bucket: string) => (lo === undefined || bucket >= lo.slice(0, bucket.length)) && (hi === undefined || bucket <= hi.slice(0, bucket.length))
+  const days = (await daysOf(store, table, q.actor ?? null)).filter(within)
+  // An actor's day is small; a whole table's day can be too big to read and sort at once: walk its hours instead.
+  const buckets = q.actor !== undefined ? days : days.flatMap((d) => HOURS.map((h) => `${d}T${h}`)).filter(within)
+  if (dir === -1) buckets.reverse()
+  const collection = store.collection(historyCollection(table))
+  const read = (bucketKey: string) => {
+    const bucket = q.actor !== undefined ? { actorDay: actorDayKey(bucketKey, q.actor) } : { hour: bucketKey }
+    const filter = { ...bucket, ...(q.type ? { type: q.type } : {}), ...andAlso([...occurredWithin(range), ...keyset]) }
+    return collection.find(filter, { sort: { occurredAt: dir, _id: dir }, limit: want })
+  }
+  // Sparse buckets (an actor active on few events a day) would take one round trip each: read a growing window of
+  // days at once (2, 4, … 32), in order, until the page is full.
+  const out: Doc[] = []
+  for (let i = 0, width = 2; i < buckets.length && out.length < want; i += width, width = Math.min(width * 2, 32)) {
+    for (const docs of await Promise.all(buckets.slice(i, i + width).map(read))) out.push(...docs)
+  }
+  return out.slice(0, want)
 }
 
 export function historyRoutes(deps: AppDeps) {
@@ -52,15 +102,15 @@ export function historyRoutes(deps: AppDeps) {
     const dir = q.order === 'desc' ? -1 : 1
     const after = decodeCursor(VersionCursor, q.cursor)?.v
     const filter: Filter = {
-      'aggregate.id': id,
-      ...timeRange(q.from, q.to),
+      aggKey: id,
       ...(q.type ? { type: q.type } : {}),
       ...(q.actor ? { 'actor.id': q.actor } : {}),
       ...(q.field ? { 'changes.path': q.field } : {}),
       ...(after !== undefined ? { version: dir === 1 ? { $gt: after } : { $lt: after } } : {}),
+      ...andAlso(occurredWithin(timeRange(q.from, q.to))),
     }
     const docs = await (await collection(table)).find(filter, { sort: { version: dir }, limit: size + 1 })
-    return c.json(pageOf(docs.map(toItem), size, (last) => ({ v: last.version })))
+    return c.json(pageOf(docs.map(toHistoryItem), size, (last) => ({ v: last.version })))
   }
 
   const app = new Hono<AppEnv>()
@@ -73,30 +123,22 @@ export function historyRoutes(deps: AppDeps) {
       const size = pageSize(q.limit, max)
       const dir = q.order === 'desc' ? -1 : 1
       const after = decodeCursor(TimeCursor, q.cursor)
-      const cmp = dir === 1 ? '$gt' : '$lt'
-      const filter: Filter = {
-        ...timeRange(q.from, q.to),
-        ...(q.actor ? { 'actor.id': q.actor } : {}),
-        ...(q.type ? { type: q.type } : {}),
-      }
-      // Keyset on (occurredAt, event id): stable across tables and pages even when timestamps tie.
-      const keyset: Filter = after ? { $or: [{ occurredAt: { [cmp]: after.t } }, { occurredAt: after.t, _id: { [cmp]: after.id } }] } : {}
-      const where = after ? { $and: [filter, keyset] } : filter
+      const range = timeRange(q.from, q.to)
+      const store = await deps.mongo()
       const tables = one ? [one.aggregateType] : deps.tracked().list().map((t) => t.aggregateType)
-      const perTable = await Promise.all(
-        tables.map(async (t) => (await collection(t)).find(where, { sort: { occurredAt: dir, _id: dir }, limit: size + 1 })),
-      )
+      const perTable = await Promise.all(tables.map((t) => auditPart(store, t, q, range, dir, after, size + 1)))
+      // Keyset on (occurredAt, event id): stable across tables and pages even when timestamps tie.
       const key = (d: Doc) => `${d.occurredAt as string}\u0000${d._id as string}`
       const merged = perTable.flat().sort((a, b) => (key(a) < key(b) ? -dir : key(a) > key(b) ? dir : 0))
       const page = pageOf(merged.slice(0, size + 1), size, (last) => ({ t: last.occurredAt, id: last._id }))
-      return c.json({ items: page.items.map(toItem), nextCursor: page.nextCursor })
+      return c.json({ items: page.items.map(toHistoryItem), nextCursor: page.nextCursor })
     })
     .get('/history/:table/:id/at', params(HistoryParams), query(AtQuery), async (c) => {
       const { id } = c.req.valid('param')
       const table = await trackedTable(c.req.valid('param').table)
       const ts = toMicros(c.req.valid('query').ts, 'query.ts')
       const [doc] = await (await collection(table)).find(
-        { 'aggregate.id': id, occurredAt: { $lte: ts }, op: { $in: IMAGE_OPS } },
+        { aggKey: id, occurredAt: { $lte: ts }, op: { $in: IMAGE_OPS } },
         { sort: { version: -1 }, limit: 1 },
       )
       if (!doc) throw new ApiError(404, 'not-found', `${table} ${id} did not exist at ${ts}`)

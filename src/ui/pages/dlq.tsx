@@ -3,19 +3,14 @@
 // parked aggregates, and redrive in two steps: a dry-run preview first, then the confirmed redrive (admin only). A failed
 // head can be discarded with a reason (confirmed, CSRF-protected like redrive); its parked followers are released.
 import type { DiscardReport } from '../../redrive/discard.ts'
+import type { Park } from '../../consume/parking.ts'
 import type { DlqEntry, RedriveReport } from '../../redrive/index.ts'
 import type { Problem } from '../api-call.ts'
 import { CSRF_FIELD } from '../security.ts'
 import { Pager, ProblemBox, Time } from '../parts.tsx'
 
-export interface ParkView {
-  topic: string
-  key: string
-  head: string
-  error: string
-  at: string
-  release: string[]
-}
+/** What the page shows of a park (the consumer's record in `cdc_parked`). */
+export type ParkView = Pick<Park, 'topic' | 'key' | 'head' | 'error' | 'at' | 'release'>
 
 export interface RedriveFilterForm {
   topic: string

@@ -1,0 +1,229 @@
+// History reads as the history grows: one collection bulk-loaded with synthetic history of the consumer's real shape
+// (src/consume/history.ts historyDoc, day buckets, and one state per aggregate), grown step by step to each size,
+// and at each size the latency of one request at a time through the HTTP API:
+//   history-page  GET /history/customers/:id?limit=50         (random aggregate)
+//   at            GET /history/customers/:id/at?ts=…           (random aggregate, an instant inside its history)
+//   audit-actor   GET /history?table=customers&actor=…&limit=50 (random actor, newest first)
+//   audit-window  GET /history?table=customers&from=…&to=…&limit=50 (a random one-day window)
+//   state         GET /state/customers/:id                     (random aggregate)
+// Ops: CDC_BENCH_READ_OPS (comma-separated names above), default all. Sizes: CDC_BENCH_READ_SIZES (comma-separated document counts), default 10k, 100k, 1M × --scale, each in its own
+// database, measured round robin so that load on a shared machine hits every size alike. The history spans one year
+// (aggregates start at random days), 20 events per aggregate an hour apart, 100 actors: buckets get denser as it grows.
+import type { BenchCase, CaseResult, Measurement } from '../types.ts'
+import { percentile } from '../types.ts'
+import { createTestEnv } from '../../test/support/env.ts'
+import { startApi } from '../../src/api/server.ts'
+import { DAYS_COLLECTION, ensureHistoryIndexes, historyDoc, type DayDoc } from '../../src/consume/history.ts'
+import type { CdcEvent } from '../../src/events.ts'
+import { StoreError, type Doc } from '../../src/clients/mongo.ts'
+
+const PER_AGGREGATE = 20
+const ACTORS = 100
+const SPAN_DAYS = 365
+const T0 = Date.UTC(2025, 0, 1)
+const REQUESTS = 150
+const LOAD_BATCH = 2000
+const LOADERS = 2
+
+/** Deterministic pseudo-random numbers (the same history in every run). */
+function rng(seed: number) {
+  let s = seed >>> 0
+  return () => ((s = (Math.imul(s ^ (s >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0) / 2 ** 32)
+}
+
+const startOf = (aggregate: number) => T0 + Math.floor(rng(aggregate + 1)() * (SPAN_DAYS - 1) * 86_400_000)
+const iso = (ms: number) => new Date(ms).toISOString().replace('Z', '000Z')
+
+function eventOf(i: number): CdcEvent {
+  const a = Math.floor(i / PER_AGGREGATE)
+  const version = (i % PER_AGGREGATE) + 1
+  const id = String(a)
+  const name = (v: number) => `Customer ${a} v${v}`
+  return {
+    id: `0190${i.toString(16).padStart(8, '0')}-0000-7000-8000-000000000000`,
+    type: version === 1 ? 'CustomerCreated' : 'CustomerUpdated',
+    op: version === 1 ? 'c' : 'u',
+    aggregate: { type: 'customers', id },
+    version,
+    tx: { id: String(1_000_000 + i), index: 0, size: 1 },
+    // An aggregate's events an hour apart from a random start within the year.
+    occurredAt: iso(startOf(a) + version * 3_600_000),
+    actor: { id: `user${(a * 7 + version) % ACTORS}`, source: 'api' },
+    reason: version % 3 === 0 ? 'support ticket' : null,
+    correlationId: null,
+    causationId: null,
+    changes: [{ path: 'name', before: version === 1 ? null : name(version - 1), after: name(version) }],
+    before: version === 1 ? null : { id: a, name: name(version - 1), email: `c${a}@example.com`, address: '1 Main Street', phone: null },
+    after: { id: a, name: name(version), email: `c${a}@example.com`, address: '1 Main Street', phone: null },
+    schema: 1,
+  }
+}
+
+function measure(latencies: number[], seconds: number): Measurement {
+  latencies.sort((a, b) => a - b)
+  return {
+    perSecond: latencies.length / seconds,
+    p50Ms: percentile(latencies, 50),
+    p95Ms: percentile(latencies, 95),
+    p99Ms: percentile(latencies, 99),
+    count: latencies.length,
+    seconds,
+  }
+}
+
+const label = (n: number) => (n >= 1_000_000 ? `${n / 1_000_000}M` : n >= 1000 ? `${n / 1000}k` : String(n))
+
+/** One size: its own MongoDB database (collections grown from empty) behind its own API server. */
+interface Instance {
+  size: number
+  aggregates: number
+  get(path: string): Promise<number>
+  close(): Promise<void>
+}
+
+async function loadInstance(size: number, log: (m: string) => void): Promise<Instance> {
+  const env = await createTestEnv((c) => {
+    c.http.port = 0 as number
+    c.http.maxPageSize = Math.max(c.http.maxPageSize, 50)
+  })
+  const server = await startApi(env.rt)
+  const store = await env.rt.mongo()
+  // The collections are large: empty them rather than leave them for inspection.
+  const drop = async () => {
+    for (const c of ['customers_history', 'customers_state', DAYS_COLLECTION]) await store.collection(c).deleteMany({})
+  }
+  try {
+    await ensureHistoryIndexes(store, ['customers'])
+    const history = store.collection('customers_history')
+    // History in big unordered batches from a few writers, then the states and day buckets (insert-only, like the
+    // consumer).
+    const t0 = performance.now()
+    const next = { i: 0 }
+    await Promise.all(
+      Array.from({ length: LOADERS }, async () => {
+        while (next.i < size) {
+          const from = next.i
+          const to = Math.min(size, from + LOAD_BATCH)
+          next.i = to
+          const docs = Array.from({ length: to - from }, (_, k) => {
+            const e = eventOf(from + k)
+            return historyDoc(e, { topic: 'cdc.customers', partition: 0, offset: String(from + k), key: e.aggregate.id, value: null, headers: {}, timestamp: '0' }, e.occurredAt)
+          })
+          // A batch that outlived the client's time limit may still land: inserting it again only finds duplicates.
+          for (let attempt = 1; ; attempt++) {
+            try {
+              await history.insertMany(docs)
+              break
+            } catch (error) {
+              if (!(error instanceof StoreError) || !error.transient || attempt >= 5) throw error
+            }
+          }
+        }
+      }),
+    )
+    const aggregates = Math.floor(size / PER_AGGREGATE)
+    const stateDocs: Doc[] = []
+    for (let a = 0; a < aggregates; a++) {
+      const last = eventOf(a * PER_AGGREGATE + PER_AGGREGATE - 1)
+      stateDocs.push({ _id: String(a), aggregate: last.aggregate, version: last.version, deleted: false, row: last.after, occurredAt: last.occurredAt, eventId: last.id })
+    }
+    const dayDocs = new Map<string, DayDoc>()
+    for (let i = 0; i < size; i++) {
+      const e = eventOf(i)
+      const day = e.occurredAt.slice(0, 10)
+      for (const actor of [null, e.actor.id]) {
+        const _id = JSON.stringify(['customers', actor, day])
+        dayDocs.set(_id, { _id, scope: JSON.stringify(['customers', actor]), table: 'customers', day })
+      }
+    }
+    for (let i = 0; i < stateDocs.length; i += LOAD_BATCH) await store.collection('customers_state').insertMany(stateDocs.slice(i, i + LOAD_BATCH))
+    const dayList = [...dayDocs.values()]
+    for (let i = 0; i < dayList.length; i += LOAD_BATCH) await store.collection(DAYS_COLLECTION).insertMany(dayList.slice(i, i + LOAD_BATCH))
+    const seconds = (performance.now() - t0) / 1000
+    log(`${label(size)}: loaded in ${seconds.toFixed(1)} s (${(size / seconds).toFixed(0)} history documents/s)`)
+  } catch (error) {
+    await server.stop()
+    await drop().catch(() => {})
+    await env.cleanup()
+    throw error
+  }
+  return {
+    size,
+    aggregates: Math.floor(size / PER_AGGREGATE),
+    async get(path) {
+      const t0 = performance.now()
+      // Bounded: a request that never answers fails the case instead of stalling the run.
+      const r = await fetch(new URL(path, server.url), { signal: AbortSignal.timeout(60_000) })
+      await r.arrayBuffer()
+      if (r.status !== 200) throw new Error(`GET ${path}: ${r.status}`)
+      return performance.now() - t0
+    },
+    async close() {
+      await server.stop()
+      await drop().catch(() => {})
+      await env.cleanup()
+    },
+  }
+}
+
+export const reads: BenchCase = async ({ scale, log }) => {
+  const sizes = (process.env.CDC_BENCH_READ_SIZES ?? '10000,100000,1000000')
+    .split(',')
+    .map((s) => Math.max(PER_AGGREGATE * 10, Math.round(Number(s) * scale)))
+    .sort((a, b) => a - b)
+  const instances: Instance[] = []
+  try {
+    for (const size of sizes) instances.push(await loadInstance(size, log))
+    const random = rng(42)
+    const pick = (n: number) => Math.floor(random() * n)
+    const ops: [string, (aggregates: number) => string][] = [
+      ['history-page', (n) => `/history/customers/${pick(n)}?limit=50`],
+      [
+        'at',
+        (n) => {
+          const a = pick(n)
+          return `/history/customers/${a}/at?ts=${encodeURIComponent(iso(startOf(a) + (1 + pick(PER_AGGREGATE)) * 3_600_000 + 1000))}`
+        },
+      ],
+      ['audit-actor', () => `/history?table=customers&actor=user${pick(ACTORS)}&order=desc&limit=50`],
+      [
+        'audit-window',
+        () => {
+          const from = T0 + pick(SPAN_DAYS - 1) * 86_400_000
+          return `/history?table=customers&from=${iso(from)}&to=${iso(from + 86_400_000)}&limit=50`
+        },
+      ],
+      ['state', (n) => `/state/customers/${pick(n)}`],
+    ]
+    const only = process.env.CDC_BENCH_READ_OPS?.split(',')
+    const results: CaseResult[] = []
+    const targets: Record<string, number> = { 'history-page': 50, 'audit-actor': 200, 'audit-window': 200 }
+    for (const [op, path] of ops.filter(([op]) => !only || only.includes(op))) {
+      // Round robin over the sizes, one request at a time: load on the machine hits every size alike.
+      const latencies = instances.map(() => [] as number[])
+      for (const inst of instances) for (let i = 0; i < 10; i++) await inst.get(path(inst.aggregates)) // warm-up
+      const started = performance.now()
+      for (let i = 0; i < REQUESTS; i++) {
+        for (const [k, inst] of instances.entries()) latencies[k]!.push(await inst.get(path(inst.aggregates)))
+      }
+      const seconds = (performance.now() - started) / 1000 / instances.length
+      const measured = latencies.map((l) => measure(l, seconds))
+      const base = measured[0]!.p50Ms!
+      for (const [k, inst] of instances.entries()) {
+        const m = measured[k]!
+        log(`${label(inst.size)} ${op}: p50 ${m.p50Ms!.toFixed(1)} ms, p95 ${m.p95Ms!.toFixed(1)} ms, p99 ${m.p99Ms!.toFixed(1)} ms`)
+        results.push({
+          name: `reads/${op}@${label(inst.size)}`,
+          stage: 'reads',
+          unit: 'request',
+          ours: m,
+          ...(targets[op] !== undefined && inst.size >= 1_000_000 ? { target: { p99Ms: targets[op] } } : {}),
+          notes: `${label(inst.size)} history documents; one request at a time over HTTP, interleaved with the other sizes; p50(${label(inst.size)})/p50(${label(sizes[0]!)}) = ${(m.p50Ms! / base).toFixed(2)}`,
+        })
+      }
+    }
+    return results
+  } finally {
+    for (const inst of instances) await inst.close().catch(() => {})
+  }
+}

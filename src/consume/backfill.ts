@@ -1,0 +1,43 @@
+// Backfill for history documents written before the read keys existed (src/consume/history.ts): one pass over a
+// table's history that sets `aggKey`, `day`, `actorDay` and `txId` where any is missing, and records their day
+// buckets. Idempotent and resumable (it only looks at documents still missing a key); safe next to a running consumer.
+import type { Doc, Store, WriteOp } from '../clients/mongo.ts'
+import { READ_KEYS, ensureHistoryIndexes, historyCollection, readKeys, recordDays, type KeySource } from './history.ts'
+
+export interface BackfillProgress {
+  table: string
+  /** Documents seen that were missing a read key. */
+  scanned: number
+  /** Of those, documents updated (the others lack an envelope field and are left as they are). */
+  updated: number
+}
+
+const BATCH = 500
+/** Update commands in flight at once (each at most 8 updates, see clients/mongo.ts: FerretDB's pool is 50). */
+const WRITERS = 4
+
+const hasEnvelope = (d: Doc): d is Doc & KeySource =>
+  typeof (d.aggregate as { id?: unknown } | undefined)?.id === 'string' &&
+  typeof d.occurredAt === 'string' &&
+  typeof (d.actor as { id?: unknown } | undefined)?.id === 'string' &&
+  typeof (d.tx as { id?: unknown } | undefined)?.id === 'string'
+
+export async function backfillHistory(store: Store, table: string, progress: (p: BackfillProgress) => void = () => {}): Promise<BackfillProgress> {
+  await ensureHistoryIndexes(store, [table])
+  const collection = store.collection(historyCollection(table))
+  const done: BackfillProgress = { table, scanned: 0, updated: 0 }
+  const missing = { $or: READ_KEYS.map((k) => ({ [k]: { $exists: false } })) }
+  const projection = { aggregate: 1, occurredAt: 1, actor: 1, tx: 1 } as const
+  for await (const batch of collection.scan(missing, { batchSize: BATCH, projection })) {
+    done.scanned += batch.length
+    const docs = batch.filter(hasEnvelope)
+    // Buckets first, as the consumer does: a reader never sees a keyed document whose day is not listed.
+    await recordDays(store, table, docs)
+    const ops: WriteOp[] = docs.map((d) => ({ updateOne: { filter: { _id: d._id }, update: { $set: readKeys(d) } } }))
+    const share = Math.ceil(ops.length / WRITERS)
+    await Promise.all(Array.from({ length: WRITERS }, (_, i) => ops.slice(i * share, (i + 1) * share)).filter((s) => s.length > 0).map((s) => collection.bulkWrite(s)))
+    done.updated += docs.length
+    progress({ ...done })
+  }
+  return done
+}
