@@ -9,7 +9,7 @@ import { outcomeDoc, OUTCOMES_COLLECTION, recordRedrives } from '../consume/outc
 import { DISCARDED_BY_HEADER, DlqHeaders, EventHeaders, type CdcEvent } from '../events.ts'
 import type { Runtime } from '../runtime.ts'
 import { consumedTables, consumedTopics, topicFor } from '../topics.ts'
-import { DlqFilterError, load, parkSnapshot, pendingGroups, republishGroups, republished, type Loaded } from './index.ts'
+import { DlqFilterError, load, parkSnapshot, pendingGroups, republishGroups, republished, withOriginals, type Loaded } from './index.ts'
 import { dlqPosition, recordRedriven } from './ledger.ts'
 
 export const DISCARDED_TYPE = 'EventDiscarded'
@@ -59,6 +59,7 @@ export async function discard(rt: Runtime, req: DiscardRequest): Promise<Discard
 
   const at = new Date().toISOString()
   const record = discardedEvent(rt, tables, origin, target, req, at)
+  await withOriginals(rt, group[1].slice(1))
   const { published } = await republishGroups(rt, [group], snapshot, (l) => marker(l, record, req))
   if (published.length === 0) throw new DiscardConflictError(`${position} is being redriven or discarded by someone else`)
 

@@ -11,7 +11,7 @@ import type { Runtime } from '../runtime.ts'
 import { consumedTables, consumedTopics } from '../topics.ts'
 import { toEntry, type DlqEntry } from './entries.ts'
 import { claimEntries, dlqPosition, recordRedriven, redrivenPositions, releaseClaims } from './ledger.ts'
-import { readTopics } from './read.ts'
+import { readAt, readTopics } from './read.ts'
 
 export type { DlqEntry } from './entries.ts'
 
@@ -244,6 +244,7 @@ export async function redrive(rt: Runtime, filter: RedriveFilter): Promise<Redri
   }
   if (chosen.length === 0) return report
 
+  await withOriginals(rt, chosen.flatMap(([, group]) => group))
   const sentAt = new Date().toISOString()
   const { published, elsewhere } = await republishGroups(rt, chosen, snapshot)
   const store = await rt.mongo()
@@ -266,7 +267,25 @@ export async function redrive(rt: Runtime, filter: RedriveFilter): Promise<Redri
   return report
 }
 
-const DLQ_ONLY = new Set<string>([DlqHeaders.error, DlqHeaders.topic, DlqHeaders.partition, DlqHeaders.offset, DlqHeaders.group, DlqHeaders.at, DlqHeaders.parked])
+/**
+ * DLQ copies stored by reference (the original was too large for the DLQ topic) get their original's key, value and
+ * headers back from its topic, so a redrive republishes the message itself, not the reference. One whose original is
+ * gone (the topic's retention) is republished as it is: the consumer dead-letters the reference again, with its error.
+ */
+export async function withOriginals(rt: Runtime, loaded: Loaded[]): Promise<void> {
+  for (const l of loaded) {
+    if (l.message.headers[DlqHeaders.reference] === undefined) continue
+    const original = await readAt(rt, { topic: l.entry.origin.topic, partition: l.entry.origin.partition, offset: l.entry.origin.offset })
+    if (!original) {
+      rt.log.warn('the original of a DLQ entry stored by reference is gone; redriving the reference', { topic: l.entry.topic, offset: l.entry.offset })
+      continue
+    }
+    const dlqHeaders = Object.fromEntries(Object.entries(l.message.headers).filter(([k]) => DLQ_ONLY.has(k) || k === DlqHeaders.redriveCount))
+    l.message = { ...l.message, key: original.key, value: original.value, headers: { ...original.headers, ...dlqHeaders } }
+  }
+}
+
+const DLQ_ONLY = new Set<string>([DlqHeaders.reference, DlqHeaders.error, DlqHeaders.topic, DlqHeaders.partition, DlqHeaders.offset, DlqHeaders.group, DlqHeaders.at, DlqHeaders.parked])
 
 /** The original message again, on its original topic and key, counting this redrive. */
 export function republished({ entry, message }: Loaded): OutMessage {
@@ -274,5 +293,5 @@ export function republished({ entry, message }: Loaded): OutMessage {
   for (const [k, v] of Object.entries(message.headers)) if (!DLQ_ONLY.has(k)) headers[k] = v
   headers[DlqHeaders.redriveCount] = String(entry.redriveCount + 1)
   headers[DlqHeaders.redriveId] = dlqPosition(entry.topic, entry.partition, entry.offset)
-  return { topic: entry.origin.topic, key: message.key ?? '', value: message.value ?? '', headers }
+  return { topic: entry.origin.topic, key: message.key, value: message.value, headers }
 }

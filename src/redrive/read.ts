@@ -44,3 +44,36 @@ export async function readTopics(rt: Runtime, topics: string[]): Promise<InMessa
   }
   return out.sort((a, b) => a.topic.localeCompare(b.topic) || a.partition - b.partition || Number(a.offset) - Number(b.offset))
 }
+
+/**
+ * One message by its position (a DLQ copy stored by reference points at its original, which stays in its topic for
+ * the topic's retention); undefined when it is no longer there.
+ */
+export async function readAt(rt: Runtime, at: { topic: string; partition: number; offset: string }): Promise<InMessage | undefined> {
+  const consumer = await rt.kafka().consumer({
+    groupId: `cdc-dlq-reader-${crypto.randomUUID()}`,
+    topics: [at.topic],
+    fromBeginning: true,
+    partitionsConsumedConcurrently: 1,
+  })
+  try {
+    return await new Promise<InMessage | undefined>((resolve, reject) => {
+      const timer = setTimeout(() => resolve(undefined), READ_TIMEOUT_MS)
+      const done = (m: InMessage | undefined) => {
+        clearTimeout(timer)
+        resolve(m)
+      }
+      consumer
+        .run(async (batch) => {
+          if (batch.topic !== at.topic || batch.partition !== at.partition) return
+          const found = batch.messages.find((m) => m.offset === at.offset)
+          if (found) done(found)
+          else if (batch.messages.some((m) => BigInt(m.offset) > BigInt(at.offset))) done(undefined)
+        })
+        .catch(reject)
+      consumer.seek(at.topic, at.partition, at.offset)
+    })
+  } finally {
+    await consumer.stop().catch(() => {})
+  }
+}

@@ -9,6 +9,8 @@ import * as metrics from '../../src/consume/metrics.ts'
 import { DlqHeaders, EventHeaders } from '../../src/events.ts'
 import type { Role } from '../../src/runtime.ts'
 import { createTestEnv, eventually, type TestEnv } from '../support/env.ts'
+import { toEntry } from '../../src/redrive/entries.ts'
+import { republished, withOriginals } from '../../src/redrive/index.ts'
 import { ensureTopics, event, history, message, publish, readAll, stateOf, versions } from './support.ts'
 
 let env: TestEnv
@@ -146,5 +148,36 @@ describe('hostile input', () => {
       await producer.disconnect()
     }
     expect(DEFAULT_MAX_SEND_BYTES).toBeLessThan(1_048_588)
+  }, 60_000)
+
+  test('a redrive republishes the original of a DLQ copy stored by reference, read back from its topic', async () => {
+    const topic = `${env.tag}.refs`
+    await ensureTopics(env, [topic, `${topic}.dlq`])
+    const producer = await env.rt.kafka().producer()
+    try {
+      const value = 'z'.repeat(50_000)
+      await producer.send([{ topic, partition: 0, key: 'r-1', value, headers: { own: 'kept' } }])
+      const [original] = await eventually(async () => {
+        const all = await readAll(env, topic)
+        return all.length === 1 && all
+      })
+      const sender = new DeadLetterSender(producer, { maxMessageBytes: async () => 20_000 })
+      await sender.send([deadLetter(original!, { error: 'too large', group: 'g', at: new Date().toISOString(), parked: false })])
+      const [copy] = await eventually(async () => {
+        const all = await readAll(env, `${topic}.dlq`)
+        return all.length === 1 && all
+      })
+      expect(copy!.headers[DlqHeaders.reference]).toBe('value')
+      const loaded = [{ entry: toEntry(copy!, new Set()), message: copy! }]
+      await withOriginals(env.rt, loaded)
+      const out = republished(loaded[0]!)
+      expect(out).toMatchObject({ topic, key: 'r-1' })
+      expect(out.value?.toString()).toBe(value)
+      expect(out.headers?.own).toBe('kept')
+      expect(out.headers?.[DlqHeaders.reference]).toBeUndefined()
+      expect(out.headers?.[DlqHeaders.redriveCount]).toBe('1')
+    } finally {
+      await producer.disconnect()
+    }
   }, 60_000)
 })
