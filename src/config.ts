@@ -96,8 +96,11 @@ export const ConfigSchema = v.strictObject({
   ),
   capture: v.optional(
     v.strictObject({
-      /** outbox: event store + outbox row; emit: event store + pg_logical_emit_message (relay in wal mode). */
-      mode: v.optional(v.picklist(['outbox', 'emit']), 'outbox'),
+      /**
+       * outbox: trigger → event store + outbox row; emit: trigger → event store + pg_logical_emit_message (relay in wal
+       * mode); logical: no row trigger, the relay decodes the row changes from the WAL and writes the event store.
+       */
+      mode: v.optional(v.picklist(['outbox', 'emit', 'logical']), 'outbox'),
       tracked: v.optional(v.array(identifier), []),
       tables: v.optional(v.record(identifier, TableCaptureSchema), {}),
       rules: v.optional(v.array(RuleSchema), []),

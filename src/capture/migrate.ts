@@ -6,6 +6,7 @@ import captureFunctions from '../../sql/migrations/002_capture_functions.sql' wi
 import demoSchema from '../../sql/migrations/003_demo_schema.sql' with { type: 'text' }
 import textEnvelope from '../../sql/migrations/004_capture_text_envelope.sql' with { type: 'text' }
 import leanTrigger from '../../sql/migrations/005_capture_lean_trigger.sql' with { type: 'text' }
+import logicalCapture from '../../sql/migrations/006_capture_logical.sql' with { type: 'text' }
 import type { Db } from '../clients/postgres.ts'
 import type { Runtime } from '../runtime.ts'
 import { installCapture } from './track.ts'
@@ -17,6 +18,7 @@ export const MIGRATIONS: readonly { name: string; sql: string }[] = [
   { name: '003_demo_schema', sql: demoSchema },
   { name: '004_capture_text_envelope', sql: textEnvelope },
   { name: '005_capture_lean_trigger', sql: leanTrigger },
+  { name: '006_capture_logical', sql: logicalCapture },
 ]
 
 /** Transaction-level advisory lock key shared by every migrator (and by track/untrack). */

@@ -4,6 +4,8 @@ import type { Config } from '../config.ts'
 export interface CaptureSpec {
   aggregate: string
   mode: Config['capture']['mode']
+  /** Logical mode: the relay's publication, which tracking adds the table to. */
+  publication?: string
   exclude: string[]
   mask: string[]
   incidental: string[]
@@ -30,6 +32,7 @@ export function captureSpec(config: Config, table: string): CaptureSpec {
   return {
     aggregate: aggregateName(table),
     mode: config.capture.mode,
+    ...(config.capture.mode === 'logical' && { publication: config.relay.publication }),
     exclude: options?.exclude ?? [],
     mask: options?.mask ?? [],
     incidental: options?.incidental ?? [],

@@ -3,6 +3,7 @@ import { isDbError, type Db } from '../clients/postgres.ts'
 import { UsageError } from '../commands/command.ts'
 import type { Runtime } from '../runtime.ts'
 import { lockMigrations } from './migrate.ts'
+import { ensureLogicalSlot } from './slot.ts'
 import { captureSpec, rootSpec } from './spec.ts'
 
 const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/
@@ -12,6 +13,7 @@ const REFUSALS = new Set(['42P01', '55000', '42703', '22023'])
 
 export async function track(rt: Runtime, table: string): Promise<{ table: string; tracked: boolean }> {
   checkName(table)
+  await ensureSlot(rt)
   await rt.db().begin(async (tx) => {
     await lockMigrations(tx)
     await trackIn(rt, tx, table)
@@ -32,6 +34,7 @@ export async function untrack(rt: Runtime, table: string): Promise<{ table: stri
 
 /** Applies capture.mode and (re)installs capture on every table of capture.tracked plus those tracked before. */
 export async function installCapture(rt: Runtime): Promise<string[]> {
+  await ensureSlot(rt)
   return rt.db().begin(async (tx) => {
     await lockMigrations(tx)
     await tx.query(`update cdc.settings set value = $1 where key = 'mode'`, [rt.config.capture.mode])
@@ -50,6 +53,11 @@ export async function installCapture(rt: Runtime): Promise<string[]> {
 
 async function trackIn(rt: Runtime, tx: Db, table: string) {
   await tx.query('select cdc.track($1, $2::text::jsonb)', [table, JSON.stringify(captureSpec(rt.config, table))]).catch(explain)
+}
+
+/** Logical mode: the relay's slot first, so every change after tracking is decoded (a lost slot: the relay says so). */
+async function ensureSlot(rt: Runtime) {
+  if (rt.config.capture.mode === 'logical') await ensureLogicalSlot(rt.db(), rt.config.relay.slot, rt.config.relay.publication, rt.log)
 }
 
 function checkName(table: string) {

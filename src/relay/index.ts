@@ -7,12 +7,14 @@ import { acquireLeadership } from './leader.ts'
 import { relayMetrics } from './metrics.ts'
 import { runPoll, type RelaySession } from './poll.ts'
 import { createPublisher } from './publish.ts'
+import { runLogical } from './logical.ts'
 import { runWal } from './wal.ts'
 
 const STATUS_LOG_MS = 30_000
 
 export async function startRelay(rt: Runtime, options: { mode?: 'poll' | 'wal' } = {}): Promise<Role> {
-  const mode = options.mode ?? rt.config.relay.mode
+  // Logical capture has no outbox and no emitted envelopes: its relay decodes the row changes themselves.
+  const mode = rt.config.capture.mode === 'logical' ? 'logical' : (options.mode ?? rt.config.relay.mode)
   if (mode === 'poll' && rt.config.capture.mode === 'emit') {
     // Emit mode writes no outbox rows: a poll relay would publish nothing, silently.
     throw new ConfigError('relay', ['relay.mode: capture.mode "emit" needs relay.mode "wal" (or --mode wal)'])
@@ -35,7 +37,7 @@ export async function startRelay(rt: Runtime, options: { mode?: 'poll' | 'wal' }
       const publisher = createPublisher(rt, log, mode)
       const s: RelaySession = { rt, log, leader, publisher, signal: session }
       try {
-        await (mode === 'wal' ? runWal(s) : runPoll(s))
+        await (mode === 'logical' ? runLogical(s) : mode === 'wal' ? runWal(s) : runPoll(s))
       } catch (error) {
         log.error('relay session failed; restarting it', { error })
         await backoff.wait(stop.signal)

@@ -41,8 +41,9 @@ export type PgOutput =
   | { tag: 'relation'; relation: Relation }
   | { tag: 'insert'; relationId: number; values: Tuple }
   /** `old`: the replica identity's columns ('K', only when the key changed) or the whole row ('O', FULL); else absent. */
-  | { tag: 'update'; relationId: number; old?: Tuple; values: Tuple }
-  | { tag: 'delete'; relationId: number; old: Tuple }
+  | { tag: 'update'; relationId: number; old?: Tuple; full?: boolean; values: Tuple }
+  /** `full`: `old` is the whole row (REPLICA IDENTITY FULL), else only its identity columns are set. */
+  | { tag: 'delete'; relationId: number; old: Tuple; full: boolean }
   | { tag: 'truncate'; relationIds: number[]; cascade: boolean; restartIdentity: boolean }
   | { tag: 'message'; transactional: boolean; lsn: bigint; prefix: string; content: Buffer }
   | { tag: 'other'; code: string }
@@ -118,18 +119,18 @@ export function parsePgOutput(body: Buffer): PgOutput {
     }
     case 'U': {
       const relationId = r.i32()
-      let kind = String.fromCharCode(r.u8())
-      let old: Tuple | undefined
+      const kind = String.fromCharCode(r.u8())
       if (kind === 'K' || kind === 'O') {
-        old = readTuple(r)
-        kind = String.fromCharCode(r.u8())
+        const old = readTuple(r)
+        r.u8() // 'N'
+        return { tag: 'update', relationId, old, full: kind === 'O', values: readTuple(r) }
       }
-      return { tag: 'update', relationId, ...(old && { old }), values: readTuple(r) }
+      return { tag: 'update', relationId, values: readTuple(r) }
     }
     case 'D': {
       const relationId = r.i32()
-      r.u8() // 'K' key or 'O' old row
-      return { tag: 'delete', relationId, old: readTuple(r) }
+      const full = String.fromCharCode(r.u8()) === 'O'
+      return { tag: 'delete', relationId, old: readTuple(r), full }
     }
     case 'T': {
       const n = r.i32()

@@ -1,0 +1,3 @@
+-- Logical mode: the relay's publication (created when missing) with every tracked table (tracking adds a table in
+-- its own transaction; this repairs a publication dropped or made by hand).
+select cdc.logical_publish($1) as publication, (select count(cdc.logical_publish($1, 'public', table_name)) from cdc.tracked) as tables
