@@ -1,41 +1,60 @@
-// `cdc migrate`: applies the numbered migrations of sql/migrations in order, each in its own transaction and
-// recorded in cdc.migrations, under an advisory lock so concurrent migrators queue up; then (re)installs capture.
+// `cdc migrate` brings a database to the current layout, each step in its own transaction under the migration lock
+// (concurrent migrators queue up):
+// 1. the numbered migrations of sql/migrations (tables and data changes), each applied once, in order, recorded in
+//    cdc.migrations, never edited (add a new file instead);
+// 2. the definitions of sql/definitions (functions, generators, triggers; `create or replace` only), each re-applied
+//    whenever its text changed, recorded in cdc.definitions;
+// 3. capture.mode, and capture (re)generated on every tracked table, so generated functions follow the definitions.
 import bootstrap from '../../sql/bootstrap.sql' with { type: 'text' }
-import core from '../../sql/migrations/001_cdc_core.sql' with { type: 'text' }
-import captureFunctions from '../../sql/migrations/002_capture_functions.sql' with { type: 'text' }
-import demoSchema from '../../sql/migrations/003_demo_schema.sql' with { type: 'text' }
-import textEnvelope from '../../sql/migrations/004_capture_text_envelope.sql' with { type: 'text' }
-import leanTrigger from '../../sql/migrations/005_capture_lean_trigger.sql' with { type: 'text' }
-import logicalCapture from '../../sql/migrations/006_capture_logical.sql' with { type: 'text' }
+import baseline from '../../sql/migrations/001_baseline.sql' with { type: 'text' }
+import demoSchema from '../../sql/migrations/002_demo_schema.sql' with { type: 'text' }
+import logicalTables from '../../sql/migrations/003_logical_capture.sql' with { type: 'text' }
+import events from '../../sql/definitions/events.sql' with { type: 'text' }
+import trackFunctions from '../../sql/definitions/track.sql' with { type: 'text' }
+import roots from '../../sql/definitions/roots.sql' with { type: 'text' }
+import logical from '../../sql/definitions/logical.sql' with { type: 'text' }
+import legacyCleanup from '../../sql/upgrade/legacy-005.sql' with { type: 'text' }
 import type { Db } from '../clients/postgres.ts'
 import type { Runtime } from '../runtime.ts'
+import { lockMigrations } from './lock.ts'
 import { installCapture } from './track.ts'
 
+export interface SqlFile {
+  name: string
+  sql: string
+}
+
 /** Every migration, in order. Applied ones are never edited: add a new file instead. */
-export const MIGRATIONS: readonly { name: string; sql: string }[] = [
-  { name: '001_cdc_core', sql: core },
-  { name: '002_capture_functions', sql: captureFunctions },
-  { name: '003_demo_schema', sql: demoSchema },
-  { name: '004_capture_text_envelope', sql: textEnvelope },
-  { name: '005_capture_lean_trigger', sql: leanTrigger },
-  { name: '006_capture_logical', sql: logicalCapture },
+export const MIGRATIONS: readonly SqlFile[] = [
+  { name: '001_baseline', sql: baseline },
+  { name: '002_demo_schema', sql: demoSchema },
+  { name: '003_logical_capture', sql: logicalTables },
 ]
 
-/** Transaction-level advisory lock key shared by every migrator (and by track/untrack). */
-export const MIGRATION_LOCK = 0x63646301
+/** Every definition file, in order (a later one may use an earlier one's functions). */
+export const DEFINITIONS: readonly SqlFile[] = [
+  { name: 'events', sql: events },
+  { name: 'track', sql: trackFunctions },
+  { name: 'roots', sql: roots },
+  { name: 'logical', sql: logical },
+]
 
-export async function lockMigrations(tx: Db) {
-  await tx.query('select pg_advisory_xact_lock($1)', [MIGRATION_LOCK])
-}
+/** The old numbering (until the baseline squash) and the current migrations its last state equals. */
+const LEGACY = ['001_cdc_core', '002_capture_functions', '003_demo_schema', '004_capture_text_envelope', '005_capture_lean_trigger']
+const LEGACY_EQUALS = ['001_baseline', '002_demo_schema']
 
-export async function migrate(rt: Runtime): Promise<{ applied: string[]; tracked: string[] }> {
+export async function migrate(rt: Runtime): Promise<{ applied: string[]; defined: string[]; tracked: string[] }> {
+  const adopted = await adoptLegacyLayout(rt)
   const applied = await applyMigrations(rt, MIGRATIONS)
+  const defined = [...adopted, ...(await applyDefinitions(rt, DEFINITIONS))]
   const tracked = await installCapture(rt)
-  return { applied, tracked }
+  return { applied, defined, tracked }
 }
+
+const checksum = (sql: string) => new Bun.CryptoHasher('sha256').update(sql).digest('hex')
 
 /** Applies the given migrations that are not recorded yet; returns their names. A failing one rolls back whole. */
-export async function applyMigrations(rt: Runtime, migrations: readonly { name: string; sql: string }[]): Promise<string[]> {
+export async function applyMigrations(rt: Runtime, migrations: readonly SqlFile[]): Promise<string[]> {
   const db = rt.db()
   await db.begin(async (tx) => {
     await lockMigrations(tx)
@@ -43,16 +62,16 @@ export async function applyMigrations(rt: Runtime, migrations: readonly { name: 
   })
   const applied: string[] = []
   for (const migration of migrations) {
-    const checksum = new Bun.CryptoHasher('sha256').update(migration.sql).digest('hex')
+    const sum = checksum(migration.sql)
     const done = await db.begin(async (tx) => {
       await lockMigrations(tx)
       const [row] = await tx.query<{ checksum: string }>('select checksum from cdc.migrations where name = $1', [migration.name])
       if (row) {
-        if (row.checksum !== checksum) rt.log.warn('applied migration differs from its file', { migration: migration.name })
+        if (row.checksum !== sum) rt.log.warn('applied migration differs from its file', { migration: migration.name })
         return true
       }
       await tx.script(migration.sql)
-      await tx.query('insert into cdc.migrations (name, checksum) values ($1, $2)', [migration.name, checksum])
+      await tx.query('insert into cdc.migrations (name, checksum) values ($1, $2)', [migration.name, sum])
       return false
     })
     if (!done) {
@@ -61,4 +80,60 @@ export async function applyMigrations(rt: Runtime, migrations: readonly { name: 
     }
   }
   return applied
+}
+
+/** (Re)applies the definition files whose checksum differs from the recorded one; returns their names. */
+export async function applyDefinitions(rt: Runtime, definitions: readonly SqlFile[]): Promise<string[]> {
+  const defined: string[] = []
+  for (const definition of definitions) {
+    const changed = await rt.db().begin(async (tx) => {
+      await lockMigrations(tx)
+      return defineIn(tx, definition)
+    })
+    if (changed) {
+      defined.push(definition.name)
+      rt.log.info('definitions applied', { definitions: definition.name })
+    }
+  }
+  return defined
+}
+
+async function defineIn(tx: Db, definition: SqlFile): Promise<boolean> {
+  const sum = checksum(definition.sql)
+  const [row] = await tx.query<{ checksum: string }>('select checksum from cdc.definitions where name = $1', [definition.name])
+  if (row?.checksum === sum) return false
+  await tx.script(definition.sql)
+  await tx.query(
+    `insert into cdc.definitions (name, checksum) values ($1, $2)
+     on conflict (name) do update set checksum = excluded.checksum, applied_at = now()`,
+    [definition.name, sum],
+  )
+  return true
+}
+
+/**
+ * A database migrated by the old numbering is at the state of the baseline: record it as such, replace its functions
+ * by the current definitions and drop the ones they no longer have, in one transaction (so a concurrent ALTER TABLE
+ * never finds capture half-replaced). Returns the definitions applied. Capture is regenerated by migrate afterwards.
+ */
+async function adoptLegacyLayout(rt: Runtime): Promise<string[]> {
+  return rt.db().begin(async (tx) => {
+    await lockMigrations(tx)
+    await tx.script(bootstrap)
+    const rows = await tx.query<{ name: string }>('select name from cdc.migrations where name = any($1::text[])', [LEGACY])
+    if (rows.length === 0) return []
+    if (rows.length < LEGACY.length) {
+      const missing = LEGACY.filter((name) => !rows.some((r) => r.name === name))
+      throw new Error(`this database was migrated by an older cdc without ${missing.join(', ')}: migrate it with that version first`)
+    }
+    await tx.query('delete from cdc.migrations where name = any($1::text[])', [LEGACY])
+    for (const migration of MIGRATIONS.filter((m) => LEGACY_EQUALS.includes(m.name))) {
+      await tx.query('insert into cdc.migrations (name, checksum) values ($1, $2)', [migration.name, checksum(migration.sql)])
+    }
+    const defined: string[] = []
+    for (const definition of DEFINITIONS) if (await defineIn(tx, definition)) defined.push(definition.name)
+    await tx.script(legacyCleanup)
+    rt.log.info('database of the old migration numbering adopted', { migrations: LEGACY_EQUALS })
+    return defined
+  })
 }

@@ -1,8 +1,8 @@
-// `cdc track` / `cdc untrack`: install or remove the generated capture trigger of a table (sql/migrations/002).
+// `cdc track` / `cdc untrack`: install or remove the generated capture trigger of a table (sql/definitions/track.sql).
 import { isDbError, type Db } from '../clients/postgres.ts'
 import { UsageError } from '../commands/command.ts'
 import type { Runtime } from '../runtime.ts'
-import { lockMigrations } from './migrate.ts'
+import { lockMigrations } from './lock.ts'
 import { ensureLogicalSlot } from './slot.ts'
 import { captureSpec, rootSpec } from './spec.ts'
 

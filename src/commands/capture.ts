@@ -6,7 +6,7 @@ import { UsageError, intFlag, type Command } from './command.ts'
 
 export const migrate: Command = {
   name: 'migrate',
-  summary: 'apply the numbered migrations in sql/ and (re)install capture on the tracked tables in config',
+  summary: 'apply the numbered migrations and changed definitions in sql/, (re)install capture on the tracked tables',
   async run({ rt }) {
     const result = await runMigrations(rt)
     console.log(JSON.stringify(result))

@@ -16,7 +16,7 @@ import type { RelaySession } from './poll.ts'
 import { fromEventRow, type EventRow } from './publish.ts'
 import { streamTransactions, type StreamMode, type StreamTx } from './stream.ts'
 
-/** Message prefixes the logical-mode SQL emits (sql/migrations/006_capture_logical.sql). */
+/** Message prefixes the logical-mode SQL emits (sql/definitions/logical.sql). */
 const CONTEXT_PREFIX = 'cdc.ctx'
 const APPEND_PREFIX = 'cdc.append'
 const DOCUMENT_PREFIX = 'cdc.doc'

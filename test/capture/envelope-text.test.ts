@@ -1,4 +1,4 @@
-// The trigger builds the envelope as JSON text (sql/migrations/004): every string must come out escaped and equal to
+// The trigger builds the envelope as JSON text (cdc.envelope in sql/definitions/events.sql): every string must come out escaped and equal to
 // what was written, and in emit mode the WAL message text must be the same envelope as the event store's.
 import { afterAll, beforeAll, expect, test } from 'bun:test'
 import type { TestEnv } from '../support/env.ts'

@@ -1,7 +1,8 @@
-// `cdc migrate`: ordered, recorded, locked against concurrent migrators, all-or-nothing per migration.
+// `cdc migrate`: ordered, recorded, locked against concurrent migrators, all-or-nothing per migration; definitions
+// re-applied when they change.
 import { afterAll, beforeAll, expect, test } from 'bun:test'
 import { createTestEnv, ROOT, type TestEnv } from '../support/env.ts'
-import { applyMigrations, migrate, MIGRATIONS } from '../../src/capture/migrate.ts'
+import { applyDefinitions, applyMigrations, DEFINITIONS, migrate, MIGRATIONS } from '../../src/capture/migrate.ts'
 import { createRuntime } from '../../src/runtime.ts'
 import { createLogger } from '../../src/log.ts'
 
@@ -24,6 +25,7 @@ test('two concurrent migrators apply each migration exactly once, and a rerun is
   expect(rows.map((r) => r.name)).toEqual(MIGRATIONS.map((m) => m.name))
   const again = await migrate(env.rt)
   expect(again.applied).toEqual([])
+  expect(again.defined).toEqual([])
   const triggers = await env.rt.db().query<{ n: number }>(`select count(*)::int as n from pg_trigger where tgname like 'cdc_capture_%'`)
   expect(triggers[0]!.n).toBe(4 * 4)
 })
@@ -46,5 +48,12 @@ test('the CLI prints a JSON summary', async () => {
   })
   const out = await new Response(proc.stdout).text()
   expect(await proc.exited).toBe(0)
-  expect(JSON.parse(out)).toEqual({ applied: [], tracked: ['customers', 'products', 'orders', 'order_lines'] })
+  expect(JSON.parse(out)).toEqual({ applied: [], defined: [], tracked: ['customers', 'products', 'orders', 'order_lines'] })
+})
+
+test('a changed definition file is applied again, an unchanged one is not', async () => {
+  const changed = DEFINITIONS.map((d) => (d.name === 'roots' ? { ...d, sql: `${d.sql}\n-- edited` } : d))
+  expect(await applyDefinitions(env.rt, changed)).toEqual(['roots'])
+  expect(await applyDefinitions(env.rt, changed)).toEqual([])
+  expect(await applyDefinitions(env.rt, DEFINITIONS)).toEqual(['roots'])
 })

@@ -1,4 +1,4 @@
-// Poll-mode wake-ups (sql/migrations/005): writers NOTIFY only while the relay has armed cdc.relay_wake, and a commit
+// Poll-mode wake-ups (cdc.arm_relay_wake in sql/definitions/events.sql): writers NOTIFY only while the relay has armed cdc.relay_wake, and a commit
 // that announced nothing still goes out promptly. relay.pollIntervalMs is 60 s here, so waiting for the poll would
 // time every test out.
 import { afterAll, beforeAll, expect, test } from 'bun:test'

@@ -1,0 +1,425 @@
+-- Capture installation: cdc.track(table, spec) generates one trigger function per table with its key encoding,
+-- excluded/masked columns and event-type rules compiled in (identifiers from the catalog via %I, config values via %L),
+-- plus a keyset snapshot function. The spec comes from cdc.toml (src/capture/spec.ts):
+--   { aggregate: 'Customer', mode: 'outbox'|'emit', exclude: [..], mask: [..], incidental: [..],
+--     rules: [{ op, columns?, value?, type }] }   (rules of this table only, in config order)
+-- A definition file: `create or replace` only, re-applied by `cdc migrate` when it changes (which then regenerates
+-- every tracked table's functions). Changing a signature or removing a function needs a numbered migration.
+--
+-- aggregate.id encoding: a single-column primary key is its value as text ('42'). A composite key is the text of each
+-- column in key order, each with '%' → '%25' and ':' → '%3A', joined by ':' ('7:a%3Ab' = (7, 'a:b')). Stable and
+-- reversible.
+
+-- Event type of an insert or delete: the first rule whose `value` (if any) equals the row's value of its column.
+create or replace function cdc.rule_type(p_rules jsonb, p_image jsonb, p_default text) returns text language sql immutable as $$
+  select coalesce((
+    select r->>'type' from jsonb_array_elements(p_rules) with ordinality as x(r, n)
+     where not r ? 'value' or p_image->(r->'columns'->>0) = r->'value'
+     order by n limit 1), p_default)
+$$;
+
+-- Splits the changes of one UPDATE into atomic events by the table's update rules (first match claims its columns).
+-- Changes no rule claims go into one '<Aggregate>Updated' event; incidental columns (e.g. updated_at) never make an
+-- event on their own and ride along with the first event. Images step through: each event's after = its before
+-- plus its own changes.
+create or replace function cdc.split_update(p_rules jsonb, p_changes jsonb, p_incidental text[], p_before jsonb, p_default text)
+returns table (type text, changes jsonb, before jsonb, after jsonb) language plpgsql immutable as $$
+declare
+  v_rule jsonb;
+  v_left jsonb := '[]';
+  v_ride jsonb := '[]';
+  v_mine jsonb;
+  v_events jsonb := '[]';
+  v_cur jsonb := p_before;
+  v_next jsonb;
+  i int := 0;
+begin
+  select coalesce(jsonb_agg(c) filter (where not c->>'path' = any(p_incidental)), '[]'),
+         coalesce(jsonb_agg(c) filter (where c->>'path' = any(p_incidental)), '[]')
+    into v_left, v_ride from jsonb_array_elements(p_changes) c;
+  if jsonb_array_length(v_left) = 0 then return; end if;
+  for v_rule in select r from jsonb_array_elements(p_rules) r loop
+    exit when jsonb_array_length(v_left) = 0;
+    if not v_rule ? 'columns' then
+      v_mine := v_left;
+    else
+      select coalesce(jsonb_agg(c), '[]') into v_mine from jsonb_array_elements(v_left) c
+       where v_rule->'columns' ? (c->>'path');
+      if v_rule ? 'value' and not exists (
+        select 1 from jsonb_array_elements(v_mine) c
+         where c->>'path' = v_rule->'columns'->>0 and c->'after' = v_rule->'value') then
+        continue;
+      end if;
+    end if;
+    continue when jsonb_array_length(v_mine) = 0;
+    v_events := v_events || jsonb_build_array(jsonb_build_object('type', v_rule->>'type', 'changes', v_mine));
+    select coalesce(jsonb_agg(c), '[]') into v_left from jsonb_array_elements(v_left) c where not v_mine @> jsonb_build_array(c);
+  end loop;
+  if jsonb_array_length(v_left) > 0 then
+    v_events := v_events || jsonb_build_array(jsonb_build_object('type', p_default, 'changes', v_left));
+  end if;
+  v_events := jsonb_set(v_events, '{0,changes}', (v_events->0->'changes') || v_ride);
+  for i in 0 .. jsonb_array_length(v_events) - 1 loop
+    select v_cur || coalesce(jsonb_object_agg(c->>'path', c->'after'), '{}') into v_next
+      from jsonb_array_elements(v_events->i->'changes') c;
+    type := v_events->i->>'type'; changes := v_events->i->'changes'; before := v_cur; after := v_next;
+    return next;
+    v_cur := v_next;
+  end loop;
+end
+$$;
+
+-- Generated-code fragments. `rec` is a record variable name chosen by cdc.track (NEW, OLD, r), never user input.
+-- The row image: to_jsonb of the row minus excluded columns, masked columns replaced by "***".
+create or replace function cdc.image_expr(rec text, p_exclude text[], p_mask_obj text) returns text language sql immutable as $$
+  select format('to_jsonb(%s)', rec)
+    || case when cardinality(p_exclude) > 0 then format(' - %L::text[]', p_exclude) else '' end
+    || case when p_mask_obj is not null then format(' || %L::jsonb', p_mask_obj) else '' end
+$$;
+
+-- The aggregate id (encoding above).
+create or replace function cdc.key_expr(rec text, p_pk text[]) returns text language sql immutable as $$
+  select case when cardinality(p_pk) = 1 then format('%s.%I::text', rec, p_pk[1])
+    else 'concat_ws('':'', ' || (select string_agg(
+      format('replace(replace(%s.%I::text, ''%%'', ''%%25''), '':'', ''%%3A'')', rec, c), ', ') from unnest(p_pk) c) || ')'
+  end
+$$;
+
+-- TRUNCATE fires no row triggers, so on a tracked table it would silently skip history.
+create or replace function cdc.refuse_truncate() returns trigger language plpgsql as $$
+begin
+  raise exception 'TRUNCATE of tracked table %.% is refused: it would bypass the change history', TG_TABLE_SCHEMA, TG_TABLE_NAME
+    using errcode = '55000', hint = 'DELETE the rows, or untrack the table first';
+end
+$$;
+
+-- The generated statements that append one event (identifiers and literals are the generator's, never user input):
+-- one copy per trigger function, after the branches of INSERT/UPDATE/DELETE, because PL/pgSQL sets up the state of
+-- each expression once per transaction and copy: one shared copy is set up once, not once per operation.
+-- Expects v_id, v_op, v_type and v_changes, v_before, v_after (JSON text) set.
+create or replace function cdc.append_sql(p_table text, p_mode text)
+returns text language sql immutable as $gen$
+  select format($f$
+  v_index := coalesce(nullif(current_setting('cdc.tx_index', true), ''), '0')::int;
+  v_x := set_config('cdc.tx_index', (v_index + 1)::text, true);
+  -- the next gapless version: the row lock serializes writers of the row, the unique index answers
+  select s.version + 1 into v_version from cdc.event_store s
+   where s.aggregate_type = %1$L and s.aggregate_id = v_id order by s.version desc limit 1;
+  if not found then v_version := 1; end if;%3$s
+  v_text := cdc.envelope(v_event_id, v_type, v_op, %1$L, v_id, v_version, v_tx, v_index, v_at, v_changes, v_before, v_after);
+  insert into cdc.event_store (id, aggregate_type, aggregate_id, version, type, tx_id, occurred_at, payload)
+    values (v_event_id, %1$L, v_id, v_version, v_type, v_tx, v_at, v_text::jsonb);%2$s$f$,
+    p_table,
+    case when p_mode = 'logical' then ''
+         when p_mode = 'emit' then $e$
+  v_lsn := pg_logical_emit_message(true, 'cdc', v_text);$e$
+    else $o$
+  insert into cdc.outbox (event_id, tx_id) values (v_event_id, v_tx);
+  if v_index = 0 and pg_sequence_last_value('cdc.relay_wake') = 1 then perform pg_notify('cdc_outbox', ''); end if;$o$
+    end,
+    -- logical mode runs in the relay's apply step: id, time and transaction of the source transaction's commit
+    case when p_mode = 'logical' then $l$
+  v_at := current_setting('cdc.commit_time')::timestamptz; v_tx := current_setting('cdc.tx_id')::xid8;
+  v_event_id := cdc.logical_event_id(current_setting('cdc.commit_lsn')::pg_lsn, v_at, v_index);$l$
+    else $t$
+  v_event_id := cdc.uuidv7(); v_at := clock_timestamp(); v_tx := pg_current_xact_id();$t$ end)
+$gen$;
+
+-- A statement that locks the row of public.<p_table> whose aggregate id is $1 (used by cdc.emit).
+create or replace function cdc.lock_row_sql(p_table text) returns text language plpgsql stable as $$
+declare v_pk text[] := cdc.primary_key(p_table);
+begin
+  if cardinality(v_pk) = 1 then
+    return format('select 1 from public.%I where %I = $1::%s for update', p_table, v_pk[1],
+      (select format_type(a.atttypid, a.atttypmod) from pg_attribute a
+        where a.attrelid = format('public.%I', p_table)::regclass and a.attname = v_pk[1]));
+  end if;
+  return format('select 1 from public.%I r where %s = $1 for update', p_table, cdc.key_expr('r', v_pk));
+end
+$$;
+
+-- Whether values of a type can be compared with = (a default btree or hash operator class, through arrays and
+-- domains); json, xml and the geometric types cannot.
+create or replace function cdc.has_equality(p_type oid) returns boolean language sql stable as $$
+  with recursive base(t) as (
+    select p_type
+    union all
+    select case when ty.typelem <> 0 and ty.typcategory = 'A' then ty.typelem else ty.typbasetype end
+      from base join pg_type ty on ty.oid = base.t
+     where (ty.typelem <> 0 and ty.typcategory = 'A') or ty.typtype = 'd')
+  select bool_and(exists (select 1 from pg_opclass oc join pg_am am on am.oid = oc.opcmethod
+                           where am.amname in ('btree', 'hash') and oc.opcdefault
+                             and (oc.opcintype = b.t or oc.opcintype = 'anyenum'::regtype and ty.typtype = 'e')))
+    from base b join pg_type ty on ty.oid = b.t
+   where ty.typtype <> 'd' and not (ty.typelem <> 0 and ty.typcategory = 'A')
+$$;
+
+-- Primary key columns of public.<p_table> in key order (null without one; error when the table is missing).
+create or replace function cdc.primary_key(p_table text) returns text[] language plpgsql stable as $$
+declare v_rel oid;
+begin
+  select c.oid into v_rel from pg_class c join pg_namespace n on n.oid = c.relnamespace
+   where n.nspname = 'public' and c.relname = p_table and c.relkind in ('r', 'p');
+  if v_rel is null then
+    raise exception 'table public.% does not exist', p_table using errcode = '42P01';
+  end if;
+  return (select array_agg(a.attname::text order by k.ord)
+    from pg_index i cross join unnest(i.indkey) with ordinality as k(attnum, ord)
+    join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
+   where i.indrelid = v_rel and i.indisprimary);
+end
+$$;
+
+-- The first of p_columns that public.<p_table> does not have, or null.
+create or replace function cdc.missing_columns(p_table text, p_columns text[]) returns text language sql stable as $$
+  select string_agg(x, ', ') from unnest(p_columns) x
+   where not exists (select 1 from pg_attribute a where a.attrelid = format('public.%I', p_table)::regclass
+     and a.attname = x and a.attnum > 0 and not a.attisdropped)
+$$;
+
+-- Installs (or refreshes) capture on public.<p_table>. Idempotent. Row images and changes are JSON text (row_to_json:
+-- no jsonb built only to be printed again); tables with update rules or incidental columns split their changes as
+-- jsonb (cdc.split_update) and append each event through cdc.append.
+-- The generated functions run with enable_seqscan = off: a session caches the plan of a trigger's statements, and one
+-- planned while cdc.event_store was small (a fresh install, or analyzed while empty) probed the version by a
+-- sequential scan kept as the table grew (a 2,000-row INSERT into a freshly tracked table cost up to 16 ms per row).
+-- Every statement of them is a keyed lookup or an insert; the SET clause costs below the noise (~1 µs).
+create or replace function cdc.track(p_table text, p_spec jsonb) returns jsonb language plpgsql as $track$
+declare
+  v_rel oid;
+  v_pk text[];
+  v_pk_types text[];
+  v_exclude text[] := array(select jsonb_array_elements_text(coalesce(p_spec->'exclude', '[]')));
+  v_mask text[] := array(select jsonb_array_elements_text(coalesce(p_spec->'mask', '[]')));
+  v_incidental text[] := array(select jsonb_array_elements_text(coalesce(p_spec->'incidental', '[]')));
+  v_mode text := coalesce(p_spec->>'mode', 'outbox');
+  v_agg text := p_spec->>'aggregate';
+  v_rules jsonb := coalesce(p_spec->'rules', '[]');
+  v_rules_c jsonb; v_rules_u jsonb; v_rules_d jsonb;
+  v_unknown text;
+  v_mask_obj text;
+  v_image_new text; v_image_old text;
+  v_type_c text; v_type_d text;
+  v_update text;
+  v_body text;
+  v_fn text := 'capture_' || p_table;
+  v_snap text := 'snapshot_' || p_table;
+begin
+  if length(p_table) > 54 then
+    raise exception 'table name % is too long for capture (at most 54 characters)', p_table using errcode = '22023';
+  end if;
+  if v_mode not in ('outbox', 'emit', 'logical') then
+    raise exception 'capture mode % is not outbox, emit or logical', v_mode using errcode = '22023';
+  end if;
+  if v_agg !~ '^[A-Z][A-Za-z0-9]{0,80}$' then
+    raise exception 'aggregate name % is not PascalCase', v_agg using errcode = '22023';
+  end if;
+  select c.oid into v_rel from pg_class c join pg_namespace n on n.oid = c.relnamespace
+   where n.nspname = 'public' and c.relname = p_table and c.relkind in ('r', 'p');
+  if v_rel is null then
+    raise exception 'table public.% does not exist', p_table using errcode = '42P01';
+  end if;
+  select array_agg(a.attname::text order by k.ord), array_agg(format_type(a.atttypid, a.atttypmod) order by k.ord)
+    into v_pk, v_pk_types
+    from pg_index i cross join unnest(i.indkey) with ordinality as k(attnum, ord)
+    join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
+   where i.indrelid = v_rel and i.indisprimary;
+  if v_pk is null then
+    raise exception 'table public.% has no primary key: capture needs one to identify each row''s history', p_table
+      using errcode = '55000', hint = 'add a primary key, then track the table again';
+  end if;
+  select string_agg(x, ', ') into v_unknown
+    from unnest(v_exclude || v_mask || v_incidental || array(
+      select jsonb_array_elements_text(r->'columns') from jsonb_array_elements(v_rules) r where r ? 'columns')) x
+   where not exists (select 1 from pg_attribute a where a.attrelid = v_rel and a.attname = x and a.attnum > 0 and not a.attisdropped);
+  if v_unknown is not null then
+    raise exception 'capture config of table %: unknown column(s) %', p_table, v_unknown using errcode = '42703';
+  end if;
+  if v_exclude && v_pk or v_mask && v_pk then
+    raise exception 'capture config of table %: primary key columns cannot be excluded or masked', p_table using errcode = '22023';
+  end if;
+
+  select coalesce(jsonb_agg(r) filter (where r->>'op' = 'c'), '[]'), coalesce(jsonb_agg(r) filter (where r->>'op' = 'u'), '[]'),
+         coalesce(jsonb_agg(r) filter (where r->>'op' = 'd'), '[]')
+    into v_rules_c, v_rules_u, v_rules_d from jsonb_array_elements(v_rules) r;
+  v_mask_obj := (select jsonb_object_agg(m, '***') from unnest(v_mask) m)::text;
+  -- JSON text of a row image; without excluded or masked columns straight from the row
+  v_image_new := case when v_mask_obj is null and cardinality(v_exclude) = 0 then 'row_to_json(NEW)::text'
+                      else format('(%s)::text', cdc.image_expr('NEW', v_exclude, v_mask_obj)) end;
+  v_image_old := case when v_mask_obj is null and cardinality(v_exclude) = 0 then 'row_to_json(OLD)::text'
+                      else format('(%s)::text', cdc.image_expr('OLD', v_exclude, v_mask_obj)) end;
+  -- an insert/delete type is a constant unless a rule looks at a value
+  v_type_c := case when jsonb_array_length(v_rules_c) = 0 then quote_literal(v_agg || 'Created')
+                   when not v_rules_c->0 ? 'value' then quote_literal(v_rules_c->0->>'type')
+                   else format('cdc.rule_type(%L::jsonb, v_after::jsonb, %L)', v_rules_c, v_agg || 'Created') end;
+  v_type_d := case when jsonb_array_length(v_rules_d) = 0 then quote_literal(v_agg || 'Deleted')
+                   when not v_rules_d->0 ? 'value' then quote_literal(v_rules_d->0->>'type')
+                   else format('cdc.rule_type(%L::jsonb, v_before::jsonb, %L)', v_rules_d, v_agg || 'Deleted') end;
+
+  if jsonb_array_length(v_rules_u) = 0 and cardinality(v_incidental) = 0 then
+    -- UPDATE, one event: the changed columns as JSON text, compiled per column (compared unmasked, reported masked;
+    -- cdc.refresh_capture regenerates this after ALTER TABLE)
+    select string_agg(format($f$
+    if NEW.%1$I%4$s is distinct from OLD.%1$I%4$s then
+      v_changes := v_changes || %5$L || %2$s || ',"after":' || %3$s || '}';
+    end if;$f$, a.attname,
+        case when a.attname = any(v_mask) then '''"***"''' else format('coalesce(to_json(OLD.%I)::text, ''null'')', a.attname) end,
+        case when a.attname = any(v_mask) then '''"***"''' else format('coalesce(to_json(NEW.%I)::text, ''null'')', a.attname) end,
+        case when cdc.has_equality(a.atttypid) then '' else '::text' end,
+        ',{"path":' || to_json(a.attname::text) || ',"before":'), '' order by a.attnum)
+      into v_update
+      from pg_attribute a where a.attrelid = v_rel and a.attnum > 0 and not a.attisdropped and not a.attname = any(v_exclude);
+    v_update := E'\n    v_changes := '''';' || v_update || format($f$
+    if v_changes = '' then return null; end if;
+    v_changes := '[' || substr(v_changes, 2) || ']';
+    v_op := 'u'; v_type := %L;
+    v_before := %s; v_after := %s;$f$, v_agg || 'Updated', v_image_old, v_image_new);
+  else
+    -- UPDATE split by rules (changes and images as jsonb for cdc.split_update), each event through cdc.append
+    select string_agg(format($f$
+    if NEW.%1$I%4$s is distinct from OLD.%1$I%4$s then
+      v_changes_j := v_changes_j || jsonb_build_object('path', %1$L, 'before', %2$s, 'after', %3$s);
+    end if;$f$, a.attname,
+        case when a.attname = any(v_mask) then '''"***"''::jsonb' else format('to_jsonb(OLD.%I)', a.attname) end,
+        case when a.attname = any(v_mask) then '''"***"''::jsonb' else format('to_jsonb(NEW.%I)', a.attname) end,
+        case when cdc.has_equality(a.atttypid) then '' else '::text' end), '' order by a.attnum)
+      into v_update
+      from pg_attribute a where a.attrelid = v_rel and a.attnum > 0 and not a.attisdropped and not a.attname = any(v_exclude);
+    v_update := E'\n    v_changes_j := ''[]'';' || v_update || format($f$
+    if v_changes_j = '[]' then return null; end if;
+    for v_split in select * from cdc.split_update(%L::jsonb, v_changes_j, %L::text[], %s, %L) loop
+      perform cdc.append(%L, v_id, 'u', v_split.type, v_split.changes, v_split.before, v_split.after, null, %L);
+    end loop;
+    return null;$f$, v_rules_u, v_incidental, cdc.image_expr('OLD', v_exclude, v_mask_obj), v_agg || 'Updated', p_table, v_mode);
+  end if;
+
+  -- logical mode: the same code as a function of (TG_OP, NEW, OLD) that the relay calls with decoded row images
+  -- (sql/definitions/logical.sql); switching modes drops the other form (and first the triggers that use it)
+  if v_mode = 'logical' then
+    execute format('drop trigger if exists cdc_capture_ins on public.%I', p_table);
+    execute format('drop trigger if exists cdc_capture_upd on public.%I', p_table);
+    execute format('drop trigger if exists cdc_capture_del on public.%I', p_table);
+    execute format('drop function if exists cdc.%I()', v_fn);
+  else
+    execute format('drop function if exists cdc.%I(text, public.%I, public.%I)', v_fn, p_table, p_table);
+  end if;
+  v_body := format($f$
+create or replace function cdc.%1$I%10$s language plpgsql set enable_seqscan = off as $fn$
+declare
+  v_id text; v_op text; v_type text; v_changes text; v_before text; v_after text; v_changes_j jsonb; v_split record;
+  v_index int; v_x text; v_version bigint; v_event_id uuid; v_at timestamptz; v_tx xid8; v_text text; v_lsn pg_lsn;
+begin
+  if TG_OP = 'INSERT' then
+    v_id := %2$s;
+    v_after := %3$s;
+    v_op := 'c'; v_type := %4$s; v_changes := '[]';
+  elsif TG_OP = 'DELETE' then
+    v_id := %5$s;
+    v_before := %6$s;
+    v_op := 'd'; v_type := %7$s; v_changes := '[]';
+  else
+    v_id := %2$s;%8$s
+  end if;%9$s
+  return null;
+end
+$fn$
+$f$,
+    v_fn,
+    cdc.key_expr('NEW', v_pk), v_image_new, v_type_c,
+    cdc.key_expr('OLD', v_pk), v_image_old, v_type_d,
+    v_update, cdc.append_sql(p_table, v_mode),
+    case when v_mode = 'logical' then format('(tg_op text, new public.%I, old public.%I) returns int', p_table, p_table)
+         else '() returns trigger' end);
+  execute v_body;
+
+  -- Snapshot batch: the next rows after the cursor key, locked briefly so a concurrent writer's version follows.
+  execute format($f$
+create or replace function cdc.%1$I(p_after jsonb, p_limit int) returns table (rows int, last_key jsonb)
+language plpgsql set enable_seqscan = off as $fn$
+declare r record;
+begin
+  rows := 0;
+  for r in select * from public.%2$I t where p_after is null or (%3$s) > (%4$s) order by %3$s limit p_limit for update loop
+    perform cdc.append(%5$L, %6$s, 'r', %7$L, '[]'::jsonb, null, %8$s, null, %9$L);
+    rows := rows + 1;
+    last_key := jsonb_build_array(%10$s);
+  end loop;
+  return next;
+end
+$fn$
+$f$,
+    v_snap, p_table,
+    (select string_agg(format('t.%I', c), ', ') from unnest(v_pk) c),
+    (select string_agg(format('(p_after->>%s)::%s', o - 1, ty), ', ') from unnest(v_pk_types) with ordinality as x(ty, o)),
+    p_table, cdc.key_expr('r', v_pk), v_agg || 'Snapshotted', cdc.image_expr('r', v_exclude, v_mask_obj), v_mode,
+    (select string_agg(format('r.%I', c), ', ') from unnest(v_pk) c));
+
+  if v_mode = 'logical' then
+    -- no row trigger: the writer's context once per transaction, and the table in the relay's publication
+    execute format('create or replace trigger cdc_capture_context before insert or update or delete on public.%I
+      for each statement execute function cdc.logical_context()', p_table);
+    execute format('create or replace trigger cdc_capture_truncate before truncate on public.%I for each statement execute function cdc.refuse_truncate()', p_table);
+    perform cdc.logical_publish(p_spec->>'publication', 'public', p_table);
+    insert into cdc.tracked (table_name, spec) values (p_table, p_spec)
+      on conflict (table_name) do update set spec = excluded.spec, tracked_at = now();
+    return jsonb_build_object('table', p_table, 'primaryKey', to_jsonb(v_pk));
+  end if;
+  execute format('drop trigger if exists cdc_capture_context on public.%I', p_table);
+  execute format('create or replace trigger cdc_capture_ins after insert on public.%I for each row execute function cdc.%I()', p_table, v_fn);
+  -- the WHEN clause skips no-op updates before any function call; it needs an equality for every column type
+  -- (json, point, … have none: then the per-column comparison as text decides alone)
+  execute format('create or replace trigger cdc_capture_upd after update on public.%I for each row %s execute function cdc.%I()', p_table,
+    case when exists (select 1 from pg_attribute a where a.attrelid = v_rel and a.attnum > 0 and not a.attisdropped
+                       and not cdc.has_equality(a.atttypid)) then '' else 'when (old.* is distinct from new.*)' end, v_fn);
+  execute format('create or replace trigger cdc_capture_del after delete on public.%I for each row execute function cdc.%I()', p_table, v_fn);
+  execute format('create or replace trigger cdc_capture_truncate before truncate on public.%I for each statement execute function cdc.refuse_truncate()', p_table);
+  insert into cdc.tracked (table_name, spec) values (p_table, p_spec)
+    on conflict (table_name) do update set spec = excluded.spec, tracked_at = now();
+  return jsonb_build_object('table', p_table, 'primaryKey', to_jsonb(v_pk));
+end
+$track$;
+
+-- Removes capture from a table (and its root document events, if it is a root); its history stays in
+-- cdc.event_store. Idempotent.
+create or replace function cdc.untrack(p_table text) returns boolean language plpgsql as $$
+declare
+  v_exists boolean := to_regclass(format('public.%I', p_table)) is not null;
+  v_publication text := (select t.spec->>'publication' from cdc.tracked t where t.table_name = p_table);
+begin
+  if v_exists then
+    execute format('drop trigger if exists cdc_capture_ins on public.%I', p_table);
+    execute format('drop trigger if exists cdc_capture_upd on public.%I', p_table);
+    execute format('drop trigger if exists cdc_capture_del on public.%I', p_table);
+    execute format('drop trigger if exists cdc_capture_truncate on public.%I', p_table);
+    execute format('drop trigger if exists cdc_capture_context on public.%I', p_table);
+    execute format('drop function if exists cdc.%I(text, public.%I, public.%I)', 'capture_' || p_table, p_table, p_table);
+    if exists (select 1 from pg_publication_tables where pubname = v_publication and schemaname = 'public' and tablename = p_table) then
+      execute format('alter publication %I drop table public.%I', v_publication, p_table);
+    end if;
+  end if;
+  perform cdc.untrack_root(p_table);
+  execute format('drop function if exists cdc.%I()', 'capture_' || p_table);
+  execute format('drop function if exists cdc.%I(jsonb, int)', 'snapshot_' || p_table);
+  delete from cdc.tracked where table_name = p_table;
+  return found;
+end
+$$;
+
+
+-- Keeps generated capture code in step with the table: after ALTER TABLE on a tracked table, regenerate its trigger
+-- function from the stored spec, so columns added later are captured at once.
+create or replace function cdc.refresh_capture() returns event_trigger language plpgsql as $$
+declare v_table text;
+begin
+  for v_table in
+    select t.table_name from pg_event_trigger_ddl_commands() c
+      join pg_class r on r.oid = c.objid join pg_namespace n on n.oid = r.relnamespace
+      join cdc.tracked t on t.table_name = r.relname
+     where c.command_tag = 'ALTER TABLE' and n.nspname = 'public'
+  loop
+    perform cdc.track(v_table, (select spec from cdc.tracked where table_name = v_table));
+  end loop;
+end
+$$;
+drop event trigger if exists cdc_refresh_capture;
+create event trigger cdc_refresh_capture on ddl_command_end when tag in ('ALTER TABLE') execute function cdc.refresh_capture();
