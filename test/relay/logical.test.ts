@@ -184,3 +184,44 @@ test('a dropped slot is a loud, stuck state: not re-created, nothing published p
     await cleanupEnv(env)
   }
 }, 60_000)
+
+test('a replayed batch is not applied again: the same events, same ids and versions, come back', async () => {
+  const env = await logical()
+  try {
+    await migrate(env.rt)
+    const db = env.rt.db()
+    const batch = JSON.stringify([
+      {
+        lsn: '0/AB000010',
+        at: '2026-11-30T10:00:00.123Z',
+        xid: '900',
+        ctx: [['900', 'alice', 'api', 'why', 'req-1', null]],
+        items: [
+          { x: 0, k: 'c', s: 'public', t: 'customers', key: '["77"]', new: { id: '77', name: 'Ann', email: 'a@x', created_at: '2026-01-01Z', updated_at: '2026-01-01Z' } },
+          { x: 0, k: 'u', s: 'public', t: 'customers', key: '["77"]', new: { id: '77', name: 'Anna', email: 'a@x', created_at: '2026-01-01Z', updated_at: '2026-01-01Z' }, old: { id: '77' } },
+        ],
+      },
+    ])
+    const apply = () => db.query<{ event_id: string; version: number; type: string; payload: string }>(
+      `select event_id, version, type, payload from cdc.logical_apply($1, $2::text::jsonb)`,
+      ['s1', batch],
+    )
+    const first = await apply()
+    expect(first.map((e) => [e.type, e.version])).toEqual([['CustomerCreated', 1], ['CustomerNameChanged', 2]])
+    expect(JSON.parse(first[1]!.payload)).toMatchObject({
+      actor: { id: 'alice', source: 'api' },
+      reason: 'why',
+      correlationId: 'req-1',
+      tx: { id: '900', index: 1 },
+      occurredAt: '2026-11-30T10:00:00.123000Z',
+      changes: [{ path: 'name', before: 'Ann', after: 'Anna' }],
+    })
+    // UUIDv7-shaped, the commit time in its first 48 bits
+    expect(first[0]!.event_id).toMatch(/^01a22be5-a57b-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
+    expect(await apply()).toEqual(first)
+    const [n] = await db.query<{ n: number }>('select count(*)::int as n from cdc.event_store')
+    expect(n!.n).toBe(2)
+  } finally {
+    await cleanupEnv(env)
+  }
+}, 60_000)
