@@ -1,15 +1,15 @@
 // `bun run chaos [--seconds N]`: a steady write load (API + plain SQL) with the relay, consumer and API each in its
-// own process, while faults are injected in turn: kill -9 and restart each role, then stop and restart PostgreSQL,
-// Kafka and the MongoDB server. Then it waits for the pipeline to drain and checks, against cdc.event_store, that every
+// own process, while faults are injected in turn: kill -9 and restart each role, stop and restart PostgreSQL, Kafka and
+// the MongoDB server, cut the relay off from PostgreSQL (Kafka still reachable), stall the MongoDB server. Then it waits for the pipeline to drain and checks, against cdc.event_store, that every
 // committed event is in the MongoDB history exactly once, versions are gapless per aggregate, the read model equals
 // the PostgreSQL rows and the DLQ is empty. Exit code 1 on any loss, duplicate or mismatch. Loopback only.
 import { parseArgs } from 'node:util'
-import { connect, ident, type Db } from '../src/clients/postgres.ts'
+import { connect, type Db } from '../src/clients/postgres.ts'
 import { connectMongo, healingStore } from '../src/clients/mongo.ts'
 import { createKafka } from '../src/clients/kafka.ts'
-import { createPipeline, stack, waitFor, type RoleName } from './pipeline.ts'
-import { topicFor } from '../src/topics.ts'
-import { dlqTopic } from '../src/events.ts'
+import { createPipeline, ROOT, stack, waitFor, type RoleName } from './pipeline.ts'
+import { startProxy } from './tcp-proxy.ts'
+import { verdictRows, verifyPipeline } from './verify.ts'
 
 const { values } = parseArgs({
   args: Bun.argv.slice(2),
@@ -30,6 +30,12 @@ const effectiveRelayMode = captureMode === 'emit' ? 'wal' : relayMode
 const say = (m: string) => console.error(`[chaos ${new Date().toISOString().slice(11, 19)}] ${m}`)
 const pipeline = await createPipeline('chaos', { CDC_RELAY_MODE: effectiveRelayMode, CDC_CAPTURE_MODE: captureMode })
 const { config, tag, logDir, api } = pipeline
+// The relay reaches PostgreSQL through a proxy the run can cut (a partition between the leader and its database while
+// Kafka stays reachable).
+const pgUrl = new URL(config.postgres.url)
+const pgProxy = startProxy({ host: pgUrl.hostname, port: Number(pgUrl.port) })
+pgUrl.port = String(pgProxy.port)
+pipeline.setRoleEnv('relay', { CDC_POSTGRES_URL: pgUrl.toString() })
 for (const role of ['relay', 'consume', 'serve'] as const) pipeline.start(role)
 const db: Db = connect({ url: config.postgres.url, max: 6 })
 await waitFor(async () => (await fetch(`${api}/healthz`).catch(() => null))?.ok ?? false, 30_000, 'API up')
@@ -140,6 +146,22 @@ const serverOutage = (server: 'postgres' | 'kafka' | 'mongo'): Fault => ({
     stack('up', server)
   },
 })
+const relayCutOff: Fault = {
+  name: 'relay cut off from PostgreSQL for 10 s (Kafka reachable)',
+  inject: () => pgProxy.cut(10_000),
+}
+const mongoStalled: Fault = {
+  name: 'MongoDB-wire server stalled 30 s (SIGSTOP, then SIGCONT)',
+  async inject() {
+    const pid = Number((await Bun.file(`${process.env.CDC_STACK_DIR ?? `${ROOT}.stack`}/mongo/ferretdb.pid`).text()).trim())
+    process.kill(pid, 'SIGSTOP')
+    try {
+      await Bun.sleep(30_000)
+    } finally {
+      process.kill(pid, 'SIGCONT')
+    }
+  },
+}
 const faults: Fault[] = [
   restartAfterKill('relay'),
   restartAfterKill('consume'),
@@ -147,6 +169,8 @@ const faults: Fault[] = [
   serverOutage('postgres'),
   serverOutage('kafka'),
   serverOutage('mongo'),
+  relayCutOff,
+  mongoStalled,
 ]
 const injected: { fault: string; at: string; ok: boolean; error?: string }[] = []
 const step = (seconds * 1000) / (faults.length + 1)
@@ -199,113 +223,17 @@ const drained = await waitFor(async () => (await historyCount()) >= written, dra
   () => false,
 )
 
-interface Row {
-  id: string
-  aggregate_type: string
-  aggregate_id: string
-  version: number
-}
-const events = await db.query<Row>('select id::text, aggregate_type, aggregate_id, version from cdc.event_store order by aggregate_type, aggregate_id, version')
-const problems: string[] = []
-let verified = 0
-let missing = 0
-let duplicates = 0
-let gaps = 0
-for (const table of tables) {
-  const docs = await store.collection(`${table}_history`).find({}, { projection: { _id: 1, version: 1, aggregate: 1 } })
-  const byId = new Map<string, number>()
-  for (const d of docs) byId.set(String(d._id), (byId.get(String(d._id)) ?? 0) + 1)
-  const seenVersions = new Map<string, number[]>()
-  for (const d of docs) {
-    const key = String((d.aggregate as { id: string }).id)
-    let list = seenVersions.get(key)
-    if (!list) seenVersions.set(key, (list = []))
-    list.push(Number(d.version))
-  }
-  for (const [aggregate, versions] of seenVersions) {
-    versions.sort((a, b) => a - b)
-    if (new Set(versions).size !== versions.length) {
-      duplicates++
-      problems.push(`${table}/${aggregate}: a version stored twice`)
-    }
-    versions.forEach((v, i) => {
-      if (v !== i + 1) {
-        gaps++
-        if (gaps <= 10) problems.push(`${table}/${aggregate}: history versions not gapless (${versions.join(',')})`)
-      }
-    })
-  }
-  const expected = events.filter((e) => e.aggregate_type === table)
-  for (const e of expected) {
-    const n = byId.get(e.id) ?? 0
-    if (n === 1) verified++
-    else if (n === 0) {
-      missing++
-      if (missing <= 10) problems.push(`${table}/${e.aggregate_id} v${e.version}: event ${e.id} missing from history`)
-    } else duplicates++
-  }
-  if (docs.length > expected.length) problems.push(`${table}: ${docs.length - expected.length} history documents not in the event store`)
-}
-// Versions in the event store itself are gapless per aggregate.
-{
-  let prev: Row | undefined
-  for (const e of events) {
-    const same = prev && prev.aggregate_type === e.aggregate_type && prev.aggregate_id === e.aggregate_id
-    if ((same && e.version !== prev!.version + 1) || (!same && e.version !== 1)) {
-      gaps++
-      if (gaps <= 10) problems.push(`event store ${e.aggregate_type}/${e.aggregate_id}: version ${e.version} after ${same ? prev!.version : 'nothing'}`)
-    }
-    prev = e
-  }
-}
-// The read model equals the PostgreSQL rows; an aggregate root's state also holds its children's current rows.
-let stateChecked = 0
-let stateMismatches = 0
-for (const table of tables) {
-  const rows = await db.query<{ id: string; row: Record<string, unknown> }>(`select id::text as id, to_jsonb(t) as row from ${ident(table)} t`)
-  const children = config.capture.roots[table]?.children ?? []
-  for (const child of children) {
-    const lines = await db.query<{ parent: string; row: Record<string, unknown> }>(
-      `select ${ident(child.foreignKey)}::text as parent, to_jsonb(c) as row from ${ident(child.table)} c order by c.id`,
-    )
-    const byParent = Map.groupBy(lines, (l) => l.parent)
-    for (const r of rows) r.row[child.table] = (byParent.get(r.id) ?? []).map((l) => l.row)
-  }
-  const states = await store.collection(`${table}_state`).find({})
-  const stateById = new Map(states.map((s) => [String(s._id), s]))
-  for (const r of rows) {
-    stateChecked++
-    const s = stateById.get(r.id)
-    if (!s || s.deleted || JSON.stringify(sortKeys(ownColumns(s.row, children))) !== JSON.stringify(sortKeys(r.row))) {
-      stateMismatches++
-      if (stateMismatches <= 10) problems.push(`${table}/${r.id}: state ${s ? JSON.stringify(s.row) : 'missing'} ≠ row ${JSON.stringify(r.row)}`)
-    }
-  }
-  const live = new Set(rows.map((r) => r.id))
-  for (const s of states) {
-    if (!s.deleted && !live.has(String(s._id))) {
-      stateMismatches++
-      problems.push(`${table}/${String(s._id)}: state says live, row is gone`)
-    }
-  }
-}
-// The DLQ is empty.
 const kafka = createKafka({ brokers: config.kafka.brokers, clientId: `${tag}-verify` })
-let dlqDepth = 0
-for (const table of tables) {
-  const lag = await kafka.lag(`${tag}-verify`, dlqTopic(topicFor(config, table, ''))).catch(() => [])
-  for (const p of lag) dlqDepth += p.end
-}
-if (dlqDepth > 0) problems.push(`DLQ holds ${dlqDepth} messages`)
-const [outbox] = await db.query<{ n: number }>('select count(*)::int as n from cdc.outbox').catch(() => [{ n: 0 }])
+const verdict = await verifyPipeline({ config, db, store, kafka, groupId: `${tag}-verify` })
 
 // --- report -----------------------------------------------------------------------------------------------------------
 await pipeline.stopAll()
+pgProxy.close()
 await kafka.close()
 await store.close()
 await db.end()
 
-const ok = drained && missing === 0 && duplicates === 0 && gaps === 0 && stateMismatches === 0 && dlqDepth === 0 && problems.length === 0
+const ok = drained && verdict.ok
 const table = [
   `Chaos run ${tag}: ${seconds} s of load, capture mode ${captureMode}, relay mode ${captureMode === 'logical' ? 'logical' : effectiveRelayMode}, logs in ${logDir}`,
   '',
@@ -317,37 +245,12 @@ const table = [
   '| --- | --- |',
   `| API commands ok / failed during faults | ${stats.apiOk} / ${stats.apiFailed} |`,
   `| SQL transactions ok / failed during faults | ${stats.sqlOk} / ${stats.sqlFailed} |`,
-  `| events written (cdc.event_store) | ${written} |`,
-  `| events verified in history exactly once | ${verified} |`,
-  `| missing / duplicated | ${missing} / ${duplicates} |`,
-  `| version gaps | ${gaps} |`,
-  `| state documents checked / mismatched | ${stateChecked} / ${stateMismatches} |`,
-  `| DLQ depth / outbox left | ${dlqDepth} / ${outbox?.n ?? 0} |`,
+  ...verdictRows(verdict),
   `| drained | ${drained ? 'yes' : 'NO'} |`,
   '',
-  ok ? 'RESULT: nothing lost, nothing duplicated' : `RESULT: FAILED\n${problems.slice(0, 30).join('\n')}`,
+  ok ? 'RESULT: nothing lost, nothing duplicated' : `RESULT: FAILED\n${verdict.problems.slice(0, 30).join('\n')}`,
 ].join('\n')
 console.log(table)
 await Bun.write(`${logDir}/report.md`, `${table}\n`)
 if (ok) await pipeline.dropDatabase()
 process.exit(ok ? 0 : 1)
-
-/** A root's state without the looked-up copies inside its children (product_id → "product"): those are as they were. */
-function ownColumns(row: unknown, children: { table: string; lookups: { column: string }[] }[]): unknown {
-  if (!row || typeof row !== 'object' || children.length === 0) return row
-  const out: Record<string, unknown> = { ...(row as Record<string, unknown>) }
-  for (const child of children) {
-    const lookups = child.lookups.map((l) => l.column.replace(/_id$/, ''))
-    const list = out[child.table]
-    if (Array.isArray(list)) out[child.table] = list.map((e: Record<string, unknown>) => Object.fromEntries(Object.entries(e).filter(([k]) => !lookups.includes(k))))
-  }
-  return out
-}
-
-function sortKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(sortKeys)
-  if (value && typeof value === 'object') {
-    return Object.fromEntries(Object.keys(value).sort().map((k) => [k, sortKeys((value as Record<string, unknown>)[k])]))
-  }
-  return value
-}

@@ -21,6 +21,10 @@ export interface Pipeline {
   api: string
   logDir: string
   start(role: RoleName, args?: string[]): void
+  /** Environment overrides for one role, applied from its next start on (e.g. its server reached through a proxy). */
+  setRoleEnv(role: RoleName, env: Record<string, string>): void
+  /** The process id of a started role. */
+  pid(role: RoleName): number | undefined
   kill9(role: RoleName): Promise<void>
   stopAll(): Promise<void>
   dropDatabase(): Promise<void>
@@ -61,6 +65,7 @@ export async function createPipeline(prefix: string, overrides: Record<string, s
   if (migrate.exitCode !== 0) throw new Error(`migrate failed: ${migrate.stderr.toString().slice(-1000)}`)
 
   const procs = new Map<RoleName, Bun.Subprocess>()
+  const roleEnv = new Map<RoleName, Record<string, string>>()
   return {
     tag,
     config,
@@ -69,8 +74,10 @@ export async function createPipeline(prefix: string, overrides: Record<string, s
     logDir,
     start(role, args = []) {
       const out = openSync(`${logDir}/${role}.log`, 'a')
-      procs.set(role, Bun.spawn(cli([role, ...args]), { env, stdout: out, stderr: out }))
+      procs.set(role, Bun.spawn(cli([role, ...args]), { env: { ...env, ...roleEnv.get(role) }, stdout: out, stderr: out }))
     },
+    setRoleEnv: (role, overrides) => void roleEnv.set(role, overrides),
+    pid: (role) => procs.get(role)?.pid,
     async kill9(role) {
       const p = procs.get(role)
       p?.kill(9)
