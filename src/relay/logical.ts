@@ -8,13 +8,11 @@ import applySql from '../../sql/relay/logical-apply.sql' with { type: 'text' }
 import slotRecordSql from '../../sql/relay/logical-slot-record.sql' with { type: 'text' }
 import slotStatsSql from '../../sql/relay/slot-stats.sql' with { type: 'text' }
 import { ensureLogicalSlot } from '../capture/slot.ts'
-import { Backoff, sleep } from './backoff.ts'
-import { LeadershipLost } from './leader.ts'
 import { relayMetrics } from './metrics.ts'
 import { formatLsn, type PgOutput, type Relation, type Tuple } from './pgoutput.ts'
 import type { RelaySession } from './poll.ts'
 import { fromEventRow, type EventRow } from './publish.ts'
-import { streamTransactions, type StreamMode, type StreamTx } from './stream.ts'
+import { runSlot, type StreamMode, type StreamTx } from './stream.ts'
 
 /** Message prefixes the logical-mode SQL emits (sql/definitions/logical.sql). */
 const CONTEXT_PREFIX = 'cdc.ctx'
@@ -34,32 +32,18 @@ type Row = Record<string, unknown>
 export class SlotLost extends Error {}
 
 export async function runLogical(s: RelaySession): Promise<void> {
-  const backoff = new Backoff(s.rt.config.relay.retryMaxMs)
-  let prepared = false
-  while (!s.signal.aborted) {
-    try {
-      if (!prepared) {
-        await prepare(s)
-        prepared = true
-      }
-      await streamTransactions(s, backoff, logicalMode(s))
-    } catch (error) {
-      if (s.signal.aborted || error instanceof LeadershipLost) break
-      if (error instanceof SlotLost || (await slotLost(s))) {
-        relayMetrics.slotLost.set(1)
-        s.log.error('replication slot lost: changes since its last confirmed position may be missing; the relay stops until it is recovered (README: "Logical mode: a lost slot")', {
-          slot: s.rt.config.relay.slot,
-        })
-        prepared = false
-        await sleep(s.rt.config.relay.retryMaxMs, s.signal)
-        continue
-      }
-      relayMetrics.errors.inc({ mode: 'logical' })
-      const delayMs = backoff.next()
-      s.log.warn('relay replication failed; reconnecting', { error, delayMs })
-      await sleep(delayMs, s.signal)
-    }
-  }
+  await runSlot(s, 'logical', {
+    prepare: () => prepare(s),
+    mode: () => logicalMode(s),
+    async stuck(error) {
+      if (!(error instanceof SlotLost) && !(await slotLost(s))) return false
+      relayMetrics.slotLost.set(1)
+      s.log.error('replication slot lost: changes since its last confirmed position may be missing; the relay stops until it is recovered (docs/logical.md: "A lost slot")', {
+        slot: s.rt.config.relay.slot,
+      })
+      return true
+    },
+  })
 }
 
 /** Publication with every tracked table, and the persistent slot (never silently re-created once lost). */

@@ -34,6 +34,40 @@ export interface StreamMode<T> {
   heartbeat?(): void
 }
 
+/**
+ * A leader session of a slot-based mode: prepare (publication, slot) once, stream, and reconnect with backoff after a
+ * failure. `stuck` may claim a failure as a state that needs an operator: it is then logged by the mode, and the loop
+ * only prepares again after relay.retryMaxMs.
+ */
+export async function runSlot<T>(
+  s: RelaySession,
+  name: string,
+  steps: { prepare(): Promise<void>; mode(): StreamMode<T>; stuck?(error: unknown): Promise<boolean> },
+): Promise<void> {
+  const backoff = new Backoff(s.rt.config.relay.retryMaxMs)
+  let prepared = false
+  while (!s.signal.aborted) {
+    try {
+      if (!prepared) {
+        await steps.prepare()
+        prepared = true
+      }
+      await streamTransactions(s, backoff, steps.mode())
+    } catch (error) {
+      if (s.signal.aborted || error instanceof LeadershipLost) break
+      if (await steps.stuck?.(error)) {
+        prepared = false
+        await sleep(s.rt.config.relay.retryMaxMs, s.signal)
+        continue
+      }
+      relayMetrics.errors.inc({ mode: name })
+      const delayMs = backoff.next()
+      s.log.warn('relay replication failed; reconnecting', { error, delayMs })
+      await sleep(delayMs, s.signal)
+    }
+  }
+}
+
 export async function streamTransactions<T>(s: RelaySession, backoff: Backoff, mode: StreamMode<T>): Promise<void> {
   const { rt, log, signal } = s
   const cfg = rt.config.relay

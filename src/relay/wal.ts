@@ -14,13 +14,12 @@ import backfillDoneSql from '../../sql/relay/backfill-done.sql' with { type: 'te
 import deletePublishedSql from '../../sql/relay/delete-published.sql' with { type: 'text' }
 import eventsByIdSql from '../../sql/relay/events-by-id.sql' with { type: 'text' }
 import { ident, isDbError, type Db } from '../clients/postgres.ts'
-import { Backoff, sleep } from './backoff.ts'
-import { LeadershipLost } from './leader.ts'
+import { sleep } from './backoff.ts'
 import { relayMetrics } from './metrics.ts'
 import { drainOutbox, type RelaySession } from './poll.ts'
 import { fromEventRow, type EventRow, type Outgoing } from './publish.ts'
 import { formatLsn } from './pgoutput.ts'
-import { streamTransactions, type StreamMode } from './stream.ts'
+import { runSlot, type StreamMode } from './stream.ts'
 
 /** Prefix of the envelopes the capture trigger emits with pg_logical_emit_message in capture.mode "emit". */
 export const EMIT_PREFIX = 'cdc'
@@ -29,23 +28,7 @@ const DUPLICATE_OBJECT = '42710'
 const VISIBLE_WITHIN_MS = 5000
 
 export async function runWal(s: RelaySession): Promise<void> {
-  const backoff = new Backoff(s.rt.config.relay.retryMaxMs)
-  let prepared = false
-  while (!s.signal.aborted) {
-    try {
-      if (!prepared) {
-        await prepare(s)
-        prepared = true
-      }
-      await streamTransactions(s, backoff, walMode(s))
-    } catch (error) {
-      if (s.signal.aborted || error instanceof LeadershipLost) break
-      relayMetrics.errors.inc({ mode: 'wal' })
-      const delayMs = backoff.next()
-      s.log.warn('relay replication failed; reconnecting', { error, delayMs })
-      await sleep(delayMs, s.signal)
-    }
-  }
+  await runSlot(s, 'wal', { prepare: () => prepare(s), mode: () => walMode(s) })
 }
 
 /**

@@ -3,15 +3,14 @@
 // goes out whole; an idle pipeline does not pin WAL and the slot metrics report; TRUNCATE is refused; a dropped slot
 // is a loud, stuck state, never silently re-created.
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { connect, type Db } from '../../src/clients/postgres.ts'
+import type { Db } from '../../src/clients/postgres.ts'
 import { migrate } from '../../src/capture/migrate.ts'
 import { EventHeaders } from '../../src/events.ts'
 import { startRelay } from '../../src/relay/index.ts'
 import { relayMetrics } from '../../src/relay/metrics.ts'
-import { parseLsn } from '../../src/relay/pgoutput.ts'
 import type { Role } from '../../src/runtime.ts'
 import { createTestEnv, eventually, type TestEnv } from '../support/env.ts'
-import { checkDelivery, readUntil, spawnRelay, cleanupEnv, type RelayProcess, type Written } from './support.ts'
+import { checkDelivery, readUntil, spawnRelay, cleanupEnv, slotLsn, walElsewhere, type RelayProcess, type Written } from './support.ts'
 
 const logical = (extra: (c: TestEnv['config']) => void = () => {}) =>
   createTestEnv((c) => {
@@ -123,12 +122,6 @@ describe('in-process relay', () => {
     await relay?.stop()
     await cleanupEnv(env)
   })
-  const slotLsn = async () => {
-    const [row] = await env.rt.db().query<{ lsn: string }>('select confirmed_flush_lsn::text as lsn from pg_replication_slots where slot_name = $1', [
-      env.config.relay.slot,
-    ])
-    return row ? parseLsn(row.lsn) : 0n
-  }
 
   test('a transaction larger than relay.batchSize goes out whole, in one Kafka transaction', async () => {
     const db = env.rt.db()
@@ -141,13 +134,10 @@ describe('in-process relay', () => {
   }, 60_000)
 
   test('an idle pipeline does not hold WAL back, and the slot metrics report', async () => {
-    const before = await slotLsn()
-    const other = connect({ url: env.config.postgres.url.replace(`/${env.tag}`, '/cdc'), max: 1 })
-    const [row] = await other.query<{ lsn: string }>(`select pg_logical_emit_message(false, 'other', repeat('x', 10000))::text as lsn`)
-    await other.end()
-    const target = parseLsn(row!.lsn)
+    const before = await slotLsn(env)
+    const target = await walElsewhere(env)
     expect(target).toBeGreaterThan(before)
-    await eventually(async () => (await slotLsn()) >= target, 15_000, 200)
+    await eventually(async () => (await slotLsn(env)) >= target, 15_000, 200)
     await eventually(async () => relayMetrics.slotConfirmedLsn.get() >= Number(target), 5_000)
     expect(relayMetrics.slotLost.get()).toBe(0)
   }, 30_000)
