@@ -1,13 +1,14 @@
 // The same capture scenarios in every capture mode give the same envelopes, field by field (event ids, occurredAt and
 // the transaction id aside): rules and atomic events, incidental columns, masks and excludes, root documents with
 // lookups, cdc.emit, who/why (also changed inside a transaction), rolled-back savepoints, no-op updates, TOASTed
-// values, deletes. Logical mode runs its relay in-process (it writes the event store from the WAL).
+// values, deletes, natural and composite keys that change, REPLICA IDENTITY FULL. Logical mode runs its relay
+// in-process (it writes the event store from the WAL).
 import { afterAll, expect, test } from 'bun:test'
-import type { Db } from '../../src/clients/postgres.ts'
+import { track } from '../../src/capture/track.ts'
 import type { Config } from '../../src/config.ts'
 import type { CdcEvent } from '../../src/events.ts'
 import { startRelay } from '../../src/relay/index.ts'
-import type { Role } from '../../src/runtime.ts'
+import type { Role, Runtime } from '../../src/runtime.ts'
 import { cleanupEnv } from '../relay/support.ts'
 import { eventually, type TestEnv } from '../support/env.ts'
 import { migratedEnv, storedEvents, withSettings } from './support.ts'
@@ -29,7 +30,21 @@ function configure(mode: Mode) {
 }
 
 /** One run of every scenario; returns nothing: the event store is what is compared. */
-async function scenarios(db: Db) {
+async function scenarios(rt: Runtime) {
+  const db = rt.db()
+  // natural and composite keys whose values change (the WAL then carries the old key), and REPLICA IDENTITY FULL
+  await db.query(`create table public.tags (code text primary key, label text not null)`)
+  await db.query(`create table public.stock (site text, sku int, qty int not null, note text, primary key (site, sku))`)
+  await db.query(`alter table public.stock replica identity full`)
+  await track(rt, 'tags')
+  await track(rt, 'stock')
+  await db.query(`insert into tags values ('a:1', 'first'), ('b%2', 'second')`)
+  await db.query(`update tags set code = 'a:one' where code = 'a:1'`)
+  await db.query(`update tags set label = 'renamed' where code = 'a:one'`)
+  await db.query(`insert into stock values ('x:y', 1, 5, null), ('z', 2, 1, 'n')`)
+  await db.query(`update stock set sku = 3, qty = 6 where site = 'x:y'`)
+  await db.query(`delete from stock where site = 'z'`)
+  await db.query(`delete from tags where code = 'a:one'`)
   const ctx = { actor: 'alice', reason: 'onboarding', correlation_id: 'req-1', causation_id: 'cmd-1' }
   const ids = await withSettings(db, ctx, async (tx) => {
     const [c] = await tx.query<{ id: number }>(
@@ -96,7 +111,7 @@ for (const mode of MODES) {
     })
     if (mode === 'logical') relay = await startRelay(env.rt)
     const db = env.rt.db()
-    await scenarios(db)
+    await scenarios(env.rt)
     const expected = results.get('outbox')?.length
     if (mode === 'logical') {
       // the relay writes the event store after the commits: wait until its slot has confirmed past the last one
@@ -130,4 +145,7 @@ test('the scenarios produce what trigger mode promises (sanity of the reference 
   const anne = events.find((e) => e.type === 'CustomerUpdated' && e.changes.some((c) => c.path === 'phone' && c.after === '***'))
   expect(anne).toBeDefined()
   expect(events.every((e) => !('category' in (e.after ?? {})))).toBe(true)
+  // the key changes and the REPLICA IDENTITY FULL table made their events (compared above in the other modes)
+  expect(types.filter((t) => t.startsWith('tags:')).length).toBeGreaterThanOrEqual(5)
+  expect(types).toContain('stock:StockDeleted:2')
 })
