@@ -2,11 +2,12 @@
 // The one entry point: `cdc <command> [flags]`. Owns start-up, exit codes and shutdown; each command lives in
 // src/commands/<name>.ts and either finishes (migrate, track, …) or returns long-running roles (serve, relay, …).
 import { parseArgs } from 'node:util'
-import { ConfigError, loadConfig } from './config.ts'
+import { ConfigError, loadConfig, unknownEnv } from './config.ts'
 import { log, setLogLevel } from './log.ts'
 import { createRuntime, type Role } from './runtime.ts'
 import { commands, type Command } from './commands/index.ts'
 import { UsageError } from './commands/command.ts'
+import { didYouMean } from './did-you-mean.ts'
 import pkg from '../package.json' with { type: 'json' }
 
 const SHUTDOWN_MS = 15_000
@@ -61,9 +62,9 @@ async function main(argv: string[]): Promise<number> {
     }
     if (a === '--config') {
       configPath = argv[++i]
-      if (configPath === undefined) throw new UsageError('--config needs a path')
+      if (configPath === undefined || configPath.startsWith('-')) throw new UsageError('--config: needs a path')
     } else if (a.startsWith('--config=')) configPath = a.slice('--config='.length)
-    else if (a.startsWith('-')) throw new UsageError(`unknown flag ${a}`)
+    else if (a.startsWith('-')) throw new UsageError(`${a.split('=')[0]}: unknown flag${didYouMean(a, ['--config', '--help', '--version'])}`)
     else break
   }
   const name = argv[i]
@@ -72,29 +73,20 @@ async function main(argv: string[]): Promise<number> {
     return 2
   }
   const command = commands.find((c) => c.name === name)
-  if (!command) throw new UsageError(`unknown command ${JSON.stringify(name)}`)
+  if (!command) throw new UsageError(`${name}: unknown command${didYouMean(name, commands.map((c) => c.name))}`)
 
-  let parsed
-  try {
-    parsed = parseArgs({
-      args: argv.slice(i + 1),
-      options: {
-        config: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-        ...Object.fromEntries(Object.entries(command.options ?? {}).map(([k, o]) => [k, { type: o.type, multiple: o.multiple }])),
-      },
-      allowPositionals: true,
-      strict: true,
-    })
-  } catch (error) {
-    throw new UsageError((error as Error).message.split('\n')[0]!, command)
-  }
+  const parsed = parseFlags(command, argv.slice(i + 1))
   if (parsed.values.help) {
     console.log(commandUsage(command))
     return 0
   }
-  const config = await loadConfig({ path: (parsed.values.config as string | undefined) ?? configPath })
+  const args = Object.entries(command.options ?? {}).flatMap(([flag, o]) => {
+    const text = parsed.values[flag]
+    return o.config && typeof text === 'string' ? [{ flag: `--${flag}`, key: o.config, text }] : []
+  })
+  const config = await loadConfig({ path: (parsed.values.config as string | undefined) ?? configPath, args })
   setLogLevel(config.log.level)
+  for (const unknown of unknownEnv()) log.warn('unknown CDC_ environment variable; ignored', unknown)
   const rt = createRuntime(config, log)
   let roles: Role[] = []
   try {
@@ -120,6 +112,43 @@ async function main(argv: string[]): Promise<number> {
   return 0
 }
 
+/**
+ * The command's flags, strictly: every problem becomes a UsageError naming the flag (node's parseArgs messages are
+ * written for developers and name no flag consistently, so its tokens are checked here instead).
+ */
+function parseFlags(command: Command, args: string[]) {
+  const options = { config: { type: 'string' as const }, help: { type: 'boolean' as const, short: 'h' }, ...command.options }
+  const { tokens } = parseArgs({
+    args,
+    options: Object.fromEntries(Object.entries(options).map(([k, o]) => [k, { type: o.type, ...('short' in o ? { short: o.short } : {}) }])),
+    allowPositionals: true,
+    strict: false,
+    tokens: true,
+  })
+  const values: Record<string, string | boolean | (string | boolean)[] | undefined> = {}
+  const positionals: string[] = []
+  for (const token of tokens) {
+    if (token.kind === 'positional') {
+      positionals.push(token.value)
+      continue
+    }
+    if (token.kind !== 'option') continue
+    const option = options[token.name as keyof typeof options] as { type: 'string' | 'boolean'; multiple?: boolean } | undefined
+    if (!option) throw new UsageError(`${token.rawName}: unknown flag${didYouMean(`--${token.name}`, Object.keys(options).map((k) => `--${k}`))}`, command)
+    if (option.type === 'boolean' && token.inlineValue) throw new UsageError(`${token.rawName}: takes no value`, command)
+    if (option.type === 'string' && (token.value === undefined || (!token.inlineValue && token.value.startsWith('-')))) {
+      throw new UsageError(`${token.rawName}: needs a value`, command)
+    }
+    if (values[token.name] !== undefined && !option.multiple) throw new UsageError(`${token.rawName}: given more than once`, command)
+    const value = option.type === 'boolean' ? true : token.value!
+    values[token.name] = option.multiple ? [...((values[token.name] as (string | boolean)[] | undefined) ?? []), value] : value
+  }
+  if (positionals.length > 0 && command.usage === undefined) {
+    throw new UsageError(`${positionals[0]}: unexpected argument (cdc ${command.name} takes none)`, command)
+  }
+  return { values, positionals }
+}
+
 function waitForSignal(): Promise<void> {
   return new Promise((resolve) => {
     const done = (signal: string) => {
@@ -135,7 +164,8 @@ main(Bun.argv.slice(2)).then(
   (code) => process.exit(code),
   (error) => {
     if (error instanceof UsageError) {
-      console.error(`cdc: ${error.message}`)
+      // The shape of a ConfigError: what was wrong, then one indented line naming the argument.
+      console.error(`cdc: invalid arguments (cdc${error.command ? ` ${error.command.name}` : ''}):\n  ${error.message}\n`)
       console.error(error.command ? commandUsage(error.command) : usage())
       process.exit(2)
     }

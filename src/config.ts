@@ -1,6 +1,8 @@
 // The one definition of cdc.toml: every key, its type and its default. Environment variables override any leaf key
 // as CDC_<SECTION>_<KEY> (e.g. CDC_POSTGRES_URL, CDC_KAFKA_BROKERS=a:9092,b:9092, CDC_HTTP_PORT=8081).
 import * as v from 'valibot'
+import { parse as parseToml, TomlError } from 'smol-toml'
+import { closest, didYouMean } from './did-you-mean.ts'
 
 const identifier = v.pipe(v.string(), v.regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lower-case SQL identifier'))
 const port = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(65535))
@@ -84,6 +86,13 @@ export const ConfigSchema = v.strictObject({
       port: v.optional(port, 8080),
       /** Without tokens the API is open, so it refuses to bind beyond loopback unless this is set. */
       allowOpenBind: v.optional(v.boolean(), false),
+      /**
+       * Host names the API and console answer for besides IP literals, localhost and http.host (DNS-rebinding
+       * guard); ".example.com" also allows its subdomains. Other names get 421.
+       */
+      allowedHosts: v.optional(v.array(v.pipe(v.string(), v.regex(/^\.?[A-Za-z0-9][A-Za-z0-9.-]{0,252}$/, 'a host name'))), []),
+      /** A request still unanswered after this long gets a 503 problem (Bun's idle timeout is kept above it). */
+      requestTimeoutMs: v.optional(v.pipe(v.number(), v.integer(), v.minValue(100), v.maxValue(240_000)), 30_000),
       bodyLimit: v.optional(positiveInt, 1024 * 1024),
       corsOrigins: v.optional(v.array(v.string()), []),
       requireDeleteReason: v.optional(v.boolean(), false),
@@ -120,6 +129,8 @@ export const ConfigSchema = v.strictObject({
       heartbeatMs: v.optional(positiveInt, 10_000),
       transactionalId: v.optional(v.pipe(v.string(), v.minLength(1)), 'cdc-relay'),
       retryMaxMs: v.optional(positiveInt, 30_000),
+      /** Tries of a batch that times out while MongoDB answers, before its failing messages are isolated (DLQ). */
+      batchAttempts: v.optional(positiveInt, 5),
     }),
     {},
   ),
@@ -129,6 +140,8 @@ export const ConfigSchema = v.strictObject({
       /** Tables whose topics are consumed; empty means capture.tracked. */
       tables: v.optional(v.array(identifier), []),
       retryMaxMs: v.optional(positiveInt, 30_000),
+      /** Tries of a batch that times out while MongoDB answers, before its failing messages are isolated (DLQ). */
+      batchAttempts: v.optional(positiveInt, 5),
       /** Which outcomes go to the processing-outcome log. */
       outcomes: v.optional(v.picklist(['off', 'failures', 'all']), 'failures'),
       outcomeRetentionDays: v.optional(positiveInt, 30),
@@ -163,94 +176,251 @@ export class ConfigError extends Error {
   }
 }
 
+/** A command-line flag that sets a config key (e.g. `serve --port 9000` → http.port); applied after the environment. */
+export interface ArgOverride {
+  flag: string
+  key: string
+  text: string
+}
+
 export interface LoadOptions {
   /** Path of cdc.toml; missing file is fine when not given explicitly. */
   path?: string
   env?: Record<string, string | undefined>
+  args?: ArgOverride[]
 }
 
 export async function loadConfig(options: LoadOptions = {}): Promise<Config> {
   const env = options.env ?? process.env
   const explicit = options.path ?? env.CDC_CONFIG
   const path = explicit ?? 'cdc.toml'
-  let raw: unknown = {}
+  let raw: Record<string, unknown> = {}
   const file = Bun.file(path)
   if (await file.exists()) {
-    try {
-      raw = Bun.TOML.parse(await file.text())
-    } catch (error) {
-      throw new ConfigError(path, [`not valid TOML: ${(error as Error).message}`])
-    }
+    const problem = readToml(new Uint8Array(await file.arrayBuffer()))
+    if (typeof problem === 'string') throw new ConfigError(path, [problem])
+    raw = problem
   } else if (explicit) {
     throw new ConfigError(path, ['file not found'])
   }
   const problems: string[] = []
-  const merged = applyEnv(raw as Record<string, unknown>, env, problems)
+  const merged = applyOverrides(raw, env, options.args ?? [], problems)
   const result = v.safeParse(ConfigSchema, merged)
   if (!result.success) {
-    for (const issue of result.issues) problems.push(describeIssue(issue))
+    for (const issue of result.issues) problems.push(describeIssue(issue, options.args ?? []))
   }
   if (problems.length > 0 || !result.success) throw new ConfigError(file.size ? path : 'defaults + env', problems)
   return result.output
 }
 
-function describeIssue(issue: v.BaseIssue<unknown>): string {
-  const key = v.getDotPath(issue) ?? '(top level)'
-  if (issue.kind === 'schema' && issue.type === 'strict_object' && issue.input !== undefined) {
-    return `${key}: unknown key`
+const utf8 = new TextDecoder('utf-8', { fatal: true })
+
+/**
+ * The file's tables, or why it cannot be read exactly as written. Bun.TOML.parse is not used: it stops silently at
+ * the first non-ASCII character outside a string and returns the part before it (a stray no-break space dropped every
+ * http.tokens entry and opened the API). smol-toml implements TOML 1.0 strictly and throws on anything else, so a
+ * file is either read whole or refused. Its error message quotes the offending lines: only line, column and reason
+ * are kept, since those lines may hold a password.
+ */
+export function readToml(bytes: Uint8Array): Record<string, unknown> | string {
+  if ((bytes[0] === 0xfe && bytes[1] === 0xff) || (bytes[0] === 0xff && bytes[1] === 0xfe)) {
+    return 'the file is UTF-16 (it starts with a byte-order mark); save it as UTF-8'
   }
-  // Regex and URL checks carry our own wording in the message; type checks say what they expected.
-  const expected = issue.type === 'regex' || issue.expected === null ? issue.message.replace(/: Received .*$/s, '') : issue.expected
-  return `${key}: expected ${expected}, got ${redact(key, issue.input)}`
+  if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) {
+    return 'the file starts with a byte-order mark; save it as UTF-8 without one'
+  }
+  const nul = bytes.indexOf(0)
+  if (nul >= 0) return `the file contains a NUL byte (at byte ${nul}): UTF-16 or binary, not UTF-8 text`
+  let text: string
+  try {
+    text = utf8.decode(bytes)
+  } catch {
+    return `the file is not valid UTF-8 (line ${lineOfInvalidUtf8(bytes)}); save it as UTF-8`
+  }
+  try {
+    return parseToml(text) as Record<string, unknown>
+  } catch (error) {
+    if (!(error instanceof TomlError)) throw error
+    const reason = error.message.split('\n')[0]!.replace(/^Invalid TOML document: /, '')
+    return `not valid TOML: line ${error.line}, column ${error.column}: ${reason}`
+  }
 }
 
-const SECRET_KEY = /url|token|password|secret|sha256/i
-
-/** Never echo a secret back, even in an error. */
-function redact(key: string, value: unknown): string {
-  if (SECRET_KEY.test(key) && typeof value === 'string') return '<redacted>'
-  return value === undefined ? 'nothing' : JSON.stringify(value)
+/** The line of the first byte sequence that is not UTF-8 (the longest valid prefix, found by bisection). */
+function lineOfInvalidUtf8(bytes: Uint8Array): number {
+  let lo = 0
+  let hi = bytes.length
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1
+    try {
+      // stream: a prefix cut inside a multi-byte sequence is not an error yet.
+      new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(0, mid), { stream: true })
+      lo = mid
+    } catch {
+      hi = mid - 1
+    }
+  }
+  return bytes.subarray(0, lo).filter((b) => b === 0x0a).length + 1
 }
 
-/** Walk the schema's leaves; a set CDC_<PATH> env var replaces the file's value, converted to the leaf's type. */
-function applyEnv(raw: Record<string, unknown>, env: Record<string, string | undefined>, problems: string[]) {
+function describeIssue(issue: v.BaseIssue<unknown>, args: ArgOverride[]): string {
+  const path = v.getDotPath(issue)
+  const key = args.find((a) => a.key === path)?.flag ?? path ?? '(top level)'
+  if (issue.kind === 'schema' && issue.type === 'strict_object' && issue.expected === 'never') {
+    return `${key}: unknown key${suggest(path ?? '')}`
+  }
+  if ((issue.type === 'strict_object' || issue.type === 'object') && issue.input === undefined) return `${key}: required`
+  // Our own wording where a check has one ('a lower-case SQL identifier'); valibot's default messages quote the
+  // received value, so they are never used: what was expected, then the value as describeValue shows it.
+  const custom = !/received/i.test(issue.message)
+  const expected = (issue.type === 'regex' || issue.expected === null) && custom ? issue.message : (issue.expected ?? issue.type)
+  return `${key}: expected ${EXPECTED[expected] ?? expected}, got ${describeValue(path ?? '', issue.input)}`
+}
+
+const EXPECTED: Record<string, string> = { Object: 'a table', Array: 'an array' }
+
+/** `http.prot: unknown key; did you mean port?` */
+function suggest(path: string): string {
+  const keys = path.split('.')
+  const parent = schemaAt(keys.slice(0, -1))
+  return parent ? didYouMean(keys.at(-1) ?? '', Object.keys(entriesOf(parent) ?? {})) : ''
+}
+
+/** Keys (and CDC_* names) whose values are never shown: URLs may carry passwords; tokens, digests and keys are secrets. */
+const SECRET_KEY = /url|token|password|passphrase|secret|sha256|sasl|(^|[._])key$/i
+
+/**
+ * A value as shown in an error. Secret-named keys show only their type, whatever it is (a URL inside an array or an
+ * inline table is still a URL); tables and arrays show only their type, since any of their members may be a secret;
+ * other strings lose URL credentials and are cut short.
+ */
+function describeValue(key: string, value: unknown): string {
+  if (value === undefined) return 'nothing'
+  const type = value === null ? 'null' : Array.isArray(value) ? 'an array' : value instanceof Date ? 'a date-time' : typeof value === 'object' ? 'a table' : `a ${typeof value}`
+  if (SECRET_KEY.test(key)) return `${type} (value hidden)`
+  if (typeof value === 'string') {
+    const shown = scrubUrl(value)
+    return JSON.stringify(shown.length > 80 ? `${shown.slice(0, 80)}…` : shown)
+  }
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value)
+  return type
+}
+
+const scrubUrl = (text: string) => text.replace(/(\w+:\/\/[^:/@\s]*):[^@\s]*@/g, '$1:***@')
+
+/** Environment variables that are not config keys but belong to cdc's own tooling (test stack, bench, docs). */
+const TOOLING_ENV = /^CDC_(STACK|TEST|BENCH|CHAOS|UPDATE)_/
+
+/** Every CDC_* variable the config reads: one per leaf key, plus CDC_CONFIG. */
+export function configEnvNames(): string[] {
+  const names = ['CDC_CONFIG']
+  forEachLeaf(ConfigSchema, [], (path) => names.push(envNameOf(path)))
+  return names
+}
+
+/** Set CDC_* variables that no key reads (a typo such as CDC_KAFKA_PARTITONS), with the closest known name. */
+export function unknownEnv(env: Record<string, string | undefined> = process.env): { name: string; didYouMean?: string }[] {
+  const known = configEnvNames()
+  return Object.keys(env)
+    .filter((name) => name.startsWith('CDC_') && env[name] !== undefined && !known.includes(name) && !TOOLING_ENV.test(name))
+    .sort()
+    .map((name) => {
+      const didYouMean = closest(name, known)
+      return didYouMean ? { name, didYouMean } : { name }
+    })
+}
+
+function entriesOf(schema: v.GenericSchema): Record<string, v.GenericSchema> | undefined {
+  const inner = unwrap(schema)
+  return inner.type === 'strict_object' || inner.type === 'object'
+    ? (inner as unknown as { entries: Record<string, v.GenericSchema> }).entries
+    : undefined
+}
+
+function schemaAt(path: string[]): v.GenericSchema | undefined {
+  let schema: v.GenericSchema | undefined = ConfigSchema
+  for (const key of path) schema = schema && entriesOf(schema)?.[key]
+  return schema
+}
+
+function forEachLeaf(schema: v.GenericSchema, path: string[], visit: (path: string[], leaf: v.GenericSchema) => void) {
+  const entries = entriesOf(schema)
+  if (!entries) return void (path.length > 0 && visit(path, unwrap(schema)))
+  for (const [key, child] of Object.entries(entries)) forEachLeaf(child, [...path, key], visit)
+}
+
+/**
+ * Walk the schema's leaves; a set CDC_<PATH> env var replaces the file's value, converted to the leaf's type, then
+ * the command-line overrides do the same. Arrays of tables (http.tokens) take a JSON array; http.tokens also takes
+ * the short form `name:sha256:role,…`, so tokens can live in the environment as the config file's header asks.
+ */
+function applyOverrides(raw: Record<string, unknown>, env: Record<string, string | undefined>, args: ArgOverride[], problems: string[]) {
   const out = structuredClone(raw)
-  const walk = (schema: v.GenericSchema, path: string[]) => {
-    const inner = unwrap(schema)
-    if (inner.type === 'strict_object' || inner.type === 'object') {
-      for (const [key, child] of Object.entries((inner as unknown as { entries: Record<string, v.GenericSchema> }).entries)) {
-        walk(child, [...path, key])
-      }
-      return
-    }
-    const name = `CDC_${path.map(envName).join('_')}`
-    const text = env[name]
-    if (text === undefined || path.length === 0) return
-    let value: unknown = text
-    if (inner.type === 'number') {
-      value = text.trim() === '' ? Number.NaN : Number(text)
-      if (Number.isNaN(value)) problems.push(`${name}: expected a number, got ${JSON.stringify(text)}`)
-    } else if (inner.type === 'boolean') {
-      if (!['true', 'false', '1', '0'].includes(text)) problems.push(`${name}: expected true or false, got ${JSON.stringify(text)}`)
-      value = text === 'true' || text === '1'
-    } else if (inner.type === 'array') {
-      value = text.split(',').map((s) => s.trim()).filter(Boolean)
-    } else if (inner.type === 'record') {
-      try {
-        value = JSON.parse(text)
-      } catch {
-        problems.push(`${name}: expected a JSON object, got ${SECRET_KEY.test(name) ? '<redacted>' : JSON.stringify(text)}`)
-      }
-    }
+  const set = (path: string[], value: unknown) => {
     let node = out as Record<string, unknown>
     for (const key of path.slice(0, -1)) {
-      if (typeof node[key] !== 'object' || node[key] === null) node[key] = {}
+      if (typeof node[key] !== 'object' || node[key] === null || Array.isArray(node[key])) node[key] = {}
       node = node[key] as Record<string, unknown>
     }
     node[path.at(-1)!] = value
   }
-  walk(ConfigSchema, [])
+  forEachLeaf(ConfigSchema, [], (path, leaf) => {
+    const name = envNameOf(path)
+    const text = env[name]
+    const value = text === undefined ? SKIP : convert(name, text, leaf, problems)
+    if (value !== SKIP) set(path, value)
+  })
+  for (const arg of args) {
+    const path = arg.key.split('.')
+    const leaf = schemaAt(path)
+    if (!leaf) throw new Error(`no config key ${arg.key} for ${arg.flag}`)
+    const value = convert(arg.flag, arg.text, unwrap(leaf), problems)
+    if (value !== SKIP) set(path, value)
+  }
   return out
+}
+
+/** A value that could not be converted: its problem is reported once, and the key keeps its file/default value. */
+const SKIP = Symbol('skip')
+
+function convert(name: string, text: string, leaf: v.GenericSchema, problems: string[]): unknown {
+  const shown = SECRET_KEY.test(name) ? '<redacted>' : JSON.stringify(scrubUrl(text.length > 80 ? `${text.slice(0, 80)}…` : text))
+  if (leaf.type === 'number') {
+    if (/^\s*-?\d+(\.\d+)?\s*$/.test(text)) return Number(text)
+    problems.push(`${name}: expected a number, got ${shown}`)
+    return SKIP
+  }
+  if (leaf.type === 'boolean') {
+    if (['true', 'false', '1', '0'].includes(text)) return text === 'true' || text === '1'
+    problems.push(`${name}: expected true or false, got ${shown}`)
+    return SKIP
+  }
+  if (leaf.type === 'array' && entriesOf((leaf as unknown as { item: v.GenericSchema }).item)) {
+    if (text.trimStart().startsWith('[')) return parseJson(name, text, 'a JSON array', problems)
+    const fields = Object.keys(entriesOf((leaf as unknown as { item: v.GenericSchema }).item)!)
+    if (name !== 'CDC_HTTP_TOKENS') {
+      problems.push(`${name}: expected a JSON array of tables, got ${shown}`)
+      return SKIP
+    }
+    // name:sha256:role — the fields in schema order; a malformed entry is reported by the schema with its index.
+    return text
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean)
+      .map((entry) => Object.fromEntries(entry.split(':').map((part, i) => [fields[i] ?? `field${i + 1}`, part])))
+  }
+  if (leaf.type === 'array') return text.split(',').map((s) => s.trim()).filter(Boolean)
+  if (leaf.type === 'record') return parseJson(name, text, 'a JSON object', problems)
+  return text
+}
+
+function parseJson(name: string, text: string, what: string, problems: string[]): unknown {
+  try {
+    return JSON.parse(text)
+  } catch {
+    problems.push(`${name}: expected ${what}, got ${SECRET_KEY.test(name) ? '<redacted>' : 'text that is not JSON'}`)
+    return SKIP
+  }
 }
 
 function unwrap(schema: v.GenericSchema): v.GenericSchema {
@@ -260,18 +430,17 @@ function unwrap(schema: v.GenericSchema): v.GenericSchema {
   return s
 }
 
-/** camelCase → SNAKE: maxConnections → MAX_CONNECTIONS. */
-function envName(key: string) {
-  return key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()
+/** http.maxConnections → CDC_HTTP_MAX_CONNECTIONS. */
+function envNameOf(path: string[]) {
+  return `CDC_${path.map((key) => key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()).join('_')}`
 }
 
-/** The config as safe to print: URLs lose their passwords, token digests are hidden. */
+/** The config as safe to print (`cdc config print`): URLs lose their credentials, other secrets are hidden. */
 export function redactConfig(config: Config): unknown {
   return JSON.parse(
     JSON.stringify(config, (key, value) => {
-      if (typeof value === 'string' && /url$/i.test(key)) return value.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:***@')
-      if (key === 'sha256') return '***'
-      return value
+      if (typeof value !== 'string' || !SECRET_KEY.test(key)) return value
+      return /url$/i.test(key) ? scrubUrl(value).replace(/([?&](password|pass|pwd)=)[^&]*/gi, '$1***') : '***'
     }),
   )
 }

@@ -58,6 +58,11 @@ export const DlqHeaders = {
   redriveCount: 'cdc-redrive-count',
   /** "true" on a message that did not fail itself but waits behind its aggregate's failed one (order kept). */
   parked: 'cdc-dlq-parked',
+  /**
+   * On a DLQ copy whose original did not fit the DLQ topic: what was replaced ("value", "value,headers",
+   * "value,headers,key"); the value is then a JSON reference to the original's topic, partition and offset.
+   */
+  reference: 'cdc-dlq-reference',
   /** Set by redrive on the republished message: the DLQ position it came from (`<dlq topic>:<partition>:<offset>`). */
   redriveId: 'cdc-redrive-id',
 } as const

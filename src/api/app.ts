@@ -1,5 +1,5 @@
-// The Hono app: middleware in order (request context → CORS → auth → body limit), the routes, and the one error
-// handler that turns anything thrown into a problem document.
+// The Hono app: middleware in order (request context → deadline → Host allow-list → console → CORS → auth → body
+// limit), the routes, and the one error handler that turns anything thrown into a problem document.
 import { Hono } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { cors } from 'hono/cors'
@@ -8,6 +8,8 @@ import { StoreError } from '../clients/mongo.ts'
 import { ApiError, problemResponse } from './problem.ts'
 import { requestContext } from './middleware/request-context.ts'
 import { auth } from './middleware/auth.ts'
+import { deadline } from './middleware/deadline.ts'
+import { hostCheck } from './middleware/host-check.ts'
 import { customerRoutes } from './routes/customers.ts'
 import { productRoutes } from './routes/products.ts'
 import { orderRoutes } from './routes/orders.ts'
@@ -25,6 +27,8 @@ export function createApp(deps: AppDeps) {
   const { http } = deps.config
   const app = new Hono<AppEnv>()
   app.use(requestContext(deps.log))
+  app.use(deadline(http.requestTimeoutMs))
+  app.use(hostCheck(http))
   // The console before CORS and bearer auth: it has its own cookie session, CSRF checks and headers (src/ui).
   app.route('/ui', createConsole({ ...deps, api: (path, init) => app.request(path, init) }))
   if (http.corsOrigins.length > 0) {

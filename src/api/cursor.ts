@@ -12,6 +12,7 @@ export function decodeCursor<S extends v.GenericSchema>(schema: S, cursor: strin
   if (cursor === undefined) return undefined
   let value: unknown
   try {
+    if (!/^[A-Za-z0-9_-]*$/.test(cursor)) throw new Error('not base64url')
     value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'))
   } catch {
     value = undefined
@@ -33,7 +34,10 @@ export function pageOf<T>(rows: T[], size: number, keyOf: (last: T) => unknown):
   return { items, nextCursor: rows.length > size && last !== undefined ? encodeCursor(keyOf(last)) : null }
 }
 
-export const IdCursor = v.strictObject({ after: v.pipe(v.number(), v.integer(), v.minValue(0)) })
+/** A non-negative integer a cursor may carry: within 2^53 (1e300 or 2^63 would pass v.integer() and overflow a bigint). */
+export const CursorInt = v.pipe(v.number(), v.safeInteger(), v.minValue(0))
+
+export const IdCursor = v.strictObject({ after: CursorInt })
 
 /** One page of a table listed by id (keyset): `sql` takes $1 = the last id seen, $2 = rows to fetch. */
 export async function idPage<R extends { id: number }>(

@@ -35,5 +35,7 @@ export type AppEnv = {
     /** The token's owner; null when the API is open (no tokens configured). */
     principal: Principal | null
     log: Logger
+    /** Aborted at the request deadline (http.requestTimeoutMs): pass it to work that can be cancelled. */
+    signal: AbortSignal
   }
 }

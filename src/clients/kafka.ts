@@ -1,12 +1,14 @@
 // The only module that imports kafkajs (unmaintained since 2023): the roles use the small interfaces below, so the
 // client can be swapped without touching them.
-import { Kafka, logLevel, type Consumer as KConsumer, type Producer as KProducer } from 'kafkajs'
+import { ConfigResourceTypes, Kafka, logLevel, type Consumer as KConsumer, type Producer as KProducer } from 'kafkajs'
 import type { Logger } from '../log.ts'
 
 export interface OutMessage {
   topic: string
-  key: string
-  value: string | Buffer
+  /** null: no key (the partitioner spreads such messages); kept null, never turned into "". */
+  key: string | null
+  /** null: a tombstone. */
+  value: string | Buffer | null
   headers?: Record<string, string>
   partition?: number
 }
@@ -22,8 +24,14 @@ export interface InMessage {
 }
 
 export interface Producer {
-  /** Idempotent (acks=all) send; resolves once the broker acknowledged every message. */
-  send(messages: OutMessage[]): Promise<void>
+  /**
+   * Idempotent (acks=all) send; resolves once the broker acknowledged every message. Sent in order, in as many requests
+   * as it takes to keep each one within `maxBytes` (estimated; default DEFAULT_MAX_SEND_BYTES): the broker refuses a
+   * record batch larger than its max.message.bytes, and kafkajs puts all of one request's messages for a partition into
+   * one batch. A single message larger than that still goes alone (and fails): callers that must always succeed (the
+   * DLQ) shrink their messages first (see `recordBytes`).
+   */
+  send(messages: OutMessage[], options?: { maxBytes?: number }): Promise<void>
   disconnect(): Promise<void>
 }
 
@@ -92,6 +100,8 @@ export interface KafkaClient {
   lag(groupId: string, topic: string): Promise<{ partition: number; committed: number; end: number }[]>
   /** First and next-to-write offset of each partition (a one-shot reader reads [low, high)). */
   offsets(topic: string): Promise<{ partition: number; low: number; high: number }[]>
+  /** The largest record batch the broker accepts on `topic` (its max.message.bytes). */
+  maxMessageBytes(topic: string): Promise<number>
   /** Reachability probe for /readyz. */
   ping(): Promise<void>
   close(): Promise<void>
@@ -103,6 +113,36 @@ export interface KafkaOptions {
   log?: Logger
   /** Fail fast instead of kafkajs' long default retries (used by probes and tests). */
   connectionTimeoutMs?: number
+}
+
+/** The broker's default max.message.bytes (1 MiB + 12) less room for the record batch header. */
+export const DEFAULT_MAX_SEND_BYTES = 1_000_000
+
+/** An upper estimate of a message's size inside a record batch (record framing, varints, header framing). */
+export function recordBytes(m: OutMessage): number {
+  const len = (v: string | Buffer | null | undefined) => (v == null ? 0 : typeof v === 'string' ? Buffer.byteLength(v) : v.length)
+  let bytes = 32 + len(m.key) + len(m.value)
+  for (const [k, v] of Object.entries(m.headers ?? {})) bytes += 10 + len(k) + len(v)
+  return bytes
+}
+
+/** Consecutive runs of `messages` whose estimated sizes add up to at most `maxBytes` (an oversized one alone). */
+export function sendChunks(messages: OutMessage[], maxBytes: number): OutMessage[][] {
+  const chunks: OutMessage[][] = []
+  let chunk: OutMessage[] = []
+  let bytes = 64
+  for (const m of messages) {
+    const size = recordBytes(m)
+    if (chunk.length > 0 && bytes + size > maxBytes) {
+      chunks.push(chunk)
+      chunk = []
+      bytes = 64
+    }
+    chunk.push(m)
+    bytes += size
+  }
+  if (chunk.length > 0) chunks.push(chunk)
+  return chunks
 }
 
 /** How long a consumer's stop() waits for kafkajs to finish its batches and leave the group. */
@@ -149,7 +189,7 @@ export function createKafka(options: KafkaOptions): KafkaClient {
     return client
   }
   const toKafkaMessages = (messages: OutMessage[]) => {
-    const byTopic = new Map<string, { key: string; value: string | Buffer; headers?: Record<string, string>; partition?: number }[]>()
+    const byTopic = new Map<string, { key: string | null; value: string | Buffer | null; headers?: Record<string, string>; partition?: number }[]>()
     for (const m of messages) {
       let list = byTopic.get(m.topic)
       if (!list) byTopic.set(m.topic, (list = []))
@@ -164,8 +204,10 @@ export function createKafka(options: KafkaOptions): KafkaClient {
       await p.connect()
       track(p)
       return {
-        send: async (messages) => {
-          await p.sendBatch({ topicMessages: toKafkaMessages(messages), acks: -1 })
+        send: async (messages, options = {}) => {
+          for (const chunk of sendChunks(messages, options.maxBytes ?? DEFAULT_MAX_SEND_BYTES)) {
+            await p.sendBatch({ topicMessages: toKafkaMessages(chunk), acks: -1 })
+          }
         },
         disconnect: () => p.disconnect(),
       }
@@ -348,6 +390,14 @@ export function createKafka(options: KafkaOptions): KafkaClient {
     async offsets(topic) {
       const ends = await (await withAdmin()).fetchTopicOffsets(topic)
       return ends.map((e) => ({ partition: e.partition, low: Number(e.low), high: Number(e.high) }))
+    },
+    async maxMessageBytes(topic) {
+      const { resources } = await (await withAdmin()).describeConfigs({
+        includeSynonyms: false,
+        resources: [{ type: ConfigResourceTypes.TOPIC, name: topic, configNames: ['max.message.bytes'] }],
+      })
+      const value = Number(resources[0]?.configEntries.find((e) => e.configName === 'max.message.bytes')?.configValue)
+      return Number.isFinite(value) && value > 0 ? value : DEFAULT_MAX_SEND_BYTES
     },
     async ping() {
       await (await withAdmin()).describeCluster()

@@ -1,6 +1,15 @@
 // The only module that imports the mongodb driver. It stays inside the subset that real MongoDB 7/8 and FerretDB share
 // (see DESIGN.md): no transactions, sessions or change streams; duplicates are recognised by code 11000 only.
-import { MongoBulkWriteError, MongoClient, MongoServerError, type AnyBulkWriteOperation, type Document } from 'mongodb'
+import {
+  MongoBulkWriteError,
+  MongoClient,
+  MongoError,
+  MongoNetworkError,
+  MongoNetworkTimeoutError,
+  MongoServerError,
+  type AnyBulkWriteOperation,
+  type Document,
+} from 'mongodb'
 
 export type Doc = Record<string, unknown>
 export type Filter = Record<string, unknown>
@@ -55,33 +64,99 @@ export interface Store {
 }
 
 /**
- * A failed write, classified: `transient` (server unreachable, timeout, not primary) may succeed on retry;
- * anything else is permanent for this document.
+ * Why an operation failed, which decides what the caller does (docs/failures.md):
+ * - `unreachable`: no answer from the server (refused, reset, no server selected, a wedged client): nobody's fault
+ *   but the server's; wait for it, however long.
+ * - `timeout`: the server answers, but this operation ran out of time (our deadline, maxTimeMS): retry a few times.
+ * - `rejected`: the server refused a document for good (bad key, value it cannot store, too large).
+ * - `unknown`: anything else. Not assumed to pass: the caller isolates the documents involved.
  */
+export type StoreFailure = 'unreachable' | 'timeout' | 'rejected' | 'unknown'
+
+/** A failed operation, classified. `transient` (unreachable, timeout) may succeed on retry; the rest will not. */
 export class StoreError extends Error {
   constructor(
     message: string,
-    readonly transient: boolean,
+    readonly kind: StoreFailure,
     readonly code?: number,
-    /** Input positions of the documents that failed for good (for unordered writes). */
+    /** Input positions of the documents that failed for good (for unordered writes); empty when the server did not say. */
     readonly failed: number[] = [],
+    /** Input positions that were already stored (code 11000) in the same unordered write. */
+    readonly duplicates: number[] = [],
+    /** The server's message for each position in `failed`, when it gave one. */
+    readonly reasons: string[] = [],
   ) {
     super(message)
     this.name = 'StoreError'
   }
+
+  get transient(): boolean {
+    return this.kind === 'unreachable' || this.kind === 'timeout'
+  }
 }
 
 const DUPLICATE = 11000
+/** Server codes that mean "not now" (shutdown in progress, not primary, …), not "never". */
+const NOT_NOW = new Set([6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436])
+/** MaxTimeMSExpired, ExceededTimeLimit. */
+const TIME_LIMIT = new Set([50, 262])
+/**
+ * Server codes MongoDB uses for a document it will not store: BadValue, Overflow (nesting), InvalidBSON, dollar/dotted/
+ * empty field names, too large, TypeMismatch, FailedToParse, InvalidLength, KeyTooLong, DocumentValidationFailure.
+ */
+const DOCUMENT_REJECTED = new Set([2, 9, 14, 15, 17, 22, 52, 56, 57, 10334, 17419, 17420, 17280, 121, 16755, 16837])
+/**
+ * FerretDB on PostgreSQL reports PostgreSQL's own errors as InternalError (code 1) with the SQLSTATE in the message,
+ * for the whole command and without the document's position: class 22 (data exception: NUL in a string is 22P05) and
+ * 54 (program limit: nesting too deep is 54001) are the document's fault; 08 (connection), 53 (resources), 57
+ * (shutdown, cancel) and 40 (serialization, deadlock) pass.
+ */
+function sqlstateFailure(message: string): StoreFailure | undefined {
+  const state = /SQLSTATE ([0-9A-Z]{5})/.exec(message)?.[1]
+  if (!state) return undefined
+  const cls = state.slice(0, 2)
+  if (cls === '22' || cls === '54') return 'rejected'
+  if (state === '57014') return 'timeout'
+  if (['08', '53', '57', '40'].includes(cls)) return 'unreachable'
+  return 'unknown'
+}
 
-function classify(error: unknown): StoreError {
+export function classify(error: unknown): StoreError {
   if (error instanceof StoreError) return error
+  // A driver error inside a bulk write arrives wrapped, the original as its errorResponse.
+  if (error instanceof MongoBulkWriteError && error.errorResponse instanceof Error) return classify(error.errorResponse)
   const e = error as { code?: number; message?: string }
-  // Network/selection errors are not server errors; these server codes mean "not now" (shutdown, not primary, …).
-  const transient =
-    !(error instanceof MongoServerError) ||
-    error.hasErrorLabel('RetryableWriteError') ||
-    [6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436].includes(e.code ?? -1)
-  return new StoreError(e.message ?? String(error), transient, e.code)
+  const message = e.message ?? String(error)
+  const code = typeof e.code === 'number' ? e.code : undefined
+  return new StoreError(message, failureOf(error, message, code), code)
+}
+
+function serverFailure(code: number | undefined, message: string): StoreFailure {
+  if (code !== undefined && TIME_LIMIT.has(code)) return 'timeout'
+  if (code !== undefined && NOT_NOW.has(code)) return 'unreachable'
+  if (code !== undefined && DOCUMENT_REJECTED.has(code)) return 'rejected'
+  return sqlstateFailure(message) ?? 'unknown'
+}
+
+function failureOf(error: unknown, message: string, code: number | undefined): StoreFailure {
+  if (error instanceof MongoNetworkTimeoutError) return 'timeout'
+  if (error instanceof MongoServerError) {
+    return error.hasErrorLabel('RetryableWriteError') ? 'unreachable' : serverFailure(code, message)
+  }
+  // Network errors, server selection, a pool cleared or a client closed under us: the server did not answer.
+  if (error instanceof MongoNetworkError) return 'unreachable'
+  if (error instanceof MongoError) {
+    const name = error.name
+    if (/ServerSelection|PoolCleared|Topology|NotConnected|ServerClosed|Network/.test(name)) return 'unreachable'
+    // Refused before sending: a document the driver cannot encode (NUL in a key, over 16 MiB).
+    if (/InvalidArgument|BSON/.test(name)) return 'rejected'
+    if (/Timeout/.test(name)) return 'timeout'
+    return 'unknown'
+  }
+  // The BSON encoder's own errors (a key with NUL) and its recursion on absurd nesting: the document's fault.
+  if (error instanceof RangeError || (error as Error)?.name === 'BSONError') return 'rejected'
+  if (/ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|socket|connection/i.test(message)) return 'unreachable'
+  return 'unknown'
 }
 
 /**
@@ -91,13 +166,24 @@ function classify(error: unknown): StoreError {
 function duplicatesOf(error: unknown): number[] {
   if (!(error instanceof MongoBulkWriteError)) throw classify(error)
   const errors = (Array.isArray(error.writeErrors) ? error.writeErrors : [error.writeErrors]).filter((w) => w !== undefined)
-  // A connection lost mid-write also arrives as a bulk error, with no write errors: nothing is known written.
-  if (errors.length === 0) throw new StoreError(error.message, true, error.code as number | undefined)
+  // No write errors: the command as a whole failed (a driver error, or FerretDB's InternalError for one document).
+  if (errors.length === 0) throw classify(error)
   const failed = errors.filter((w) => w.code !== DUPLICATE)
+  const duplicates = errors.filter((w) => w.code === DUPLICATE).map((w) => w.index)
   if (failed.length > 0) {
-    throw new StoreError(failed[0]!.errmsg ?? 'write failed', false, failed[0]!.code, failed.map((w) => w.index))
+    const first = failed[0]!
+    const kind = serverFailure(first.code, first.errmsg ?? '')
+    // A write error names its document: unless it says "not now", that document is the problem.
+    throw new StoreError(
+      first.errmsg ?? 'write failed',
+      kind === 'unknown' ? 'rejected' : kind,
+      first.code,
+      failed.map((w) => w.index),
+      duplicates,
+      failed.map((w) => w.errmsg ?? `code ${w.code}`),
+    )
   }
-  return errors.map((w) => w.index)
+  return duplicates
 }
 
 /**
@@ -129,13 +215,20 @@ export interface MongoOptions {
   database: string
   /** Fail fast when the server is down, so callers can back off instead of hanging. */
   serverSelectionTimeoutMs?: number
+  /**
+   * The server-side time limit (maxTimeMS) of every operation, so that an operation the caller gave up on does not
+   * keep running on the server (a scan left behind competes with every write). Default 25 s, below healingStore's.
+   */
+  maxTimeMs?: number
 }
 
 export async function connectMongo(options: MongoOptions): Promise<Store> {
+  const maxTimeMS = options.maxTimeMs ?? 25_000
   const client = new MongoClient(options.url, {
     serverSelectionTimeoutMS: options.serverSelectionTimeoutMs ?? 5000,
     connectTimeoutMS: 5000,
-    socketTimeoutMS: 30_000,
+    // A socket that stays silent past the server's own limit is a dead connection, not a slow operation.
+    socketTimeoutMS: maxTimeMS + 10_000,
     retryWrites: false,
     maxPoolSize: 20,
     directConnection: !options.url.startsWith('mongodb+srv'),
@@ -144,6 +237,9 @@ export async function connectMongo(options: MongoOptions): Promise<Store> {
     throw classify(error)
   })
   const db = client.db(options.database)
+  const rethrow = (e: unknown): never => {
+    throw classify(e)
+  }
 
   const collection = <T extends Doc>(name: string): Collection<T> => {
     const c = db.collection<Document>(name)
@@ -151,7 +247,7 @@ export async function connectMongo(options: MongoOptions): Promise<Store> {
       async insertMany(docs) {
         if (docs.length === 0) return { inserted: 0, duplicates: [] }
         try {
-          const r = await c.insertMany(docs as Document[], { ordered: false })
+          const r = await c.insertMany(docs as Document[], { ordered: false, maxTimeMS })
           return { inserted: r.insertedCount, duplicates: [] }
         } catch (error) {
           const duplicates = duplicatesOf(error)
@@ -166,7 +262,7 @@ export async function connectMongo(options: MongoOptions): Promise<Store> {
         let rejected: StoreError | undefined
         for (const [start, chunk] of updateChunks(ops)) {
           try {
-            matched += (await c.bulkWrite(chunk as AnyBulkWriteOperation<Document>[], { ordered: false })).matchedCount
+            matched += (await c.bulkWrite(chunk as AnyBulkWriteOperation<Document>[], { ordered: false, maxTimeMS })).matchedCount
           } catch (error) {
             try {
               duplicates.push(...duplicatesOf(error).map((i) => start + i))
@@ -180,88 +276,129 @@ export async function connectMongo(options: MongoOptions): Promise<Store> {
             }
           }
         }
-        if (rejected) throw new StoreError(rejected.message, false, rejected.code, failed)
+        if (rejected) throw new StoreError(rejected.message, rejected.kind, rejected.code, failed)
         return { duplicates, matched }
       },
       find: (filter, o = {}) => {
-        let cursor = c.find(filter, o.projection ? { projection: o.projection } : {})
+        let cursor = c.find(filter, { maxTimeMS, ...(o.projection ? { projection: o.projection } : {}) })
         if (o.sort) cursor = cursor.sort(o.sort)
         if (o.skip) cursor = cursor.skip(o.skip)
         if (o.limit) cursor = cursor.limit(o.limit)
-        return cursor.toArray().catch((e) => {
-          throw classify(e)
-        }) as unknown as Promise<T[]>
+        return cursor.toArray().catch(rethrow) as unknown as Promise<T[]>
       },
-      findOne: (filter) =>
-        c.findOne(filter).catch((e) => {
-          throw classify(e)
-        }) as unknown as Promise<T | null>,
-      count: (filter = {}) =>
-        c.countDocuments(filter).catch((e) => {
-          throw classify(e)
-        }),
-      aggregate: <R>(pipeline: Doc[]) =>
-        c
-          .aggregate(pipeline)
-          .toArray()
-          .catch((e) => {
-            throw classify(e)
-          }) as Promise<R[]>,
-      deleteMany: async (filter) => (await c.deleteMany(filter)).deletedCount,
+      findOne: (filter) => c.findOne(filter, { maxTimeMS }).catch(rethrow) as unknown as Promise<T | null>,
+      count: (filter = {}) => c.countDocuments(filter, { maxTimeMS }).catch(rethrow),
+      aggregate: <R>(pipeline: Doc[]) => c.aggregate(pipeline, { maxTimeMS }).toArray().catch(rethrow) as Promise<R[]>,
+      deleteMany: async (filter) => (await c.deleteMany(filter, { maxTimeMS }).catch(rethrow)).deletedCount,
       async createIndexes(indexes) {
-        await c.createIndexes(indexes.map((i) => ({ key: i.key, name: i.name, unique: i.unique ?? false })))
+        await c
+          .createIndexes(
+            indexes.map((i) => ({ key: i.key, name: i.name, unique: i.unique ?? false })),
+            { maxTimeMS },
+          )
+          .catch(rethrow)
       },
       drop: async () => {
-        await c.drop().catch(() => {})
+        await c.drop({ maxTimeMS }).catch(() => {})
       },
     }
   }
 
   return {
     collection,
-    listCollections: async () => (await db.listCollections({}, { nameOnly: true }).toArray()).map((c) => c.name),
+    listCollections: async () => (await db.listCollections({}, { nameOnly: true, maxTimeMS }).toArray().catch(rethrow)).map((c) => c.name),
     ping: async () => {
-      await db.command({ ping: 1 }).catch((e) => {
-        throw classify(e)
-      })
+      await db.command({ ping: 1 }).catch(rethrow)
     },
     close: () => client.close(),
   }
 }
 
-/**
- * A Store that replaces its client after a transient failure. Under Bun the driver's server monitor stops once the
- * server went away (no heartbeat ever again), so an existing client never sees the server come back; a new one does.
- */
-const OPERATION_TIMEOUT_MS = 30_000
+export interface HealingOptions {
+  /** Client-side bound of every operation (default 30 s): beyond it the caller gets a `timeout` StoreError. */
+  operationTimeoutMs?: number
+  /** How long the health probe after a timeout may take before the client counts as wedged (default 5 s). */
+  probeTimeoutMs?: number
+}
 
-export function healingStore(open: () => Promise<Store>): Store {
-  let current: Promise<Store> | undefined
-  const get = () =>
-    (current ??= open().catch((error) => {
-      current = undefined
-      throw classify(error)
-    }))
-  const guard = async <R>(fn: (store: Store) => Promise<R>, what: string): Promise<R> => {
-    const used = get()
-    const store = await used
+interface Client {
+  store: Promise<Store>
+  /** Operations in flight on it: a retired client is closed only once they are done, never under them. */
+  busy: number
+  retired: boolean
+  probe?: Promise<boolean>
+}
+
+/**
+ * A Store shared by every role of a process that replaces its client when the server stops answering it. Under Bun
+ * the driver's server monitor stops once the server went away (no heartbeat ever again), and an operation on a
+ * connection whose server restarted can hang forever: so every operation is bounded in time, and a client that does not
+ * answer a ping any more is replaced by a new one. The old client is closed only after its last operation ended, so
+ * one slow or failed operation never aborts the others in flight (a timeout alone replaces nothing).
+ */
+export function healingStore(open: () => Promise<Store>, options: HealingOptions = {}): Store {
+  const timeoutMs = options.operationTimeoutMs ?? 30_000
+  const probeMs = options.probeTimeoutMs ?? 5_000
+  let current: Client | undefined
+
+  const closeIfIdle = (client: Client) => {
+    if (client.retired && client.busy === 0) void client.store.then((s) => s.close()).catch(() => {})
+  }
+  const retire = (client: Client) => {
+    if (current === client) current = undefined
+    client.retired = true
+    closeIfIdle(client)
+  }
+  const acquire = (): Client => {
+    if (!current) {
+      const client: Client = { store: open(), busy: 0, retired: false }
+      client.store.catch(() => {
+        if (current === client) current = undefined
+      })
+      current = client
+    }
+    return current
+  }
+  const within = <R>(work: Promise<R>, ms: number, what: string): Promise<R> => {
     let timer: ReturnType<typeof setTimeout> | undefined
-    // Under Bun an operation on a connection whose server restarted can hang forever: bound it, then replace the
-    // client. A write that still lands later is harmless (writes are idempotent or version-guarded).
     const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new StoreError(`${what} timed out after ${OPERATION_TIMEOUT_MS} ms`, true)), OPERATION_TIMEOUT_MS)
+      timer = setTimeout(() => reject(new StoreError(`${what} timed out after ${ms} ms`, 'timeout')), ms)
     })
+    return Promise.race([work, deadline]).finally(() => clearTimeout(timer))
+  }
+  /** Whether the client still gets an answer from the server; one probe at a time per client. */
+  const answers = (client: Client): Promise<boolean> =>
+    (client.probe ??= within(
+      client.store.then((s) => s.ping()),
+      probeMs,
+      'ping',
+    ).then(
+      () => true,
+      () => false,
+    ).finally(() => setTimeout(() => (client.probe = undefined), 1000)))
+
+  const guard = async <R>(fn: (store: Store) => Promise<R>, what: string): Promise<R> => {
+    const client = acquire()
+    client.busy++
     try {
-      return await Promise.race([fn(store), deadline])
+      const store = await client.store.catch((error) => {
+        throw classify(error)
+      })
+      // A write that still lands after the deadline is harmless (writes are idempotent or version-guarded), and the
+      // server's own limit (maxTimeMS) ends the operation there too.
+      return await within(fn(store), timeoutMs, what)
     } catch (error) {
       const e = classify(error)
-      if (e.transient && current === used) {
-        current = undefined
-        void store.close().catch(() => {})
+      if (e.kind === 'unreachable') retire(client)
+      // A timeout is this operation's: the client is replaced only when it cannot even ping any more (wedged).
+      else if (e.kind === 'timeout' && !client.retired && !(await answers(client))) {
+        retire(client)
+        throw new StoreError(`${e.message}; the server does not answer a ping either`, 'unreachable', e.code)
       }
       throw e
     } finally {
-      clearTimeout(timer)
+      client.busy--
+      closeIfIdle(client)
     }
   }
   return {
@@ -279,9 +416,9 @@ export function healingStore(open: () => Promise<Store>): Store {
     listCollections: () => guard((s) => s.listCollections(), 'listCollections'),
     ping: () => guard((s) => s.ping(), 'ping'),
     close: async () => {
-      const open = current
+      const client = current
       current = undefined
-      if (open) await (await open.catch(() => undefined))?.close()
+      if (client) await (await client.store.catch(() => undefined))?.close()
     },
   }
 }

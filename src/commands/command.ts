@@ -6,6 +6,8 @@ export interface Option {
   description: string
   placeholder?: string
   multiple?: boolean
+  /** The config key this flag overrides (e.g. http.port): its value is checked like the key's, errors name the flag. */
+  config?: string
 }
 
 export interface CommandContext {
@@ -23,7 +25,7 @@ export interface Command {
   run(ctx: CommandContext): Promise<number | Role[]>
 }
 
-/** Bad arguments: exit code 2, a one-line message and the usage. */
+/** Bad arguments: exit code 2, one `--flag: problem` line (the format of config errors) and the usage. */
 export class UsageError extends Error {
   constructor(
     message: string,

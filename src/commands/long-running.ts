@@ -28,9 +28,16 @@ function relayMode(value: string | undefined, command: Command) {
   throw new UsageError(`--mode: expected poll or wal, got ${JSON.stringify(value)}`, command)
 }
 
+/** Where the API listens: flags that override http.host and http.port, checked like the keys themselves. */
+const listenFlags = {
+  host: { type: 'string', placeholder: 'HOST', description: 'override http.host', config: 'http.host' },
+  port: { type: 'string', placeholder: 'PORT', description: 'override http.port', config: 'http.port' },
+} as const
+
 export const serve: Command = {
   name: 'serve',
   summary: 'HTTP API: CRUD on the business tables, history queries, DLQ admin, health and metrics',
+  options: listenFlags,
   run: ({ rt }) => startRoles(rt, ['serve']),
 }
 
@@ -55,6 +62,7 @@ export const all: Command = {
   options: {
     roles: { type: 'string', placeholder: 'a,b', description: `roles to run, of ${ROLES.join(', ')} (default: all)` },
     mode: { type: 'string', placeholder: 'poll|wal', description: 'override relay.mode' },
+    ...listenFlags,
   },
   run(ctx) {
     const text = stringFlag(ctx, 'roles')

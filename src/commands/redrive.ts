@@ -14,12 +14,17 @@ export const redrive: Command = {
     'dry-run': { type: 'boolean', description: 'list what would be redriven, change nothing' },
   },
   async run(ctx) {
+    const topic = stringFlag(ctx, 'topic')
+    // Kafka's own rule for topic names: a name it could never hold matches nothing, so it is a mistake, not a filter.
+    if (topic !== undefined && !/^[A-Za-z0-9._-]{1,249}$/.test(topic)) {
+      throw new UsageError(`--topic: expected a Kafka topic name ([A-Za-z0-9._-], at most 249), got ${JSON.stringify(topic.slice(0, 100))}`, redrive)
+    }
     const since = stringFlag(ctx, 'since')
     if (since !== undefined && Number.isNaN(Date.parse(since))) {
       throw new UsageError(`--since: expected an ISO-8601 time, got ${JSON.stringify(since)}`, redrive)
     }
     const report = await runRedrive(ctx.rt, {
-      topic: stringFlag(ctx, 'topic'),
+      topic,
       aggregate: stringFlag(ctx, 'aggregate'),
       since: since === undefined ? undefined : new Date(since),
       error: stringFlag(ctx, 'error'),

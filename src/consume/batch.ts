@@ -1,12 +1,13 @@
 // One polled partition batch, grouped by aggregate: route (parked / poison / good), one insertMany per history
 // collection, one state bulk write per table, then the DLQ sends and park changes. Every step is idempotent, so a
-// failed batch is simply processed again; the caller commits the offset only after this resolved.
-import type { InMessage, OutMessage, Producer } from '../clients/kafka.ts'
+// failed batch is simply processed again; the caller commits the offset only after this resolved. A document the store
+// rejects fails alone (dead-lettered); only a failure of the store itself fails the batch (see retry.ts).
+import type { InMessage, OutMessage } from '../clients/kafka.ts'
 import { StoreError, type Store } from '../clients/mongo.ts'
 import { DlqHeaders, EventHeaders, type CdcEvent } from '../events.ts'
 import type { Logger } from '../log.ts'
 import { decode } from './decode.ts'
-import { deadLetter } from './dlq.ts'
+import { deadLetter, type DeadLetterSender } from './dlq.ts'
 import { historyCollection, historyDoc } from './history.ts'
 import * as metrics from './metrics.ts'
 import { OutcomeBatch, type OutcomeMode } from './outcomes.ts'
@@ -15,7 +16,7 @@ import type { StateWriter } from './state.ts'
 
 export interface BatchContext {
   store: Store
-  producer: Producer
+  dlq: DeadLetterSender
   parking: Parking
   state: StateWriter
   tables: ReadonlySet<string>
@@ -32,13 +33,49 @@ export interface BatchOutcome {
   parked: number
 }
 
+/**
+ * What earlier attempts at the same messages wrote, so that a batch processed again counts its events once: an event
+ * an earlier attempt inserted is "stored" again, not a duplicate.
+ */
+export class BatchMemory {
+  readonly written = new Set<string>()
+}
+
 interface Good {
   message: InMessage
   event: CdcEvent
   key: string
 }
 
-export async function processBatch(ctx: BatchContext, messages: InMessage[]): Promise<BatchOutcome> {
+/**
+ * A string as MongoDB-wire servers accept it: FerretDB on PostgreSQL refuses NUL in any string (22P05), and lone
+ * surrogates cannot be encoded. For text we write about a message (errors, ids from headers), never its event.
+ */
+export const storable = (text: string, max = 2000) => text.slice(0, max).replaceAll('\u0000', '\\u0000').toWellFormed()
+
+/**
+ * Whether a key can name a park. A key no storable aggregate can have (over 1,000 bytes: beyond an aggregate id, and
+ * beyond what an index entry takes on FerretDB/PostgreSQL; or with NUL, which it refuses) has no good messages to keep
+ * in order: its messages fail on their own, one by one.
+ */
+const parkable = (key: string | null) => key === null || (Buffer.byteLength(key) <= 1000 && !key.includes('\u0000'))
+
+/** The park a failed message leaves for its key, or undefined when the key cannot have one. */
+function parkFor(message: InMessage, head: string, error: string, at: string): Park | undefined {
+  if (!parkable(message.key)) return undefined
+  const key = parkKey(message.topic, message.key)
+  return { _id: key, topic: message.topic, key: message.key ?? '', head: storable(head, 200), error: storable(error), at, release: [] }
+}
+
+/** The event id a failed message names, if any (from its envelope, else its header, which may hold anything). */
+const eventIdOf = (message: InMessage, event?: CdcEvent) => {
+  const id = event?.id ?? message.headers[EventHeaders.id]
+  return id === undefined ? null : storable(id, 200)
+}
+
+const position = (m: InMessage) => `${m.topic}:${m.partition}:${m.offset}`
+
+export async function processBatch(ctx: BatchContext, messages: InMessage[], memory = new BatchMemory()): Promise<BatchOutcome> {
   const at = new Date().toISOString()
   const outcome: BatchOutcome = { stored: 0, duplicates: 0, deadLettered: 0, parked: 0 }
   /** Park changes made by this batch (null = lifted); they win over the cached parks. */
@@ -46,15 +83,18 @@ export async function processBatch(ctx: BatchContext, messages: InMessage[]): Pr
   const current = (key: string) => (parks.has(key) ? (parks.get(key) ?? undefined) : ctx.parking.get(key))
   const dead: OutMessage[] = []
   const trail = new OutcomeBatch(ctx.store, ctx.outcomes, at)
+  // Counted once the batch is through: a failed attempt counts nothing, so retries never inflate the counters.
+  const counts: (() => void)[] = []
 
   const fail = (message: InMessage, key: string, error: string, event?: CdcEvent) => {
     dead.push(deadLetter(message, { error, group: ctx.groupId, at, parked: false }))
-    trail.add('dead-lettered', message, { eventId: event?.id ?? null, error })
-    const head = event?.id ?? message.headers[EventHeaders.id] ?? `${message.topic}:${message.partition}:${message.offset}`
-    parks.set(key, { _id: key, topic: message.topic, key: message.key ?? '', head, error, at, release: [] })
+    const eventId = eventIdOf(message, event)
+    trail.add('dead-lettered', message, { eventId, error: storable(error) })
+    const park = parkFor(message, eventId ?? position(message), error, at)
+    if (park) parks.set(key, park)
     outcome.deadLettered++
-    metrics.deadLettered.inc({ topic: message.topic })
-    ctx.log.warn('dead-lettered', { topic: message.topic, partition: message.partition, offset: message.offset, eventId: head, error })
+    counts.push(() => metrics.deadLettered.inc({ topic: message.topic }))
+    ctx.log.warn('dead-lettered', { topic: message.topic, partition: message.partition, offset: message.offset, eventId, error })
   }
 
   const good: Good[] = []
@@ -68,9 +108,9 @@ export async function processBatch(ctx: BatchContext, messages: InMessage[]): Pr
     const released = park !== undefined && redriveId !== undefined && park.release.includes(redriveId)
     if (park && !released) {
       dead.push(deadLetter(message, { error: `parked behind ${park.head}`, group: ctx.groupId, at, parked: true }))
-      trail.add('parked', message, { error: `parked behind ${park.head}` })
+      trail.add('parked', message, { eventId: eventIdOf(message), error: `parked behind ${park.head}` })
       outcome.parked++
-      metrics.parked.inc({ topic: message.topic })
+      counts.push(() => metrics.parked.inc({ topic: message.topic }))
       continue
     }
     const decoded = decode(message, ctx.tables)
@@ -93,11 +133,13 @@ export async function processBatch(ctx: BatchContext, messages: InMessage[]): Pr
   const rejected = new Set<Good>()
   await Promise.all(
     [...byTable].map(async ([table, items]) => {
-      const result = await insertHistory(ctx.store, table, items, storedAt)
+      const result = await insertHistory(ctx.store, table, items, storedAt, memory)
       outcome.stored += result.inserted
-      outcome.duplicates += result.duplicates
-      metrics.stored.inc({ table }, result.inserted)
-      if (result.duplicates > 0) metrics.duplicates.inc({ table }, result.duplicates)
+      outcome.duplicates += result.duplicated.size
+      counts.push(() => {
+        metrics.stored.inc({ table }, result.inserted)
+        if (result.duplicated.size > 0) metrics.duplicates.inc({ table }, result.duplicated.size)
+      })
       for (const item of items) {
         if (!result.rejected.has(item)) trail.add(result.duplicated.has(item) ? 'duplicate' : 'stored', item.message, { eventId: item.event.id })
       }
@@ -124,47 +166,77 @@ export async function processBatch(ctx: BatchContext, messages: InMessage[]): Pr
 
   // The DLQ copy must be acknowledged before the offset moves past the original; the park after it, so a crash in
   // between re-dead-letters (a duplicate DLQ entry, which redrive skips) instead of parking behind a lost message.
-  await Promise.all([dead.length > 0 ? ctx.producer.send(dead) : undefined, trail.flush()])
+  await Promise.all([ctx.dlq.send(dead), trail.flush()])
   await ctx.parking.save(parks)
   trail.count()
+  for (const count of counts) count()
   return outcome
+}
+
+/**
+ * Dead-letters one message that could not be processed at all (its batch kept failing and isolation narrowed it down
+ * to this one), and parks its key so its followers keep their order.
+ */
+export async function deadLetterAlone(ctx: BatchContext, message: InMessage, error: string): Promise<void> {
+  const at = new Date().toISOString()
+  const trail = new OutcomeBatch(ctx.store, ctx.outcomes, at)
+  const eventId = eventIdOf(message)
+  trail.add('dead-lettered', message, { eventId, error: storable(error) })
+  await ctx.dlq.send([deadLetter(message, { error, group: ctx.groupId, at, parked: false })])
+  const park = parkFor(message, eventId ?? position(message), error, at)
+  // The store may be what failed: the DLQ copy is what counts; a park or outcome that cannot be written is logged.
+  await Promise.all([park ? ctx.parking.save(new Map([[park._id, park]])) : undefined, trail.flush()]).catch((e) =>
+    ctx.log.error('dead-lettered, but its park or outcome could not be written', { topic: message.topic, offset: message.offset, error: e }),
+  )
+  trail.count()
+  metrics.deadLettered.inc({ topic: message.topic })
+  ctx.log.warn('dead-lettered', { topic: message.topic, partition: message.partition, offset: message.offset, eventId, error })
 }
 
 interface InsertOutcome {
   inserted: number
-  duplicates: number
-  /** The items that were already stored (redelivered); left empty on the rejection path, where our own first attempt
-   *  makes duplicates of items it just wrote, so they count as stored. */
+  /** The items that were already stored before this batch (redelivered). */
   duplicated: Set<Good>
   rejected: Map<Good, string>
 }
 
-/** One unordered insertMany; documents MongoDB rejects for good are named (retrying alone when it did not say). */
-async function insertHistory(store: Store, table: string, items: Good[], storedAt: string): Promise<InsertOutcome> {
+/**
+ * One unordered insertMany; the documents MongoDB rejects for good are named. When the server does not say which one
+ * it refused (FerretDB reports a PostgreSQL error for the whole command, having written the documents before it), the
+ * items are halved until it does.
+ */
+async function insertHistory(store: Store, table: string, items: Good[], storedAt: string, memory: BatchMemory): Promise<InsertOutcome> {
   const collection = store.collection(historyCollection(table))
-  const docs = items.map((g) => historyDoc(g.event, g.message, storedAt))
-  try {
-    const r = await collection.insertMany(docs)
-    return { inserted: r.inserted, duplicates: r.duplicates.length, duplicated: new Set(r.duplicates.map((i) => items[i]!)), rejected: new Map() }
-  } catch (error) {
-    if (!(error instanceof StoreError) || error.transient) throw error
-    // The unordered insert wrote the others: insert them again (duplicates) to learn the exact outcome.
-    const out: InsertOutcome = { inserted: 0, duplicates: 0, duplicated: new Set(), rejected: new Map() }
-    const suspects = error.failed.length > 0 ? new Set(error.failed) : new Set(items.keys())
-    const rest = items.filter((_, i) => !suspects.has(i))
-    const again = await collection.insertMany(rest.map((g) => historyDoc(g.event, g.message, storedAt)))
-    out.inserted += again.inserted
-    out.duplicates += again.duplicates.length
-    for (const i of suspects) {
-      try {
-        const one = await collection.insertMany([docs[i]!])
-        out.inserted += one.inserted
-        out.duplicates += one.duplicates.length
-      } catch (e) {
-        if (!(e instanceof StoreError) || e.transient) throw e
-        out.rejected.set(items[i]!, e.message)
+  const out: InsertOutcome = { inserted: 0, duplicated: new Set(), rejected: new Map() }
+  /** `unsure`: an earlier try of this very call may have written some of `part`, so its duplicates are ours. */
+  const settle = (part: Good[], duplicates: number[], failed: Map<number, string>, unsure: boolean) => {
+    const dup = new Set(duplicates)
+    part.forEach((g, i) => {
+      const error = failed.get(i)
+      if (error !== undefined) out.rejected.set(g, error)
+      else if (dup.has(i) && !unsure && !memory.written.has(g.event.id)) out.duplicated.add(g)
+      else {
+        out.inserted++
+        memory.written.add(g.event.id)
       }
-    }
-    return out
+    })
   }
+  const write = async (part: Good[], unsure: boolean): Promise<void> => {
+    try {
+      const r = await collection.insertMany(part.map((g) => historyDoc(g.event, g.message, storedAt)))
+      settle(part, r.duplicates, new Map(), unsure)
+    } catch (error) {
+      if (!(error instanceof StoreError) || error.transient) throw error
+      if (error.failed.length > 0) {
+        const failed = new Map(error.failed.map((i, n) => [i, error.reasons[n] ?? error.message]))
+        return settle(part, error.duplicates, failed, unsure)
+      }
+      if (part.length === 1) return settle(part, [], new Map([[0, error.message]]), unsure)
+      const half = Math.ceil(part.length / 2)
+      await write(part.slice(0, half), true)
+      await write(part.slice(half), true)
+    }
+  }
+  await write(items, false)
+  return out
 }

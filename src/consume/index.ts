@@ -6,13 +6,14 @@ import type { Store } from '../clients/mongo.ts'
 import { dlqTopic } from '../events.ts'
 import type { Role, Runtime } from '../runtime.ts'
 import { consumedTables, consumedTopics } from '../topics.ts'
-import { processBatch, type BatchContext } from './batch.ts'
+import { BatchMemory, deadLetterAlone, processBatch, type BatchContext } from './batch.ts'
+import { DeadLetterSender } from './dlq.ts'
 import { Gaps } from './gaps.ts'
 import { HISTORY_INDEXES, historyCollection } from './history.ts'
 import * as metrics from './metrics.ts'
 import { startOutcomeLog } from './outcomes.ts'
 import { Parking } from './parking.ts'
-import { backoffMs, isTransient, retrying } from './retry.ts'
+import { processUnderPolicy, retrying } from './retry.ts'
 import { StateWriter } from './state.ts'
 import { REDRIVEN_COLLECTION } from '../redrive/ledger.ts'
 
@@ -58,7 +59,8 @@ export async function startConsumer(rt: Runtime): Promise<Role> {
   const state = new StateWriter(store, gaps, log)
   const producer = await patiently('connecting the DLQ producer', () => kafka.producer())
   const stopOutcomes = await patiently('preparing the outcome log', () => startOutcomeLog(store, config, log))
-  const ctx: BatchContext = { store, producer, parking, state, tables: new Set(tables), groupId, log, outcomes: config.consume.outcomes }
+  const dlq = new DeadLetterSender(producer, kafka)
+  const ctx: BatchContext = { store, dlq, parking, state, tables: new Set(tables), groupId, log, outcomes: config.consume.outcomes }
   // ~1 MiB per partition fetch keeps a batch well inside the session timeout on a slow MongoDB.
   // Subscribing right after the topics were created can fail while their leaders settle (fresh broker): retry.
   const consumer = await patiently('subscribing', () =>
@@ -71,32 +73,35 @@ export async function startConsumer(rt: Runtime): Promise<Role> {
   )
   const crashAfterWrite = process.env.CDC_TEST_CRASH_AFTER_WRITE === '1'
 
-  /** Processes a batch until it succeeds; false when the consumer stops or loses the partition meanwhile. */
-  const processWithRetry = async (batch: PartitionBatch): Promise<boolean> => {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const outcome = await processBatch(ctx, batch.messages)
-        log.debug('batch written', { topic: batch.topic, partition: batch.partition, ...outcome })
-        return true
-      } catch (error) {
-        // Nothing committed and nothing skipped: the same batch is processed again once the failure passes.
-        if (stopping || !batch.isRunning()) return false
-        const transient = isTransient(error)
-        const delayMs = backoffMs(attempt, config.consume.retryMaxMs)
-        metrics.retries.inc({ kind: transient ? 'transient' : 'other' })
-        log.warn('batch failed; retrying', {
-          topic: batch.topic,
-          partition: batch.partition,
-          firstOffset: batch.messages[0]!.offset,
-          error,
-          transient,
-          attempt,
-          delayMs,
-        })
-        await pause(delayMs, batch)
-        if (stopping || !batch.isRunning()) return false
-      }
-    }
+  /** Whether MongoDB and Kafka answer: a batch failing while one of them does not is stalled, not isolated. */
+  const reachable = async () => {
+    const probe = (p: Promise<unknown>) =>
+      Promise.race([p.then(() => true), Bun.sleep(5000).then(() => false)]).catch(() => false)
+    const [m, k] = await Promise.all([probe(store.ping()), probe(kafka.ping())])
+    return m && k
+  }
+
+  /** Processes a batch until every message is stored or dead-lettered; false when stopping or revoked meanwhile. */
+  const processWithRetry = (batch: PartitionBatch): Promise<boolean> => {
+    // One memory per batch: what an attempt wrote, a later attempt (or a half of it) counts once.
+    const memory = new BatchMemory()
+    return processUnderPolicy(
+      {
+        run: async (messages) => {
+          const outcome = await processBatch(ctx, messages, memory)
+          log.debug('batch written', { topic: batch.topic, partition: batch.partition, ...outcome })
+        },
+        deadLetter: (message, error) => deadLetterAlone(ctx, message, error),
+        reachable,
+        alive: () => !stopping && batch.isRunning(),
+        pause: (ms) => pause(ms, batch),
+        attempts: config.consume.batchAttempts,
+        retryMaxMs: config.consume.retryMaxMs,
+        log,
+        where: { topic: batch.topic, partition: batch.partition },
+      },
+      batch.messages,
+    )
   }
 
   const handle = async (batch: PartitionBatch) => {

@@ -53,7 +53,7 @@ export function createConsole(deps: ConsoleDeps) {
   app.get('/assets/console.js', (c) => asset(c, SCRIPT, 'text/javascript; charset=utf-8'))
   // Forms are a few fields; the limit applies before the session middleware reads the body for its CSRF check.
   app.use(bodyLimit({ maxSize: FORM_LIMIT, onError: (c) => c.text('refused: the form is too large', 413) }))
-  app.use(session(deps.config.http.tokens))
+  app.use(session(deps.config.http))
   app.use(jsxRenderer(({ children, title }, c) => <Layout title={title} c={c as Ctx}>{children}</Layout>, { docType: true }))
   app.use(async (_c, next) => {
     sampler.ensureStarted()

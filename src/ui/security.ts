@@ -8,6 +8,7 @@ import type { Context, MiddlewareHandler } from 'hono'
 import { deleteCookie, getCookie, setCookie } from 'hono/cookie'
 import type { Config } from '../config.ts'
 import { authenticate } from '../api/middleware/auth.ts'
+import { allowedHosts, hostnameOf } from '../api/middleware/host-check.ts'
 import type { ConsoleEnv } from './env.ts'
 
 export const SESSION_COOKIE = 'cdc_console_sid'
@@ -51,7 +52,9 @@ function cookieOptions(c: Context) {
  * Sets `csrf`, `token`, `access` and the principal. Pages that need a sign-in redirect there; POSTs are checked for
  * origin and CSRF token before any handler runs.
  */
-export function session(tokens: Config['http']['tokens']): MiddlewareHandler<ConsoleEnv> {
+export function session(http: Config['http']): MiddlewareHandler<ConsoleEnv> {
+  const { tokens } = http
+  const allowed = allowedHosts(http)
   return async function session(c, next) {
     let sid = getCookie(c, SESSION_COOKIE)
     if (!sid || !SESSION_ID.test(sid)) {
@@ -60,7 +63,7 @@ export function session(tokens: Config['http']['tokens']): MiddlewareHandler<Con
     }
     c.set('csrf', csrfOf(sid))
     if (c.req.method === 'POST') {
-      const refusal = await checkPost(c)
+      const refusal = await checkPost(c, allowed)
       if (refusal) return c.text(refusal, 403)
     }
     const token = getCookie(c, TOKEN_COOKIE) ?? null
@@ -81,15 +84,20 @@ export function session(tokens: Config['http']['tokens']): MiddlewareHandler<Con
   }
 }
 
-/** Same origin (Origin, or Referer when a browser sends none) and the session's CSRF token; a reason when refused. */
-async function checkPost(c: Context<ConsoleEnv>): Promise<string | null> {
-  const host = c.req.header('host')
+/**
+ * The form's origin (Origin, or Referer when a browser sends none) must be a name on the Host allow-list — never just
+ * equal to the request's own Host, which a DNS-rebinding page controls — and the same host:port as the request; then
+ * the session's CSRF token must match. A reason when refused.
+ */
+async function checkPost(c: Context<ConsoleEnv>, allowed: (hostname: string) => boolean): Promise<string | null> {
+  const host = new URL(c.req.url).host
   const source = c.req.header('origin') ?? c.req.header('referer')
-  let sourceHost: string | null = null
+  let origin: URL | null = null
   try {
-    sourceHost = source ? new URL(source).host : null
+    origin = source ? new URL(source) : null
   } catch {}
-  if (!host || sourceHost !== host) return 'refused: this form was not sent from the console (origin check)'
+  const originName = origin && (origin.protocol === 'http:' || origin.protocol === 'https:') ? hostnameOf(origin.host) : null
+  if (!originName || !allowed(originName) || origin!.host !== host) return 'refused: this form was not sent from the console (origin check)'
   const type = c.req.header('content-type')?.split(';')[0]?.trim().toLowerCase()
   if (type !== 'application/x-www-form-urlencoded' && type !== 'multipart/form-data') return 'refused: expected a form'
   const form = await c.req.parseBody()
@@ -109,7 +117,10 @@ export function signOut(c: Context) {
   deleteCookie(c, TOKEN_COOKIE, cookieOptions(c))
 }
 
-/** Only local console paths are followed after sign-in (no open redirect). */
+/**
+ * Only local console paths are followed after sign-in: /ui, /ui/… or /ui?…, in printable ASCII without backslashes
+ * (no open redirect, no CR/LF into the Location header); anything else goes to /ui.
+ */
 export function safeNext(next: string | undefined): string {
-  return next && /^\/ui(\/|$|\?)/.test(next) && !next.startsWith('//') ? next : '/ui'
+  return next && next.length <= 2000 && /^\/ui(?:[/?][\x21-\x5b\x5d-\x7e]*)?$/.test(next) && !next.startsWith('/ui//') ? next : '/ui'
 }

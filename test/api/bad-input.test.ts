@@ -79,7 +79,49 @@ const cases: Case[] = [
   { name: 'unknown route', method: 'GET', path: '/customerz', options: {}, status: 404 },
   { name: 'unsupported method', method: 'PUT', path: '/customers/1', options: { body: customer }, status: 404 },
   { name: 'missing resource', method: 'GET', path: '/products/424242', options: {}, status: 404 },
+  // Cursors are opaque, but a forged one must be a 400 however it is built (1e300 and 2^63 used to reach SQL: 500).
+  ...forgedCursors(),
+  // Out-of-range values in query strings: 400, never a query error.
+  { name: 'limit beyond 9 digits', method: 'GET', path: '/customers?limit=99999999999999999999', options: {}, status: 400, field: 'query.limit' },
+  { name: 'from with month 13', method: 'GET', path: '/history/customers/1?from=2026-13-01', options: {}, status: 400 },
+  { name: 'from on 31 February', method: 'GET', path: '/history/customers/1?from=2026-02-31T00:00:00Z', options: {}, status: 400 },
+  { name: 'at with year 10000', method: 'GET', path: '/history/customers/1/at?ts=10000-01-01T00:00:00Z', options: {}, status: 400 },
+  { name: 'at with hour 25', method: 'GET', path: '/history/customers/1/at?ts=2026-01-01T25:00:00Z', options: {}, status: 400 },
+  { name: 'audit with offset +99:99', method: 'GET', path: '/history?from=2026-01-01T00:00:00%2B99:99', options: {}, status: 400 },
 ]
+
+/** Every list that takes a cursor, with cursors a client could forge. */
+function forgedCursors(): Case[] {
+  const b64 = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url')
+  const lists: [string, string, (n: unknown) => unknown][] = [
+    ['/customers', 'customers', (n) => ({ after: n })],
+    ['/products', 'products', (n) => ({ after: n })],
+    ['/orders', 'orders', (n) => ({ after: n })],
+    ['/history/customers/1', 'history', (n) => ({ v: n })],
+    ['/history', 'audit', (n) => ({ t: n, id: 'x' })],
+  ]
+  const values: [string, string][] = [
+    ['1e300', b64('{"after":1e300,"v":1e300}')],
+    ['2^63', b64('{"after":9223372036854775808,"v":9223372036854775808}')],
+    ['-1', b64({ after: -1, v: -1 })],
+    ['1.5', b64({ after: 1.5, v: 1.5 })],
+    ['NaN text', b64('{"after":NaN}')],
+    ['not base64', '!!!'],
+    ['padding and spaces', 'eyJhZnRlciI6MX0= '],
+    ['JSON array', b64([1])],
+    ['JSON null', b64('null')],
+    ['nested object', b64({ after: { $gt: 0 }, v: { $gt: 0 }, t: { $gt: '' }, id: { $ne: null } })],
+    ['500 characters', 'A'.repeat(501)],
+  ]
+  const out: Case[] = []
+  for (const [path, label, shape] of lists) {
+    for (const [name, cursor] of values) out.push({ name: `${label} cursor ${name}`, method: 'GET', path: `${path}?cursor=${encodeURIComponent(cursor)}`, options: {}, status: 400, field: 'query.cursor' })
+    for (const n of [1e300, 2 ** 63, -1]) {
+      out.push({ name: `${label} cursor with ${n}`, method: 'GET', path: `${path}?cursor=${b64(shape(label === 'audit' ? String(n).repeat(20) : n))}`, options: {}, status: 400, field: 'query.cursor' })
+    }
+  }
+  return out
+}
 
 for (const c of cases) {
   test(`${c.name} → ${c.status}, nothing changed`, async () => {

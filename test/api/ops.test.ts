@@ -48,6 +48,8 @@ test('readyz: 503 naming the servers that cannot be reached, within the probe ti
     expect(body.status).toBe('unavailable')
     for (const server of ['postgres', 'kafka', 'mongo']) expect(body.checks[server]).toMatchObject({ ok: false, error: expect.any(String) })
     expect(JSON.stringify(body)).not.toContain('cdc:cdc')
+    // Which dependency is down, never its address (the driver messages name host and port; they go to the log).
+    expect(JSON.stringify(body)).not.toMatch(/127\.0\.0\.1|localhost|:1\b|ECONNREFUSED/)
 
     const write = await app.request('/customers', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'a', email: 'a@example.com' }) })
     expect(write.status).toBe(503)

@@ -29,7 +29,7 @@ describe('MongoDB outage', () => {
     const all = ids.map((id) => versions('customers', id, 1, 6))
     await publish(env, all.flatMap((e) => e.slice(0, 3)).map((e) => message(env, e)))
     await eventually(async () => (await history(env, 'customers')).length === 15)
-    const retriesBefore = metrics.retries.get({ kind: 'transient' })
+    const retriesBefore = metrics.retries.get({ kind: 'unreachable' })
     const lag = () => env.rt.kafka().lag(env.config.consume.groupId, `${env.tag}.customers`)
     const committed = async () => (await lag()).map((p) => [p.partition, p.committed])
     // The offset commit follows the MongoDB write, so seeing the documents is not enough: wait for the commits too.
@@ -38,7 +38,11 @@ describe('MongoDB outage', () => {
     try {
       await stackCtl('down', 'mongo')
       await publish(env, all.flatMap((e) => e.slice(3)).map((e) => message(env, e)))
-      await eventually(async () => metrics.retries.get({ kind: 'transient' }) > retriesBefore, 30_000)
+      await eventually(async () => metrics.retries.get({ kind: 'unreachable' }) > retriesBefore, 30_000)
+      // Visibly stuck, not the messages' fault: nothing dead-lettered.
+      const topic = `${env.tag}.customers`
+      expect(await eventually(async () => [0, 1, 2, 3, 4, 5].some((p) => metrics.stalled.get({ topic, partition: String(p) }) === 1))).toBe(true)
+      expect(metrics.deadLettered.get({ topic })).toBe(0)
       // Nothing committed while the writes cannot happen.
       // Down a little longer: the backoff keeps retrying, and still nothing is committed.
       await Bun.sleep(2_000)
@@ -52,5 +56,7 @@ describe('MongoDB outage', () => {
     }, 60_000)
     expect(docs).toHaveLength(30)
     for (const id of ids) await eventually(async () => (await stateOf(env, 'customers', id))?.version === 6, 30_000)
+    const topic = `${env.tag}.customers`
+    await eventually(async () => [0, 1, 2, 3, 4, 5].every((p) => !metrics.stalled.get({ topic, partition: String(p) })))
   }, 150_000)
 })

@@ -16,4 +16,10 @@ test('the compiled ./cdc runs --help, --version and rejects a bad config with ex
   const bad = run(['--config', `${out}.toml`, 'all'])
   expect(bad.exitCode).toBe(2)
   expect(bad.stderr.toString()).toContain('http.port')
+  // The strict TOML parser is bundled too: the shipped file prints, a file with a BOM is refused.
+  const printed = run(['--config', `${ROOT}cdc.toml`, 'config', 'print'])
+  expect(printed.exitCode).toBe(0)
+  expect(JSON.parse(printed.stdout.toString()).capture.rules.length).toBeGreaterThan(0)
+  await Bun.write(`${out}.toml`, `\ufeff${await Bun.file(`${ROOT}cdc.toml`).text()}`)
+  expect(run(['--config', `${out}.toml`, 'config', 'print']).exitCode).toBe(2)
 }, 120_000)

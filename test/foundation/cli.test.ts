@@ -12,7 +12,7 @@ const run = (args: string[], env: Record<string, string> = {}) => {
   return { code: p.exitCode, out: p.stdout.toString(), err: p.stderr.toString() }
 }
 
-const SUBCOMMANDS = ['serve', 'relay', 'consume', 'redrive', 'all', 'migrate', 'track', 'untrack', 'snapshot']
+const SUBCOMMANDS = ['serve', 'relay', 'consume', 'redrive', 'all', 'migrate', 'track', 'untrack', 'snapshot', 'config']
 
 describe('cdc CLI', () => {
   test('--help lists every subcommand', () => {
@@ -37,14 +37,14 @@ describe('cdc CLI', () => {
   test('an unknown subcommand exits 2 with a one-line error and the usage', () => {
     const r = run(['frobnicate'])
     expect(r.code).toBe(2)
-    expect(r.err.split('\n')[0]).toBe('cdc: unknown command "frobnicate"')
+    expect(r.err.split('\n').slice(0, 2)).toEqual(['cdc: invalid arguments (cdc):', '  frobnicate: unknown command'])
     expect(r.err).toContain('Usage: cdc')
   })
 
   test('an unknown flag exits 2', () => {
     const r = run(['relay', '--frob'])
     expect(r.code).toBe(2)
-    expect(r.err).toContain("--frob")
+    expect(r.err).toContain('--frob')
     expect(r.err).toContain('Usage: cdc relay')
   })
 
@@ -69,5 +69,39 @@ describe('cdc CLI', () => {
     const r = run(['serve'], { CDC_HTTP_PORT: 'eighty' })
     expect(r.code).toBe(2)
     expect(r.err).toContain('CDC_HTTP_PORT')
+  })
+
+  test('every argument error names the argument, in the format of config errors, and exits 2', () => {
+    const cases: [string[], string][] = [
+      [['serve', '--port', 'abc'], '  --port: expected a number, got "abc"'],
+      [['serve', '--port', '70000'], '  --port: expected <=65535, got 70000'],
+      [['serve', '--port'], '  --port: needs a value'],
+      [['serve', '--prot', '9000'], '  --prot: unknown flag; did you mean --port?'],
+      [['serve', 'extra'], '  extra: unexpected argument (cdc serve takes none)'],
+      [['serve', '--port', '9000', '--port', '9001'], '  --port: given more than once'],
+      [['redrive', '--dry-run=yes'], '  --dry-run: takes no value'],
+      [['--confg', 'x', 'serve'], '  --confg: unknown flag; did you mean --config?'],
+      [['serv'], '  serv: unknown command; did you mean serve?'],
+      [['config', 'show'], '  show: expected print'],
+      [['redrive', '--topic', 'no such/topic'], '  --topic: expected a Kafka topic name ([A-Za-z0-9._-], at most 249), got "no such/topic"'],
+    ]
+    for (const [args, line] of cases) {
+      const r = run(args)
+      expect([args, r.code, r.err.split('\n')[1]]).toEqual([args, 2, line])
+      expect(r.err.split('\n')[0]).toMatch(/^cdc: invalid (arguments|config) \(/)
+    }
+  })
+
+  test('config print shows the effective config with secrets redacted; unknown CDC_* variables are warned as JSON', () => {
+    const digest = 'c'.repeat(64)
+    const r = run(['config', 'print'], { CDC_POSTGRES_URL: 'postgres://u:hunter2@db/x', CDC_HTTP_TOKENS: `ops:${digest}:admin`, CDC_KAFKA_PARTITONS: '6' })
+    expect(r.code).toBe(0)
+    const printed = JSON.parse(r.out)
+    expect(printed.postgres.url).toBe('postgres://u:***@db/x')
+    expect(printed.http.tokens).toEqual([{ name: 'ops', sha256: '***', role: 'admin' }])
+    expect(r.out + r.err).not.toContain('hunter2')
+    expect(r.out).not.toContain(digest)
+    const warning = JSON.parse(r.err.trim().split('\n').at(-1)!)
+    expect(warning).toMatchObject({ level: 'warn', name: 'CDC_KAFKA_PARTITONS', didYouMean: 'CDC_KAFKA_PARTITIONS' })
   })
 })

@@ -10,7 +10,10 @@ let open: ApiEnv
 let locked: ApiEnv
 const redrives: boolean[] = []
 beforeAll(async () => {
-  open = await createApiEnv(() => {}, {
+  // console.test is the name these tests reach the console by: on the Host allow-list like a deployment's own name.
+  open = await createApiEnv((c) => {
+    c.http.allowedHosts = ['console.test']
+  }, {
     dlq: {
       list: async () => ({ items: [], nextCursor: null }),
       redrive: async (f) => {
@@ -21,6 +24,7 @@ beforeAll(async () => {
     },
   })
   locked = await createApiEnv((c) => {
+    c.http.allowedHosts = ['console.test']
     c.http.tokens = [{ name: 'viewer', sha256: sha256('viewer-token'), role: 'read' }]
   })
 })
@@ -94,5 +98,70 @@ test('with tokens: pages redirect to sign-in, a wrong token is refused, and the 
   expect((await locked.call('GET', '/customers')).status).toBe(401)
   // Only console paths are followed after sign-in.
   const page = await (await get(locked, '/ui/sign-in?next=//evil.test/x')).text()
+  expect(page).toContain('name="next" value="/ui"')
+})
+
+test('DNS rebinding: a page on a name not on the allow-list can neither read, write nor redrive', async () => {
+  // The attacker's name now resolves to us: the browser sends its own name as Host, and as Origin on POSTs.
+  const { cookie, csrf } = await session(open)
+  const rebound = (path: string, init: RequestInit = {}) => open.app.request(`http://rebind.attacker.test:8080${path}`, init)
+  const before = [...redrives]
+  const countsBefore = await open.counts()
+  expect((await rebound('/ui')).status).toBe(421)
+  expect((await rebound('/customers')).status).toBe(421)
+  expect((await rebound('/healthz')).status).toBe(421)
+  const write = await rebound('/customers', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'R', email: 'r@example.com' }) })
+  expect(write.status).toBe(421)
+  expect(write.headers.get('content-type')).toBe('application/problem+json')
+  const redrive = await rebound('/ui/dlq/redrive', {
+    method: 'POST',
+    headers: { cookie, origin: 'http://rebind.attacker.test:8080', 'content-type': 'application/x-www-form-urlencoded' },
+    body: `aggregate=a&_csrf=${encodeURIComponent(csrf)}`,
+  })
+  expect(redrive.status).toBe(421)
+  // The old check compared Origin with the request's own Host: both the attacker's name, so it passed.
+  const sameHost = await open.app.request('http://console.test/ui/dlq/redrive', {
+    method: 'POST',
+    headers: { cookie, host: 'console.test', origin: 'http://rebind.attacker.test', 'content-type': 'application/x-www-form-urlencoded' },
+    body: `aggregate=a&_csrf=${encodeURIComponent(csrf)}`,
+  })
+  expect(sameHost.status).toBe(403)
+  // A different port of an allowed name is another origin: refused too.
+  const otherPort = await open.app.request('http://console.test/ui/dlq/redrive', {
+    method: 'POST',
+    headers: { cookie, host: 'console.test', origin: 'http://console.test:3000', 'content-type': 'application/x-www-form-urlencoded' },
+    body: `aggregate=a&_csrf=${encodeURIComponent(csrf)}`,
+  })
+  expect(otherPort.status).toBe(403)
+  expect(redrives).toEqual(before)
+  expect(await open.counts()).toEqual(countsBefore)
+  // Loopback names and IP literals are always served (a rebinding attack needs a DNS name).
+  for (const base of ['http://localhost:8080', 'http://127.0.0.1:8080', 'http://[::1]:8080', 'http://cdc.localhost']) {
+    expect((await open.app.request(`${base}/healthz`)).status).toBe(200)
+  }
+})
+
+test('sign-in: a next with CR/LF or off the console is a safe redirect to /ui, never a broken Location', async () => {
+  const first = await get(locked, '/ui/sign-in')
+  const sid = /cdc_console_sid=([^;]+)/.exec(first.headers.get('set-cookie') ?? '')![1]!
+  const csrf = /name="_csrf" value="([^"]+)"/.exec(await first.text())![1]!
+  const signIn = (next: string, token = 'viewer-token') =>
+    locked.app.request('http://console.test/ui/sign-in', {
+      method: 'POST',
+      headers: { cookie: `${SESSION_COOKIE}=${sid}`, host: 'console.test', origin: 'http://console.test', 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ _csrf: csrf, token, next }).toString(),
+    })
+  const hostile = ['/ui/\r\nSet-Cookie: cdc_console_token=evil', '/ui\r\n', '/ui/x\nLocation: //evil.test', '//evil.test/ui', 'https://evil.test/ui', '/ui\\@evil.test', '/ui/\u00e9', '/uix', 'javascript:alert(1)', '/ui//evil.test']
+  for (const next of hostile) {
+    const res = await signIn(next)
+    expect([next, res.status, res.headers.get('location')]).toEqual([next, 303, '/ui'])
+  }
+  const good = await signIn('/ui/audit?actor=x')
+  expect([good.status, good.headers.get('location')]).toEqual([303, '/ui/audit?actor=x'])
+  // A refused sign-in sets no token cookie, whatever next says.
+  const refused = await signIn('/ui/\r\nX: y', 'wrong-token')
+  expect(refused.status).toBe(401)
+  expect(refused.headers.get('set-cookie') ?? '').not.toContain('cdc_console_token=')
+  const page = await (await get(locked, `/ui/sign-in?next=${encodeURIComponent('/ui/\r\nX: y')}`)).text()
   expect(page).toContain('name="next" value="/ui"')
 })

@@ -5,13 +5,17 @@ import * as v from 'valibot'
 import type { Doc, Filter } from '../../clients/mongo.ts'
 import { AtQuery, AuditQuery, HistoryParams, HistoryQuery } from '../schemas.ts'
 import { params, query } from '../middleware/validate.ts'
-import { decodeCursor, pageOf, pageSize } from '../cursor.ts'
+import { CursorInt, decodeCursor, pageOf, pageSize } from '../cursor.ts'
 import { toMicros } from '../history-time.ts'
 import { ApiError } from '../problem.ts'
 import type { AppDeps, AppEnv } from '../env.ts'
 
-const VersionCursor = v.strictObject({ v: v.pipe(v.number(), v.integer(), v.minValue(0)) })
-const TimeCursor = v.strictObject({ t: v.string(), id: v.string() })
+const VersionCursor = v.strictObject({ v: CursorInt })
+/** The last item's stored occurredAt (microseconds, UTC) and event id, exactly as this API issues them. */
+const TimeCursor = v.strictObject({
+  t: v.pipe(v.string(), v.regex(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/)),
+  id: v.pipe(v.string(), v.regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/)),
+})
 /** Events that carry a row image (application events, op "m", do not). */
 const IMAGE_OPS = ['c', 'u', 'd', 'r']
 

@@ -1,0 +1,16 @@
+// config print: the configuration cdc would run with (file + environment + defaults), secrets redacted.
+import { redactConfig } from '../config.ts'
+import { UsageError, type Command } from './command.ts'
+
+export const config: Command = {
+  name: 'config',
+  summary: 'print the effective configuration (file, CDC_* environment, defaults) with secrets redacted',
+  usage: 'print',
+  async run({ rt, positionals }) {
+    const [action, ...rest] = positionals
+    if (action !== 'print') throw new UsageError(`${action ?? '<action>'}: expected print`, config)
+    if (rest.length) throw new UsageError(`${rest[0]}: unexpected argument`, config)
+    console.log(JSON.stringify(redactConfig(rt.config), null, 2))
+    return 0
+  },
+}
