@@ -94,14 +94,17 @@ begin
           perform cdc.logical_document(v_it->'a');
         else
           v_rel := (v_it->>'s') || '.' || (v_it->>'t');
-          select t.spec into v_spec from cdc.tracked t where v_it->>'s' = 'public' and t.table_name = v_it->>'t';
-          -- a table still in the publication but no longer tracked: nothing to capture
+          select t.spec into v_spec from cdc.tracked t
+           where v_it->>'s' = 'public' and t.table_name = v_it->>'t' and t.spec->>'mode' = 'logical';
+          -- a table in the publication but no longer tracked (or tracked by a trigger now): nothing to capture here
           continue when v_spec is null;
           v_key := coalesce(v_it->>'okey', v_it->>'key');
           select i.image into v_prev from cdc.logical_images i where i.rel = v_rel and i.key = v_key;
           if v_prev is null and v_it->>'k' <> 'c' then
             -- no image yet (a row that existed before tracking): the last stored after image, masked columns unknown
-            select (e.payload->'after') - array(select jsonb_array_elements_text(coalesce(v_spec->'mask', '[]'))) into v_prev
+            -- (a snapshot's or a change's after; a deletion's is null: nothing known)
+            select case when jsonb_typeof(e.payload->'after') = 'object'
+                        then (e.payload->'after') - array(select jsonb_array_elements_text(coalesce(v_spec->'mask', '[]'))) end into v_prev
               from cdc.event_store e where e.aggregate_type = v_it->>'t' and e.aggregate_id = cdc.logical_aggregate_id(v_it->>'t', v_it->'old')
              order by e.version desc limit 1;
           end if;

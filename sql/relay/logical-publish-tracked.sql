@@ -1,3 +1,4 @@
--- Logical mode: the relay's publication (created when missing) with every tracked table (tracking adds a table in
--- its own transaction; this repairs a publication dropped or made by hand).
-select cdc.logical_publish($1) as publication, (select count(cdc.logical_publish($1, 'public', table_name)) from cdc.tracked) as tables
+-- Logical mode: the relay's publication (created when missing) with every table tracked in logical mode (tracking adds
+-- a table in its own transaction; this repairs a publication dropped or made by hand).
+select cdc.logical_publish($1) as publication,
+       (select count(cdc.logical_publish($1, 'public', table_name)) from cdc.tracked where spec->>'mode' = 'logical') as tables
