@@ -116,6 +116,9 @@ describe('in-process relay', () => {
   beforeAll(async () => {
     env = await logical()
     await migrate(env.rt)
+    // a table captured by a trigger (outbox mode) in the same database: not the logical relay's business
+    await env.rt.db().query('create table public.notes (id int primary key, body text)')
+    await env.rt.db().query(`select cdc.track('notes', '{"aggregate":"Note","mode":"outbox"}'::jsonb)`)
     relay = await startRelay(env.rt)
   })
   afterAll(async () => {
@@ -140,6 +143,19 @@ describe('in-process relay', () => {
     await eventually(async () => (await slotLsn(env)) >= target, 15_000, 200)
     await eventually(async () => relayMetrics.slotConfirmedLsn.get() >= Number(target), 5_000)
     expect(relayMetrics.slotLost.get()).toBe(0)
+  }, 30_000)
+
+  test('a table tracked in a trigger mode beside it is left to its trigger', async () => {
+    const db = env.rt.db()
+    const errors = relayMetrics.errors.get({ mode: 'logical' })
+    await db.query(`insert into notes values (1, 'by trigger')`)
+    await db.query(`insert into customers (name, email) values ('beside', 'beside@x')`)
+    await eventually(async () => (await db.query(`select 1 from cdc.event_store where type = 'CustomerCreated' and payload->'after'->>'name' = 'beside'`)).length === 1)
+    const notes = await db.query<{ n: number }>(`select count(*)::int as n from cdc.event_store where aggregate_type = 'notes'`)
+    expect(notes[0]!.n).toBe(1)
+    expect(relayMetrics.errors.get({ mode: 'logical' })).toBe(errors)
+    const published = await db.query(`select 1 from pg_publication_tables where pubname = $1 and tablename = 'notes'`, [env.config.relay.publication])
+    expect(published).toEqual([])
   }, 30_000)
 
   test('TRUNCATE of a tracked table is refused', async () => {
