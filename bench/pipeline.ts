@@ -51,6 +51,8 @@ export async function createPipeline(prefix: string, overrides: Record<string, s
     CDC_RELAY_PUBLICATION: `${tag}_pub`,
     CDC_HTTP_PORT: String(port),
     CDC_LOG_LEVEL: 'info',
+    // The bench and chaos runs drive the demo application.
+    CDC_DEMO_ENABLED: 'true',
     ...overrides,
   }
   const config = await loadConfig({ path: `${ROOT}cdc.toml`, env })

@@ -43,6 +43,18 @@ export function startProxy(target: { host: string; port: number }): Proxy {
     if (to) send(to, data)
     else from.data.pending.push(new Uint8Array(data))
   }
+  // Both ends of a link: forward what arrives, and a closed end closes its peer.
+  const forwarding = {
+    data: (s: Socket<Link>, data: Uint8Array) => pipe(s, data),
+    drain,
+    close(s: Socket<Link>) {
+      open.delete(s)
+      s.data.peer?.end()
+    },
+    error(s: Socket<Link>) {
+      s.data.peer?.end()
+    },
+  }
   const listener: TCPSocketListener<Link> = Bun.listen<Link>({
     hostname: '127.0.0.1',
     port: 0,
@@ -59,15 +71,7 @@ export function startProxy(target: { host: string; port: number }): Proxy {
               open(s) {
                 s.data = { peer: client, pending: [] }
               },
-              data: (s, data) => pipe(s, data),
-              drain,
-              close(s) {
-                open.delete(s)
-                s.data.peer?.end()
-              },
-              error(s) {
-                s.data.peer?.end()
-              },
+              ...forwarding,
             },
           })
           open.add(upstream)
@@ -77,15 +81,7 @@ export function startProxy(target: { host: string; port: number }): Proxy {
           client.end()
         }
       },
-      data: (s, data) => pipe(s, data),
-      drain,
-      close(s) {
-        open.delete(s)
-        s.data.peer?.end()
-      },
-      error(s) {
-        s.data.peer?.end()
-      },
+      ...forwarding,
     },
   })
   return {

@@ -38,3 +38,16 @@ export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
 }
+
+/** A measurement of operations timed one by one: rate over `seconds` and latency percentiles (sorts `latencies`). */
+export function latencyMeasurement(latencies: number[], seconds: number): Measurement {
+  latencies.sort((a, b) => a - b)
+  return {
+    perSecond: latencies.length / seconds,
+    p50Ms: percentile(latencies, 50),
+    p95Ms: percentile(latencies, 95),
+    p99Ms: percentile(latencies, 99),
+    count: latencies.length,
+    seconds,
+  }
+}

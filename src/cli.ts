@@ -6,9 +6,9 @@ import { ConfigError, loadConfig, unknownEnv } from './config.ts'
 import { log, setLogLevel } from './log.ts'
 import { createRuntime, type Role } from './runtime.ts'
 import { commands, type Command } from './commands/index.ts'
-import { UsageError } from './commands/command.ts'
+import { UsageError } from './errors.ts'
+import { buildInfo } from './build-info.ts'
 import { didYouMean } from './did-you-mean.ts'
-import pkg from '../package.json' with { type: 'json' }
 
 const SHUTDOWN_MS = 15_000
 
@@ -53,7 +53,8 @@ async function main(argv: string[]): Promise<number> {
   for (; i < argv.length; i++) {
     const a = argv[i]!
     if (a === '--version') {
-      console.log(pkg.version)
+      const info = buildInfo()
+      console.log(`cdc ${info.version} (commit ${info.commit}, built ${info.date})`)
       return 0
     }
     if (a === '--help' || a === '-h') {
@@ -134,17 +135,17 @@ function parseFlags(command: Command, args: string[]) {
     }
     if (token.kind !== 'option') continue
     const option = options[token.name as keyof typeof options] as { type: 'string' | 'boolean'; multiple?: boolean } | undefined
-    if (!option) throw new UsageError(`${token.rawName}: unknown flag${didYouMean(`--${token.name}`, Object.keys(options).map((k) => `--${k}`))}`, command)
-    if (option.type === 'boolean' && token.inlineValue) throw new UsageError(`${token.rawName}: takes no value`, command)
+    if (!option) throw new UsageError(`${token.rawName}: unknown flag${didYouMean(`--${token.name}`, Object.keys(options).map((k) => `--${k}`))}`, command.name)
+    if (option.type === 'boolean' && token.inlineValue) throw new UsageError(`${token.rawName}: takes no value`, command.name)
     if (option.type === 'string' && (token.value === undefined || (!token.inlineValue && token.value.startsWith('-')))) {
-      throw new UsageError(`${token.rawName}: needs a value`, command)
+      throw new UsageError(`${token.rawName}: needs a value`, command.name)
     }
-    if (values[token.name] !== undefined && !option.multiple) throw new UsageError(`${token.rawName}: given more than once`, command)
+    if (values[token.name] !== undefined && !option.multiple) throw new UsageError(`${token.rawName}: given more than once`, command.name)
     const value = option.type === 'boolean' ? true : token.value!
     values[token.name] = option.multiple ? [...((values[token.name] as (string | boolean)[] | undefined) ?? []), value] : value
   }
   if (positionals.length > 0 && command.usage === undefined) {
-    throw new UsageError(`${positionals[0]}: unexpected argument (cdc ${command.name} takes none)`, command)
+    throw new UsageError(`${positionals[0]}: unexpected argument (cdc ${command.name} takes none)`, command.name)
   }
   return { values, positionals }
 }
@@ -157,6 +158,11 @@ function waitForSignal(): Promise<void> {
     }
     process.once('SIGTERM', () => done('SIGTERM'))
     process.once('SIGINT', () => done('SIGINT'))
+    // Without a handler SIGHUP would kill the process (a closed terminal, a `kill -HUP` meant as "reload"). The config
+    // is read once at start, so the honest answer is a log line saying how to apply a change, and to keep running.
+    process.on('SIGHUP', () =>
+      log.info('signal received; ignored: the configuration is read at start only, restart the process to apply changes', { signal: 'SIGHUP' }),
+    )
   })
 }
 
@@ -165,8 +171,9 @@ main(Bun.argv.slice(2)).then(
   (error) => {
     if (error instanceof UsageError) {
       // The shape of a ConfigError: what was wrong, then one indented line naming the argument.
-      console.error(`cdc: invalid arguments (cdc${error.command ? ` ${error.command.name}` : ''}):\n  ${error.message}\n`)
-      console.error(error.command ? commandUsage(error.command) : usage())
+      const command = commands.find((c) => c.name === error.command)
+      console.error(`cdc: invalid arguments (cdc${command ? ` ${command.name}` : ''}):\n  ${error.message}\n`)
+      console.error(command ? commandUsage(command) : usage())
       process.exit(2)
     }
     if (error instanceof ConfigError) {

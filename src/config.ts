@@ -3,19 +3,36 @@
 import * as v from 'valibot'
 import { parse as parseToml, TomlError } from 'smol-toml'
 import { closest, didYouMean } from './did-you-mean.ts'
+import { withDemo } from './demo/capture.ts'
+import { canonicalName, TableNameError } from './tables.ts'
 
 const identifier = v.pipe(v.string(), v.regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lower-case SQL identifier'))
 const port = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(65535))
 const positiveInt = v.pipe(v.number(), v.integer(), v.minValue(1))
 const nonNegativeInt = v.pipe(v.number(), v.integer(), v.minValue(0))
+/** A column name as the catalog spells it (any case; it reaches SQL only quoted). */
+const column = v.pipe(v.string(), v.minLength(1), v.maxLength(63), v.regex(/^[^\u0000]*$/, 'a column name'))
+/** A table name as SQL writes it (`orders`, `app.orders`, `app."LineItems"`), stored canonical (src/tables.ts). */
+const tableName = v.pipe(
+  v.string(),
+  v.rawTransform(({ dataset, addIssue, NEVER }) => {
+    try {
+      return canonicalName(dataset.value)
+    } catch (error) {
+      if (!(error instanceof TableNameError)) throw error
+      addIssue({ message: error.message, expected: 'a table name ([schema.]table, quoted where needed)' })
+      return NEVER
+    }
+  }),
+)
 const eventType = v.pipe(v.string(), v.regex(/^[A-Z][A-Za-z0-9]{0,99}$/, 'a PascalCase event type'))
 
 /** Maps a change of one table to a business event type (first matching rules win, see capture/rules). */
 export const RuleSchema = v.strictObject({
-  table: identifier,
+  table: tableName,
   op: v.picklist(['c', 'u', 'd']),
   /** For updates: the rule matches when any of these columns changed; its event carries only their changes. */
-  columns: v.optional(v.array(identifier)),
+  columns: v.optional(v.array(column)),
   /** With `columns` of one column: match only when that column's new value equals this (e.g. status SHIPPED). */
   value: v.optional(v.union([v.string(), v.number(), v.boolean()])),
   type: eventType,
@@ -23,11 +40,11 @@ export const RuleSchema = v.strictObject({
 
 export const TableCaptureSchema = v.strictObject({
   /** Columns never captured. */
-  exclude: v.optional(v.array(identifier), []),
+  exclude: v.optional(v.array(column), []),
   /** Columns captured as "***" in images and changes. */
-  mask: v.optional(v.array(identifier), []),
+  mask: v.optional(v.array(column), []),
   /** Columns (e.g. updated_at) whose change alone makes no event; they ride along with the update's first event. */
-  incidental: v.optional(v.array(identifier), []),
+  incidental: v.optional(v.array(column), []),
 })
 
 /** An aggregate root whose children are folded into one event per transaction (built at commit time). */
@@ -52,11 +69,85 @@ export const TokenSchema = v.strictObject({
   role: v.picklist(['read', 'write', 'admin']),
 })
 
+// ── Security: TLS and authentication of each server (clients/security.ts turns these into driver options). ──
+
+const pemPath = v.pipe(v.string(), v.minLength(1))
+
+const kafkaSecurity = {
+  tls: v.optional(
+    v.strictObject({
+      enabled: v.optional(v.boolean(), false),
+      /** PEM file of the CA(s) that signed the brokers' certificates (default: the system's CAs). */
+      ca: v.optional(pemPath),
+      /** Client certificate and key (PEM files) for brokers that require one (ssl.client.auth=required). */
+      cert: v.optional(pemPath),
+      key: v.optional(pemPath),
+      /** Check that the certificate names the broker (its host, or `servername`). Off only for testing. */
+      verifyHostname: v.optional(v.boolean(), true),
+      /** Name to check the certificate against (and send as SNI) instead of the broker's host. */
+      servername: v.optional(v.pipe(v.string(), v.minLength(1))),
+    }),
+    {},
+  ),
+  sasl: v.optional(
+    v.strictObject({
+      mechanism: v.optional(v.picklist(['none', 'plain', 'scram-sha-256', 'scram-sha-512']), 'none'),
+      username: v.optional(v.string(), ''),
+      password: v.optional(v.string(), ''),
+    }),
+    {},
+  ),
+}
+
+const postgresSecurity = {
+  /** libpq's sslmode; unset: whatever the URL says (postgres.js reads ?sslmode=), else no TLS. */
+  sslMode: v.optional(v.picklist(['disable', 'prefer', 'require', 'verify-ca', 'verify-full'])),
+  /** PEM file of the CA for verify-ca / verify-full (libpq's sslrootcert). */
+  sslRootCert: v.optional(pemPath),
+  /** Client certificate and key (PEM files) for `hostssl … cert` rules. */
+  sslCert: v.optional(pemPath),
+  sslKey: v.optional(pemPath),
+}
+
+const mongoSecurity = {
+  tls: v.optional(
+    v.strictObject({
+      enabled: v.optional(v.boolean(), false),
+      /** PEM file of the CA (the driver's tlsCAFile). */
+      ca: v.optional(pemPath),
+      /** One PEM file with the client certificate and its key (tlsCertificateKeyFile), for x.509 or mutual TLS. */
+      certificateKey: v.optional(pemPath),
+      verifyHostname: v.optional(v.boolean(), true),
+    }),
+    {},
+  ),
+  /** Credentials kept out of the URL (so they can come from a secret as CDC_MONGO_PASSWORD). */
+  username: v.optional(v.string()),
+  password: v.optional(v.string()),
+  authSource: v.optional(v.string()),
+  authMechanism: v.optional(v.picklist(['SCRAM-SHA-1', 'SCRAM-SHA-256', 'MONGODB-X509', 'PLAIN'])),
+}
+
+// ── Operations: health and metrics of the roles run without the API (`cdc relay`, `cdc consume`). ──
+
+/** The ops port of a process that runs no API; `cdc all` and `cdc serve` answer on http.port instead. */
+export const DEFAULT_OPS_PORT = 9464
+
+const OpsSchema = v.optional(
+  v.strictObject({
+    host: v.optional(v.pipe(v.string(), v.minLength(1)), '127.0.0.1'),
+    /** Unset: DEFAULT_OPS_PORT, and a port in use only costs a warning; 0: no ops endpoint; set: in use is fatal. */
+    port: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(65535))),
+  }),
+  {},
+)
+
 export const ConfigSchema = v.strictObject({
   postgres: v.optional(
     v.strictObject({
       url: v.optional(v.pipe(v.string(), v.url('a URL')), 'postgres://cdc:cdc@127.0.0.1:55432/cdc'),
       maxConnections: v.optional(positiveInt, 10),
+      ...postgresSecurity,
     }),
     {},
   ),
@@ -70,6 +161,7 @@ export const ConfigSchema = v.strictObject({
       topics: v.optional(v.record(v.string(), v.pipe(v.string(), v.regex(/^[A-Za-z0-9._-]+$/))), {}),
       partitions: v.optional(positiveInt, 3),
       replicationFactor: v.optional(positiveInt, 1),
+      ...kafkaSecurity,
     }),
     {},
   ),
@@ -77,6 +169,7 @@ export const ConfigSchema = v.strictObject({
     v.strictObject({
       url: v.optional(v.pipe(v.string(), v.regex(/^mongodb(\+srv)?:\/\//, 'a mongodb:// URL')), 'mongodb://127.0.0.1:27017'),
       database: v.optional(identifier, 'cdc'),
+      ...mongoSecurity,
     }),
     {},
   ),
@@ -110,8 +203,10 @@ export const ConfigSchema = v.strictObject({
        * mode); logical: no row trigger, the relay decodes the row changes from the WAL and writes the event store.
        */
       mode: v.optional(v.picklist(['outbox', 'emit', 'logical']), 'outbox'),
-      tracked: v.optional(v.array(identifier), []),
-      tables: v.optional(v.record(identifier, TableCaptureSchema), {}),
+      /** Tables `cdc migrate` tracks (added to the tracked set in schema cdc; `cdc track` adds more at run time). */
+      tracked: v.optional(v.array(tableName), []),
+      /** Column options per table, keyed by table name. */
+      tables: v.optional(v.record(tableName, TableCaptureSchema), {}),
       rules: v.optional(v.array(RuleSchema), []),
       roots: v.optional(v.record(identifier, RootSchema), {}),
       snapshotBatchSize: v.optional(positiveInt, 1000),
@@ -137,8 +232,8 @@ export const ConfigSchema = v.strictObject({
   consume: v.optional(
     v.strictObject({
       groupId: v.optional(v.pipe(v.string(), v.minLength(1)), 'cdc-history'),
-      /** Tables whose topics are consumed; empty means capture.tracked. */
-      tables: v.optional(v.array(identifier), []),
+      /** Tables whose topics are consumed; empty means the tracked set (live). */
+      tables: v.optional(v.array(tableName), []),
       retryMaxMs: v.optional(positiveInt, 30_000),
       /** Tries of a batch that times out while MongoDB answers, before its failing messages are isolated (DLQ). */
       batchAttempts: v.optional(positiveInt, 5),
@@ -154,12 +249,20 @@ export const ConfigSchema = v.strictObject({
     }),
     {},
   ),
+  /** The demo application (customers, products, orders): its schema, capture rules and CRUD routes. Off by default. */
+  demo: v.optional(
+    v.strictObject({
+      enabled: v.optional(v.boolean(), false),
+    }),
+    {},
+  ),
   log: v.optional(
     v.strictObject({
       level: v.optional(v.picklist(['debug', 'info', 'warn', 'error']), 'info'),
     }),
     {},
   ),
+  ops: OpsSchema,
 })
 
 export type Config = v.InferOutput<typeof ConfigSchema>
@@ -210,7 +313,7 @@ export async function loadConfig(options: LoadOptions = {}): Promise<Config> {
     for (const issue of result.issues) problems.push(describeIssue(issue, options.args ?? []))
   }
   if (problems.length > 0 || !result.success) throw new ConfigError(file.size ? path : 'defaults + env', problems)
-  return result.output
+  return withDemo(result.output)
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })

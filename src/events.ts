@@ -13,7 +13,8 @@ export const EventSchema = v.object({
   type: v.pipe(v.string(), v.regex(/^[A-Z][A-Za-z0-9]{0,99}$/, 'a PascalCase event type')),
   op: v.picklist(['c', 'u', 'd', 'r', 'm']),
   aggregate: v.object({
-    type: v.pipe(v.string(), v.regex(/^[a-z_][a-z0-9_]{0,62}$/)),
+    /** The table's canonical name (src/tables.ts): `orders`, `app.orders`, `app."LineItems"`. */
+    type: v.pipe(v.string(), v.minLength(1), v.maxLength(300)),
     id: v.pipe(v.string(), v.minLength(1), v.maxLength(1000)),
   }),
   version: v.pipe(v.number(), v.integer(), v.minValue(1)),

@@ -1,4 +1,8 @@
 // Structured JSON logs, one object per line on stderr (stdout stays for command output). Fields, not formatted text.
+import { counter } from './metrics.ts'
+
+/** Warnings and errors by role: one alertable series for every failure path, whatever its own metric. */
+const problems = counter('cdc_log_problems_total', 'Warnings and errors logged, by level and role (every failure path logs one)')
 type Level = 'debug' | 'info' | 'warn' | 'error'
 const rank: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 }
 
@@ -20,6 +24,7 @@ export function setLogLevel(level: Level) {
 
 export function createLogger(base: Fields = {}, write: (line: string) => void = (l) => process.stderr.write(l)): Logger {
   const emit = (level: Level, msg: string, fields?: Fields) => {
+    if (level === 'warn' || level === 'error') problems.inc({ level, role: String(base.role ?? 'main') })
     if (rank[level] < rank[threshold]) return
     write(`${JSON.stringify({ t: new Date().toISOString(), level, msg, ...base, ...serialize(fields) })}\n`)
   }

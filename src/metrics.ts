@@ -27,6 +27,9 @@ abstract class Series implements Metric {
   get(labels: Labels = {}) {
     return this.values.get(key(labels)) ?? 0
   }
+  has(labels: Labels = {}) {
+    return this.values.has(key(labels))
+  }
   render() {
     const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} ${this.type}`]
     for (const [k, v] of this.values) lines.push(`${this.name}${k ? `{${k}}` : ''} ${v}`)
@@ -36,6 +39,10 @@ abstract class Series implements Metric {
 
 export class Counter extends Series {
   protected readonly type = 'counter'
+  /** For a total kept elsewhere (e.g. the CPU time the OS counts). */
+  set(value: number, labels: Labels = {}) {
+    this.values.set(key(labels), value)
+  }
 }
 
 export class Gauge extends Series {
@@ -88,6 +95,14 @@ export const gauge = (name: string, help: string) => register(name, () => new Ga
 export const histogram = (name: string, help: string, buckets?: number[]) =>
   register(name, () => new Histogram(name, help, buckets))
 
+const collectors: (() => void)[] = []
+
+/** Runs before every render: for figures read on demand (process memory and CPU) rather than counted as they happen. */
+export function onCollect(collect: () => void) {
+  collectors.push(collect)
+}
+
 export function renderMetrics(): string {
+  for (const collect of collectors) collect()
   return `${[...registry.values()].map((m) => m.render()).join('\n')}\n`
 }

@@ -3,11 +3,15 @@ import { connect, type Db } from './clients/postgres.ts'
 import { createKafka, type KafkaClient } from './clients/kafka.ts'
 import { connectMongo, healingStore, type Store } from './clients/mongo.ts'
 import type { Config } from './config.ts'
+import { securityOf, type Security } from './clients/security.ts'
 import { log as rootLog, type Logger } from './log.ts'
+import { watchTracked, type TrackedSet } from './tracked-set.ts'
 
 export interface Runtime {
   config: Config
   log: Logger
+  /** TLS and credentials per server, PEM files read (a bad path throws a ConfigError when the runtime is made). */
+  security: Security
   db(): Db
   kafka(): KafkaClient
   /**
@@ -15,6 +19,8 @@ export interface Runtime {
    * is replaced after such a failure (the driver under Bun does not recover by itself after a server restart).
    */
   mongo(): Promise<Store>
+  /** The tracked tables as cdc.tracked says, re-read every second (one watcher per runtime). */
+  tracked(): TrackedSet
   close(): Promise<void>
 }
 
@@ -28,21 +34,25 @@ export function createRuntime(config: Config, log: Logger = rootLog): Runtime {
   let db: Db | undefined
   let kafka: KafkaClient | undefined
   let mongo: Store | undefined
+  let tracked: TrackedSet | undefined
   const closers: (() => Promise<void>)[] = []
+  const security = securityOf(config)
+  const openDb = () => {
+    if (!db) {
+      const opened = connect({ url: config.postgres.url, ssl: security.postgres, max: config.postgres.maxConnections, name: 'cdc' })
+      closers.push(() => opened.end())
+      db = opened
+    }
+    return db
+  }
   return {
     config,
     log,
-    db() {
-      if (!db) {
-        const opened = connect({ url: config.postgres.url, max: config.postgres.maxConnections, name: 'cdc' })
-        closers.push(() => opened.end())
-        db = opened
-      }
-      return db
-    },
+    security,
+    db: openDb,
     kafka() {
       if (!kafka) {
-        const opened = createKafka({ brokers: config.kafka.brokers, clientId: config.kafka.clientId, log })
+        const opened = createKafka({ brokers: config.kafka.brokers, clientId: config.kafka.clientId, log, ...security.kafka })
         closers.push(() => opened.close())
         kafka = opened
       }
@@ -50,11 +60,19 @@ export function createRuntime(config: Config, log: Logger = rootLog): Runtime {
     },
     async mongo() {
       if (!mongo) {
-        const opened = healingStore(() => connectMongo({ url: config.mongo.url, database: config.mongo.database }))
+        const opened = healingStore(() => connectMongo({ url: config.mongo.url, database: config.mongo.database, security: security.mongo }))
         closers.push(() => opened.close())
         mongo = opened
       }
       return mongo
+    },
+    tracked() {
+      if (!tracked) {
+        const opened = watchTracked(openDb, log)
+        closers.push(async () => opened.stop())
+        tracked = opened
+      }
+      return tracked
     },
     async close() {
       for (const close of closers.reverse()) await close().catch(() => {})

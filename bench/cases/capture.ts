@@ -51,8 +51,8 @@ export const capture: BenchCase = async ({ scale, log }) => {
         [preload],
       )
       if (name === 'outbox' || name === 'emit' || name === 'logical') {
-        const spec = { ...captureSpec(env.config, table), mode: name }
-        await db.query('select cdc.track($1, $2::text::jsonb)', [table, JSON.stringify(spec)])
+        const spec = { ...captureSpec(env.config, { schema: 'public', name: table }), mode: name }
+        await db.query(`select cdc.track('public', $1, $2::text::jsonb)`, [table, JSON.stringify(spec)])
       }
       live[name] = new LiveIds(preload)
     }

@@ -8,7 +8,7 @@
 import { connect, type Db } from '../../src/clients/postgres.ts'
 import { connectMongo } from '../../src/clients/mongo.ts'
 import { createPipeline, waitFor, type Pipeline } from '../pipeline.ts'
-import { percentile, type BenchCase, type CaseResult } from '../types.ts'
+import { latencyMeasurement, type BenchCase, type CaseResult } from '../types.ts'
 
 const ROWS_PER_STATEMENT = 50
 const PACED_REASON = 'paced load'
@@ -152,19 +152,11 @@ export const e2e: BenchCase = async ({ scale, log }) => {
     const latencies = docs
       .map((d) => Date.parse(String(d.storedAt)) - Date.parse(String(d.occurredAt)))
       .filter((x) => Number.isFinite(x))
-      .sort((a, b) => a - b)
     const latency: CaseResult = {
       name: 'e2e/latency-at-half-load',
       stage: 'e2e',
       unit: 'event',
-      ours: {
-        perSecond: latencies.length / pacedSeconds,
-        count: latencies.length,
-        seconds: pacedSeconds,
-        p50Ms: percentile(latencies, 50),
-        p95Ms: percentile(latencies, 95),
-        p99Ms: percentile(latencies, 99),
-      },
+      ours: latencyMeasurement(latencies, pacedSeconds),
       target: { p99Ms: 250 },
       notes:
         `commit→history (storedAt − occurredAt) of each event, 3 paced SQL writers; backlog at end of load ${backlogOf(atPacedStop)}, ` +

@@ -2,7 +2,7 @@
 // (POST /customers: validation + write transaction with who/why + capture trigger) and a history read
 // (GET /history/customers/:id from MongoDB), each next to the same work done directly with the database client.
 import type { BenchCase, CaseResult, Measurement } from '../types.ts'
-import { percentile } from '../types.ts'
+import { latencyMeasurement } from '../types.ts'
 import { createTestEnv } from '../../test/support/env.ts'
 import { migrate } from '../../src/capture/migrate.ts'
 import { startApi } from '../../src/api/server.ts'
@@ -25,16 +25,7 @@ async function load(seconds: number, op: (n: number) => Promise<void>): Promise<
       }
     }),
   )
-  const elapsed = (performance.now() - started) / 1000
-  latencies.sort((a, b) => a - b)
-  return {
-    perSecond: latencies.length / elapsed,
-    p50Ms: percentile(latencies, 50),
-    p95Ms: percentile(latencies, 95),
-    p99Ms: percentile(latencies, 99),
-    count: latencies.length,
-    seconds: elapsed,
-  }
+  return latencyMeasurement(latencies, (performance.now() - started) / 1000)
 }
 
 function historyDoc(version: number) {

@@ -4,7 +4,7 @@
 // until a read_committed consumer has it. kafkajs is imported here only for the raw baseline.
 import { Kafka, logLevel } from 'kafkajs'
 import type { BenchCase, CaseResult, Measurement } from '../types.ts'
-import { percentile } from '../types.ts'
+import { latencyMeasurement } from '../types.ts'
 import { createTestEnv, type TestEnv } from '../../test/support/env.ts'
 import { migrate } from '../../src/capture/migrate.ts'
 import { startRelay } from '../../src/relay/index.ts'
@@ -155,15 +155,7 @@ async function latency(env: TestEnv, mode: 'poll' | 'wal', seconds: number): Pro
     await consumer.stop().catch(() => {})
     await relay.stop()
   }
-  latencies.sort((a, b) => a - b)
-  return {
-    perSecond: latencies.length / seconds,
-    p50Ms: percentile(latencies, 50),
-    p95Ms: percentile(latencies, 95),
-    p99Ms: percentile(latencies, 99),
-    count: latencies.length,
-    seconds,
-  }
+  return latencyMeasurement(latencies, seconds)
 }
 
 export const relay: BenchCase = async ({ scale, log }) => {

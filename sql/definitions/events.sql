@@ -92,9 +92,12 @@ $$;
 -- Application-level event (op "m") on the same path and version sequence as row changes.
 create or replace function cdc.emit(aggregate_type text, aggregate_id text, type text, payload jsonb) returns uuid
 language plpgsql as $$
+declare v_table record;
 begin
-  if aggregate_type !~ '^[a-z_][a-z0-9_]{0,62}$' then
-    raise exception 'cdc.emit: aggregate_type % is not a lower-case identifier', aggregate_type using errcode = '22023';
+  -- a tracked table by its canonical name (`app."LineItems"`), or a lower-case name of an aggregate without a table
+  select t.schema_name, t.table_name, t.key_columns, t.active into v_table from cdc.tracked t where t.aggregate_type = emit.aggregate_type;
+  if not found and emit.aggregate_type !~ '^[a-z_][a-z0-9_]{0,62}$' then
+    raise exception 'cdc.emit: aggregate_type % is neither a tracked table nor a lower-case identifier', emit.aggregate_type using errcode = '22023';
   end if;
   if type !~ '^[A-Z][A-Za-z0-9]{0,99}$' then
     raise exception 'cdc.emit: type % is not a PascalCase event type', type using errcode = '22023';
@@ -104,11 +107,11 @@ begin
   end if;
   -- serializes concurrent emitters of one aggregate; on a tracked table also lock the row (if it exists), the lock
   -- its row writers take, so their versions and ours never collide
-  perform pg_advisory_xact_lock(hashtextextended(aggregate_type || '/' || aggregate_id, 0));
-  if exists (select 1 from cdc.tracked t where t.table_name = emit.aggregate_type) then
-    execute cdc.lock_row_sql(aggregate_type) using aggregate_id;
+  perform pg_advisory_xact_lock(hashtextextended(emit.aggregate_type || '/' || aggregate_id, 0));
+  if v_table.active then
+    execute cdc.lock_row_sql(v_table.schema_name, v_table.table_name, v_table.key_columns) using aggregate_id;
   end if;
-  return (cdc.append(aggregate_type, aggregate_id, 'm', type, '[]'::jsonb, null, null, payload,
+  return (cdc.append(emit.aggregate_type, aggregate_id, 'm', type, '[]'::jsonb, null, null, payload,
     (select value from cdc.settings where key = 'mode'))->>'id')::uuid;
 end
 $$;

@@ -69,6 +69,9 @@ declare
   v_new jsonb;
   v_old jsonb;
   v_spec jsonb;
+  v_fn text;
+  v_agg text;
+  v_keys text[];
   v_n int;
 begin
   select s.applied_lsn into v_applied from cdc.logical_slots s where s.slot = p_slot for update;
@@ -94,8 +97,8 @@ begin
           perform cdc.logical_document(v_it->'a');
         else
           v_rel := (v_it->>'s') || '.' || (v_it->>'t');
-          select t.spec into v_spec from cdc.tracked t
-           where v_it->>'s' = 'public' and t.table_name = v_it->>'t' and t.spec->>'mode' = 'logical';
+          select t.spec, t.capture_function, t.aggregate_type, t.key_columns into v_spec, v_fn, v_agg, v_keys from cdc.tracked t
+           where t.schema_name = v_it->>'s' and t.table_name = v_it->>'t' and t.active and t.mode = 'logical';
           -- a table in the publication but no longer tracked (or tracked by a trigger now): nothing to capture here
           continue when v_spec is null;
           v_key := coalesce(v_it->>'okey', v_it->>'key');
@@ -105,7 +108,7 @@ begin
             -- (a snapshot's or a change's after; a deletion's is null: nothing known)
             select case when jsonb_typeof(e.payload->'after') = 'object'
                         then (e.payload->'after') - array(select jsonb_array_elements_text(coalesce(v_spec->'mask', '[]'))) end into v_prev
-              from cdc.event_store e where e.aggregate_type = v_it->>'t' and e.aggregate_id = cdc.logical_aggregate_id(v_it->>'t', v_it->'old')
+              from cdc.event_store e where e.aggregate_type = v_agg and e.aggregate_id = cdc.logical_aggregate_id(v_keys, v_it->'old')
              order by e.version desc limit 1;
           end if;
           v_new := case when v_it ? 'new' then (v_it->'new') || coalesce((select jsonb_object_agg(c, v_prev->c)
@@ -116,7 +119,7 @@ begin
                         when v_it->>'full' = 'true' then v_it->'old'
                         else coalesce(v_prev, v_it->'old') end;
           execute format('select cdc.%I($1, jsonb_populate_record(null::%I.%I, $2), jsonb_populate_record(null::%I.%I, $3))',
-            'capture_' || (v_it->>'t'), v_it->>'s', v_it->>'t', v_it->>'s', v_it->>'t')
+            v_fn, v_it->>'s', v_it->>'t', v_it->>'s', v_it->>'t')
             using case v_it->>'k' when 'c' then 'INSERT' when 'u' then 'UPDATE' else 'DELETE' end, v_new, v_old;
           if v_it->>'k' = 'd' or v_it ? 'okey' then
             delete from cdc.logical_images i where i.rel = v_rel and i.key = v_key;
@@ -144,10 +147,10 @@ $$;
 
 -- The aggregate id of a tracked table's row from its key image (column → text), as the generated capture code
 -- computes it (encoding in track.sql).
-create or replace function cdc.logical_aggregate_id(p_table text, p_key jsonb) returns text language sql stable as $$
-  select case when cardinality(k) = 1 then p_key->>k[1]
-    else (select string_agg(replace(replace(p_key->>c, '%', '%25'), ':', '%3A'), ':' order by o) from unnest(k) with ordinality as x(c, o)) end
-    from (select cdc.primary_key(p_table) as k) x
+create or replace function cdc.logical_aggregate_id(p_key_columns text[], p_key jsonb) returns text language sql immutable as $$
+  select case when cardinality(p_key_columns) = 1 then p_key->>p_key_columns[1]
+    else (select string_agg(replace(replace(p_key->>c, '%', '%25'), ':', '%3A'), ':' order by o)
+            from unnest(p_key_columns) with ordinality as x(c, o)) end
 $$;
 
 -- A root document (capture.roots) in logical mode: the writer sends the document it built at commit; here, in commit

@@ -1,6 +1,6 @@
--- Capture installation: cdc.track(table, spec) generates one trigger function per table with its key encoding,
+-- Capture installation: cdc.track(schema, table, spec) generates one trigger function per table with its key encoding,
 -- excluded/masked columns and event-type rules compiled in (identifiers from the catalog via %I, config values via %L),
--- plus a keyset snapshot function. The spec comes from cdc.toml (src/capture/spec.ts):
+-- plus a keyset snapshot function. The spec comes from cdc.toml (built by the capture module):
 --   { aggregate: 'Customer', mode: 'outbox'|'emit', exclude: [..], mask: [..], incidental: [..],
 --     rules: [{ op, columns?, value?, type }] }   (rules of this table only, in config order)
 -- A definition file: `create or replace` only, re-applied by `cdc migrate` when it changes (which then regenerates
@@ -125,17 +125,32 @@ returns text language sql immutable as $gen$
   v_event_id := cdc.uuidv7(); v_at := clock_timestamp(); v_tx := pg_current_xact_id();$t$ end)
 $gen$;
 
--- A statement that locks the row of public.<p_table> whose aggregate id is $1 (used by cdc.emit).
-create or replace function cdc.lock_row_sql(p_table text) returns text language plpgsql stable as $$
-declare v_pk text[] := cdc.primary_key(p_table);
+-- A statement that locks the row of a tracked table whose aggregate id is $1 (used by cdc.emit).
+create or replace function cdc.lock_row_sql(p_schema text, p_table text, p_key text[]) returns text language plpgsql stable as $$
 begin
-  if cardinality(v_pk) = 1 then
-    return format('select 1 from public.%I where %I = $1::%s for update', p_table, v_pk[1],
+  if cardinality(p_key) = 1 then
+    return format('select 1 from %I.%I where %I = $1::%s for update', p_schema, p_table, p_key[1],
       (select format_type(a.atttypid, a.atttypmod) from pg_attribute a
-        where a.attrelid = format('public.%I', p_table)::regclass and a.attname = v_pk[1]));
+        where a.attrelid = format('%I.%I', p_schema, p_table)::regclass and a.attname = p_key[1]));
   end if;
-  return format('select 1 from public.%I r where %s = $1 for update', p_table, cdc.key_expr('r', v_pk));
+  return format('select 1 from %I.%I r where %s = $1 for update', p_schema, p_table, cdc.key_expr('r', p_key));
 end
+$$;
+
+-- The canonical name of a table (the envelope's aggregate type; src/tables.ts spells it the same way): the schema
+-- left out for public, a part quoted only when it is not a plain lower-case identifier.
+create or replace function cdc.qualified_name(p_schema text, p_table text) returns text language sql immutable as $$
+  select case when p_schema = 'public' then '' else
+           case when p_schema ~ '^[a-z_][a-z0-9_]*$' then p_schema else '"' || replace(p_schema, '"', '""') || '"' end || '.' end
+      || case when p_table ~ '^[a-z_][a-z0-9_]*$' then p_table else '"' || replace(p_table, '"', '""') || '"' end
+$$;
+
+-- Name of a generated function: `<prefix>_<table>` for a plain public table (as always), else a readable prefix of the
+-- names plus a hash of the canonical name, within PostgreSQL's 63 bytes.
+create or replace function cdc.generated_name(p_prefix text, p_schema text, p_table text) returns text language sql immutable as $$
+  select case when p_schema = 'public' and p_table ~ '^[a-z_][a-z0-9_]{0,50}$' then p_prefix || '_' || p_table
+    else p_prefix || '_' || left(regexp_replace(lower(p_schema || '_' || p_table), '[^a-z0-9_]+', '_', 'g'), 40)
+         || '_' || left(md5(cdc.qualified_name(p_schema, p_table)), 8) end
 $$;
 
 -- Whether values of a type can be compared with = (a default btree or hash operator class, through arrays and
@@ -177,16 +192,24 @@ create or replace function cdc.missing_columns(p_table text, p_columns text[]) r
      and a.attname = x and a.attnum > 0 and not a.attisdropped)
 $$;
 
--- Installs (or refreshes) capture on public.<p_table>. Idempotent. Row images and changes are JSON text (row_to_json:
+-- Installs (or refreshes) capture on <p_schema>.<p_table>, named by its catalog names (never parsed or spliced:
+-- identifiers reach the generated code through %I only). Idempotent. Refuses, with a message that says why, what
+-- cannot be captured: a missing table, a view, a foreign table, a partition (track its parent: the row triggers of a
+-- partitioned table are cloned to every partition, present and future), an unlogged or temporary table, a table in a
+-- system schema, and a table with neither a primary key nor a replica identity index (nothing identifies a row's
+-- history). Row images and changes are JSON text (row_to_json:
 -- no jsonb built only to be printed again); tables with update rules or incidental columns split their changes as
 -- jsonb (cdc.split_update) and append each event through cdc.append.
 -- The generated functions run with enable_seqscan = off: a session caches the plan of a trigger's statements, and one
 -- planned while cdc.event_store was small (a fresh install, or analyzed while empty) probed the version by a
 -- sequential scan kept as the table grew (a 2,000-row INSERT into a freshly tracked table cost up to 16 ms per row).
 -- Every statement of them is a keyed lookup or an insert; the SET clause costs below the noise (~1 µs).
-create or replace function cdc.track(p_table text, p_spec jsonb) returns jsonb language plpgsql as $track$
+create or replace function cdc.track(p_schema text, p_table text, p_spec jsonb) returns jsonb language plpgsql as $track$
 declare
   v_rel oid;
+  v_class record;
+  v_name text := cdc.qualified_name(p_schema, p_table);
+  v_key_source text := 'primary key';
   v_pk text[];
   v_pk_types text[];
   v_exclude text[] := array(select jsonb_array_elements_text(coalesce(p_spec->'exclude', '[]')));
@@ -202,41 +225,78 @@ declare
   v_type_c text; v_type_d text;
   v_update text;
   v_body text;
-  v_fn text := 'capture_' || p_table;
-  v_snap text := 'snapshot_' || p_table;
+  v_fn text;
+  v_snap text;
 begin
-  if length(p_table) > 54 then
-    raise exception 'table name % is too long for capture (at most 54 characters)', p_table using errcode = '22023';
-  end if;
   if v_mode not in ('outbox', 'emit', 'logical') then
     raise exception 'capture mode % is not outbox, emit or logical', v_mode using errcode = '22023';
   end if;
   if v_agg !~ '^[A-Z][A-Za-z0-9]{0,80}$' then
     raise exception 'aggregate name % is not PascalCase', v_agg using errcode = '22023';
   end if;
-  select c.oid into v_rel from pg_class c join pg_namespace n on n.oid = c.relnamespace
-   where n.nspname = 'public' and c.relname = p_table and c.relkind in ('r', 'p');
-  if v_rel is null then
-    raise exception 'table public.% does not exist', p_table using errcode = '42P01';
+  if p_schema in ('pg_catalog', 'information_schema', 'cdc') or p_schema ~ '^pg_(toast|temp_|toast_temp_)' then
+    raise exception 'table % is in a system schema: only the team''s own tables can be tracked', v_name using errcode = '0A000';
+  end if;
+  select c.oid, c.relkind, c.relpersistence, c.relispartition, c.relreplident,
+         (select cdc.qualified_name(pn.nspname, p.relname) from pg_inherits i join pg_class p on p.oid = i.inhparent
+            join pg_namespace pn on pn.oid = p.relnamespace where i.inhrelid = c.oid limit 1) as parent
+    into v_class
+    from pg_class c join pg_namespace n on n.oid = c.relnamespace
+   where n.nspname = p_schema and c.relname = p_table;
+  if not found then
+    raise exception 'table % does not exist', v_name using errcode = '42P01',
+      hint = 'name it as SQL does: schema.table, with "quotes" around mixed-case names';
+  end if;
+  v_rel := v_class.oid;
+  if v_class.relkind in ('v', 'm') then
+    raise exception '% is a view: capture needs a table, whose rows a trigger sees change', v_name using errcode = '42809',
+      hint = 'track the tables the view reads';
+  elsif v_class.relkind = 'f' then
+    raise exception '% is a foreign table: its rows change on another server, where no trigger of this database sees them', v_name
+      using errcode = '42809';
+  elsif v_class.relkind not in ('r', 'p') then
+    raise exception '% is not a table', v_name using errcode = '42809';
+  elsif v_class.relispartition then
+    raise exception '% is a partition of %: track the partitioned table, and every partition is captured under it', v_name, v_class.parent
+      using errcode = '42809';
+  elsif v_class.relpersistence = 'u' then
+    raise exception '% is unlogged: after a crash its rows vanish without any event, so its history could not be trusted', v_name
+      using errcode = '55000', hint = 'ALTER TABLE … SET LOGGED, then track it';
+  elsif v_class.relpersistence = 't' then
+    raise exception '% is a temporary table: it lives only as long as its session', v_name using errcode = '55000';
   end if;
   select array_agg(a.attname::text order by k.ord), array_agg(format_type(a.atttypid, a.atttypmod) order by k.ord)
     into v_pk, v_pk_types
     from pg_index i cross join unnest(i.indkey) with ordinality as k(attnum, ord)
     join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
    where i.indrelid = v_rel and i.indisprimary;
-  if v_pk is null then
-    raise exception 'table public.% has no primary key: capture needs one to identify each row''s history', p_table
-      using errcode = '55000', hint = 'add a primary key, then track the table again';
+  if v_pk is null and v_class.relreplident = 'i' then
+    -- REPLICA IDENTITY USING INDEX: a unique, non-partial index on NOT NULL columns, as good a key as a primary key
+    v_key_source := 'replica identity';
+    select array_agg(a.attname::text order by k.ord), array_agg(format_type(a.atttypid, a.atttypmod) order by k.ord)
+      into v_pk, v_pk_types
+      from pg_index i cross join unnest(i.indkey) with ordinality as k(attnum, ord)
+      join pg_attribute a on a.attrelid = i.indrelid and a.attnum = k.attnum
+     where i.indrelid = v_rel and i.indisreplident;
   end if;
+  if v_pk is null then
+    raise exception 'table % has no primary key and no replica identity index: nothing identifies a row''s history', v_name
+      using errcode = '55000', hint = 'add a primary key (or ALTER TABLE … REPLICA IDENTITY USING INDEX a unique index), then track it';
+  end if;
+  -- function names already given to this table stay (untrack drops them by these names)
+  select t.capture_function, t.snapshot_function into v_fn, v_snap from cdc.tracked t
+   where t.schema_name = p_schema and t.table_name = p_table;
+  v_fn := coalesce(v_fn, cdc.generated_name('capture', p_schema, p_table));
+  v_snap := coalesce(v_snap, cdc.generated_name('snapshot', p_schema, p_table));
   select string_agg(x, ', ') into v_unknown
     from unnest(v_exclude || v_mask || v_incidental || array(
       select jsonb_array_elements_text(r->'columns') from jsonb_array_elements(v_rules) r where r ? 'columns')) x
    where not exists (select 1 from pg_attribute a where a.attrelid = v_rel and a.attname = x and a.attnum > 0 and not a.attisdropped);
   if v_unknown is not null then
-    raise exception 'capture config of table %: unknown column(s) %', p_table, v_unknown using errcode = '42703';
+    raise exception 'capture config of table %: unknown column(s) %', v_name, v_unknown using errcode = '42703';
   end if;
   if v_exclude && v_pk or v_mask && v_pk then
-    raise exception 'capture config of table %: primary key columns cannot be excluded or masked', p_table using errcode = '22023';
+    raise exception 'capture config of table %: key columns cannot be excluded or masked', v_name using errcode = '22023';
   end if;
 
   select coalesce(jsonb_agg(r) filter (where r->>'op' = 'c'), '[]'), coalesce(jsonb_agg(r) filter (where r->>'op' = 'u'), '[]'),
@@ -290,18 +350,18 @@ begin
     for v_split in select * from cdc.split_update(%L::jsonb, v_changes_j, %L::text[], %s, %L) loop
       perform cdc.append(%L, v_id, 'u', v_split.type, v_split.changes, v_split.before, v_split.after, null, %L);
     end loop;
-    return null;$f$, v_rules_u, v_incidental, cdc.image_expr('OLD', v_exclude, v_mask_obj), v_agg || 'Updated', p_table, v_mode);
+    return null;$f$, v_rules_u, v_incidental, cdc.image_expr('OLD', v_exclude, v_mask_obj), v_agg || 'Updated', v_name, v_mode);
   end if;
 
   -- logical mode: the same code as a function of (TG_OP, NEW, OLD) that the relay calls with decoded row images
   -- (sql/definitions/logical.sql); switching modes drops the other form (and first the triggers that use it)
   if v_mode = 'logical' then
-    execute format('drop trigger if exists cdc_capture_ins on public.%I', p_table);
-    execute format('drop trigger if exists cdc_capture_upd on public.%I', p_table);
-    execute format('drop trigger if exists cdc_capture_del on public.%I', p_table);
+    execute format('drop trigger if exists cdc_capture_ins on %I.%I', p_schema, p_table);
+    execute format('drop trigger if exists cdc_capture_upd on %I.%I', p_schema, p_table);
+    execute format('drop trigger if exists cdc_capture_del on %I.%I', p_schema, p_table);
     execute format('drop function if exists cdc.%I()', v_fn);
   else
-    execute format('drop function if exists cdc.%I(text, public.%I, public.%I)', v_fn, p_table, p_table);
+    execute format('drop function if exists cdc.%I(text, %I.%I, %I.%I)', v_fn, p_schema, p_table, p_schema, p_table);
   end if;
   v_body := format($f$
 create or replace function cdc.%1$I%10$s language plpgsql set enable_seqscan = off as $fn$
@@ -327,8 +387,8 @@ $f$,
     v_fn,
     cdc.key_expr('NEW', v_pk), v_image_new, v_type_c,
     cdc.key_expr('OLD', v_pk), v_image_old, v_type_d,
-    v_update, cdc.append_sql(p_table, v_mode),
-    case when v_mode = 'logical' then format('(tg_op text, new public.%I, old public.%I) returns int', p_table, p_table)
+    v_update, cdc.append_sql(v_name, v_mode),
+    case when v_mode = 'logical' then format('(tg_op text, new %I.%I, old %I.%I) returns int', p_schema, p_table, p_schema, p_table)
          else '() returns trigger' end);
   execute v_body;
 
@@ -339,7 +399,7 @@ language plpgsql set enable_seqscan = off as $fn$
 declare r record;
 begin
   rows := 0;
-  for r in select * from public.%2$I t where p_after is null or (%3$s) > (%4$s) order by %3$s limit p_limit for update loop
+  for r in select * from %11$I.%2$I t where p_after is null or (%3$s) > (%4$s) order by %3$s limit p_limit for update loop
     perform cdc.append(%5$L, %6$s, 'r', %7$L, '[]'::jsonb, null, %8$s, null, %9$L);
     rows := rows + 1;
     last_key := jsonb_build_array(%10$s);
@@ -351,57 +411,68 @@ $f$,
     v_snap, p_table,
     (select string_agg(format('t.%I', c), ', ') from unnest(v_pk) c),
     (select string_agg(format('(p_after->>%s)::%s', o - 1, ty), ', ') from unnest(v_pk_types) with ordinality as x(ty, o)),
-    p_table, cdc.key_expr('r', v_pk), v_agg || 'Snapshotted', cdc.image_expr('r', v_exclude, v_mask_obj), v_mode,
-    (select string_agg(format('r.%I', c), ', ') from unnest(v_pk) c));
+    v_name, cdc.key_expr('r', v_pk), v_agg || 'Snapshotted', cdc.image_expr('r', v_exclude, v_mask_obj), v_mode,
+    (select string_agg(format('r.%I', c), ', ') from unnest(v_pk) c), p_schema);
 
   if v_mode = 'logical' then
     -- no row trigger: the writer's context once per transaction, and the table in the relay's publication
-    execute format('create or replace trigger cdc_capture_context before insert or update or delete on public.%I
-      for each statement execute function cdc.logical_context()', p_table);
-    execute format('create or replace trigger cdc_capture_truncate before truncate on public.%I for each statement execute function cdc.refuse_truncate()', p_table);
-    perform cdc.logical_publish(p_spec->>'publication', 'public', p_table);
-    insert into cdc.tracked (table_name, spec) values (p_table, p_spec)
-      on conflict (table_name) do update set spec = excluded.spec, tracked_at = now();
-    return jsonb_build_object('table', p_table, 'primaryKey', to_jsonb(v_pk));
-  end if;
-  execute format('drop trigger if exists cdc_capture_context on public.%I', p_table);
-  execute format('create or replace trigger cdc_capture_ins after insert on public.%I for each row execute function cdc.%I()', p_table, v_fn);
+    execute format('create or replace trigger cdc_capture_context before insert or update or delete on %I.%I
+      for each statement execute function cdc.logical_context()', p_schema, p_table);
+    execute format('create or replace trigger cdc_capture_truncate before truncate on %I.%I for each statement execute function cdc.refuse_truncate()', p_schema, p_table);
+    perform cdc.logical_publish(p_spec->>'publication', p_schema, p_table);
+  else
+  execute format('drop trigger if exists cdc_capture_context on %I.%I', p_schema, p_table);
+  execute format('create or replace trigger cdc_capture_ins after insert on %I.%I for each row execute function cdc.%I()', p_schema, p_table, v_fn);
   -- the WHEN clause skips no-op updates before any function call; it needs an equality for every column type
   -- (json, point, … have none: then the per-column comparison as text decides alone)
-  execute format('create or replace trigger cdc_capture_upd after update on public.%I for each row %s execute function cdc.%I()', p_table,
+  execute format('create or replace trigger cdc_capture_upd after update on %I.%I for each row %s execute function cdc.%I()', p_schema, p_table,
     case when exists (select 1 from pg_attribute a where a.attrelid = v_rel and a.attnum > 0 and not a.attisdropped
                        and not cdc.has_equality(a.atttypid)) then '' else 'when (old.* is distinct from new.*)' end, v_fn);
-  execute format('create or replace trigger cdc_capture_del after delete on public.%I for each row execute function cdc.%I()', p_table, v_fn);
-  execute format('create or replace trigger cdc_capture_truncate before truncate on public.%I for each statement execute function cdc.refuse_truncate()', p_table);
-  insert into cdc.tracked (table_name, spec) values (p_table, p_spec)
-    on conflict (table_name) do update set spec = excluded.spec, tracked_at = now();
-  return jsonb_build_object('table', p_table, 'primaryKey', to_jsonb(v_pk));
+  execute format('create or replace trigger cdc_capture_del after delete on %I.%I for each row execute function cdc.%I()', p_schema, p_table, v_fn);
+  execute format('create or replace trigger cdc_capture_truncate before truncate on %I.%I for each statement execute function cdc.refuse_truncate()', p_schema, p_table);
+  end if;
+  insert into cdc.tracked as t (schema_name, table_name, aggregate_type, relid, key_columns, key_source, mode, spec, active,
+                                capture_function, snapshot_function)
+    values (p_schema, p_table, v_name, v_rel, v_pk, v_key_source, v_mode, p_spec, true, v_fn, v_snap)
+    on conflict (schema_name, table_name) do update set
+      relid = excluded.relid, key_columns = excluded.key_columns, key_source = excluded.key_source, mode = excluded.mode,
+      spec = excluded.spec,
+      -- a refresh after ALTER TABLE keeps the time it was tracked; tracking it again after untrack starts anew
+      tracked_at = case when t.active then t.tracked_at else now() end, active = true, untracked_at = null;
+  return jsonb_build_object('table', v_name, 'schema', p_schema, 'name', p_table, 'key', to_jsonb(v_pk), 'keySource', v_key_source);
 end
 $track$;
 
--- Removes capture from a table (and its root document events, if it is a root); its history stays in
--- cdc.event_store. Idempotent.
-create or replace function cdc.untrack(p_table text) returns boolean language plpgsql as $$
+-- Removes capture from a table (and its root document events, if it is a root); its history stays in cdc.event_store
+-- and its row in cdc.tracked stays, inactive, so the history remains readable. Idempotent: false when untracked
+-- already, null when never tracked.
+create or replace function cdc.untrack(p_schema text, p_table text) returns boolean language plpgsql as $$
 declare
-  v_exists boolean := to_regclass(format('public.%I', p_table)) is not null;
-  v_publication text := (select t.spec->>'publication' from cdc.tracked t where t.table_name = p_table);
+  v_row record;
+  v_exists boolean := to_regclass(format('%I.%I', p_schema, p_table)) is not null;
+  v_publication text;
 begin
+  select t.capture_function, t.snapshot_function, t.active into v_row from cdc.tracked t
+   where t.schema_name = p_schema and t.table_name = p_table for update;
+  if not found then return null; end if;
+  if not v_row.active then return false; end if;
+  v_publication := (select t.spec->>'publication' from cdc.tracked t where t.schema_name = p_schema and t.table_name = p_table);
   if v_exists then
-    execute format('drop trigger if exists cdc_capture_ins on public.%I', p_table);
-    execute format('drop trigger if exists cdc_capture_upd on public.%I', p_table);
-    execute format('drop trigger if exists cdc_capture_del on public.%I', p_table);
-    execute format('drop trigger if exists cdc_capture_truncate on public.%I', p_table);
-    execute format('drop trigger if exists cdc_capture_context on public.%I', p_table);
-    execute format('drop function if exists cdc.%I(text, public.%I, public.%I)', 'capture_' || p_table, p_table, p_table);
-    if exists (select 1 from pg_publication_tables where pubname = v_publication and schemaname = 'public' and tablename = p_table) then
-      execute format('alter publication %I drop table public.%I', v_publication, p_table);
+    execute format('drop trigger if exists cdc_capture_ins on %I.%I', p_schema, p_table);
+    execute format('drop trigger if exists cdc_capture_upd on %I.%I', p_schema, p_table);
+    execute format('drop trigger if exists cdc_capture_del on %I.%I', p_schema, p_table);
+    execute format('drop trigger if exists cdc_capture_truncate on %I.%I', p_schema, p_table);
+    execute format('drop trigger if exists cdc_capture_context on %I.%I', p_schema, p_table);
+    execute format('drop function if exists cdc.%I(text, %I.%I, %I.%I)', v_row.capture_function, p_schema, p_table, p_schema, p_table);
+    if exists (select 1 from pg_publication_tables where pubname = v_publication and schemaname = p_schema and tablename = p_table) then
+      execute format('alter publication %I drop table %I.%I', v_publication, p_schema, p_table);
     end if;
   end if;
-  perform cdc.untrack_root(p_table);
-  execute format('drop function if exists cdc.%I()', 'capture_' || p_table);
-  execute format('drop function if exists cdc.%I(jsonb, int)', 'snapshot_' || p_table);
-  delete from cdc.tracked where table_name = p_table;
-  return found;
+  if p_schema = 'public' then perform cdc.untrack_root(p_table); end if;
+  execute format('drop function if exists cdc.%I()', v_row.capture_function);
+  execute format('drop function if exists cdc.%I(jsonb, int)', v_row.snapshot_function);
+  update cdc.tracked t set active = false, untracked_at = now() where t.schema_name = p_schema and t.table_name = p_table;
+  return true;
 end
 $$;
 
@@ -409,15 +480,15 @@ $$;
 -- Keeps generated capture code in step with the table: after ALTER TABLE on a tracked table, regenerate its trigger
 -- function from the stored spec, so columns added later are captured at once.
 create or replace function cdc.refresh_capture() returns event_trigger language plpgsql as $$
-declare v_table text;
+declare v_table record;
 begin
   for v_table in
-    select t.table_name from pg_event_trigger_ddl_commands() c
+    select t.schema_name, t.table_name, t.spec from pg_event_trigger_ddl_commands() c
       join pg_class r on r.oid = c.objid join pg_namespace n on n.oid = r.relnamespace
-      join cdc.tracked t on t.table_name = r.relname
-     where c.command_tag = 'ALTER TABLE' and n.nspname = 'public'
+      join cdc.tracked t on t.schema_name = n.nspname and t.table_name = r.relname and t.active
+     where c.command_tag = 'ALTER TABLE'
   loop
-    perform cdc.track(v_table, (select spec from cdc.tracked where table_name = v_table));
+    perform cdc.track(v_table.schema_name, v_table.table_name, v_table.spec);
   end loop;
 end
 $$;

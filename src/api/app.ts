@@ -29,6 +29,9 @@ export function createApp(deps: AppDeps) {
   app.use(requestContext(deps.log))
   app.use(deadline(http.requestTimeoutMs))
   app.use(hostCheck(http))
+  // A browser pointed at the server lands on the console; `/ui/` is the console's home like `/ui`.
+  app.get('/', (c) => c.redirect('/ui', 302))
+  app.get('/ui/', (c) => c.redirect('/ui', 301))
   // The console before CORS and bearer auth: it has its own cookie session, CSRF checks and headers (src/ui).
   app.route('/ui', createConsole({ ...deps, api: (path, init) => app.request(path, init) }))
   if (http.corsOrigins.length > 0) {
@@ -55,12 +58,15 @@ export function createApp(deps: AppDeps) {
     }),
   )
   app.route('/', opsRoutes(deps))
-  app.route('/', historyRoutes(deps))
-  app.route('/customers', customerRoutes(deps))
-  app.route('/products', productRoutes(deps))
-  app.route('/orders', orderRoutes(deps))
+  // The demo application only when enabled; its paths then win over the generic `/:table/:id/history` alias.
+  if (deps.config.demo.enabled) {
+    app.route('/customers', customerRoutes(deps))
+    app.route('/products', productRoutes(deps))
+    app.route('/orders', orderRoutes(deps))
+  }
   app.route('/', dlqRoutes(deps))
   app.route('/', eventRoutes(deps))
+  app.route('/', historyRoutes(deps))
   app.notFound((c) => problemResponse(c, new ApiError(404, 'not-found', `no route for ${c.req.method} ${c.req.path}`)))
   app.onError((error, c) => problemResponse(c, toApiError(error, c.get('log') ?? deps.log)))
   return app

@@ -5,6 +5,7 @@ import type { KafkaClient } from '../clients/kafka.ts'
 import type { Store } from '../clients/mongo.ts'
 import type { Logger } from '../log.ts'
 import type { DlqEntry, DlqListFilter, RedriveFilter, RedriveReport } from '../redrive/index.ts'
+import type { TrackedSet } from '../tracked-set.ts'
 
 /** The DLQ operations of src/redrive (an interface, so tests can stand in for Kafka-backed ones). */
 export interface DlqAdmin {
@@ -18,6 +19,8 @@ export interface AppDeps {
   db(): Db
   kafka(): KafkaClient
   mongo(): Promise<Store>
+  /** The live set of tracked tables (history routes, console, POST /events). */
+  tracked(): TrackedSet
   dlq: DlqAdmin
 }
 

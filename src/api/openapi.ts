@@ -122,7 +122,8 @@ interface Operation {
 
 const HISTORY_ORDER = 'Oldest first (version order) unless order=desc.'
 
-const OPERATIONS: Operation[] = [
+/** The demo application's routes (demo.enabled only). */
+const DEMO_OPERATIONS: Operation[] = [
   ...(['customers', 'products', 'orders'] as const).flatMap((r): Operation[] => {
     const schemas: Record<typeof r, [v.GenericSchema, v.GenericSchema, v.GenericSchema]> = {
       customers: [s.CustomerCreate, s.CustomerPatch, s.Customer],
@@ -136,12 +137,18 @@ const OPERATIONS: Operation[] = [
       { method: 'get', path: `/${r}/{id}`, summary: `read one of ${r}`, role: 'read', response: resource },
       { method: 'patch', path: `/${r}/{id}`, summary: `change some fields of one of ${r}`, role: 'write', body: patch, response: resource },
       { method: 'delete', path: `/${r}/{id}`, summary: `delete one of ${r} (X-Reason required when http.requireDeleteReason)`, role: 'write', status: 204 },
-      { method: 'get', path: `/${r}/{id}/history`, summary: `same as /history/${r}/{id}`, role: 'read', query: s.HistoryQuery, response: s.page(s.HistoryItem), description: HISTORY_ORDER },
     ]
   }),
   { method: 'post', path: '/orders/{id}/status', summary: 'move an order along PLACED → PAYMENT_CONFIRMED → SHIPPED → DELIVERED, or CANCELLED before DELIVERED (409 otherwise)', role: 'write', body: s.StatusChange, response: s.OrderResource },
+]
+
+const TABLE = 'a tracked table by its qualified name: `orders` (schema public), `app.orders`, `app."LineItems"` (URL-encoded: `app.%22LineItems%22`)'
+const ID = 'the aggregate id: the primary key value as text; a composite key is its columns in key order, each with `%` → `%25` and `:` → `%3A`, joined by `:`'
+
+const OPERATIONS: Operation[] = [
   { method: 'get', path: '/history', summary: 'audit search across tracked tables', role: 'read', query: s.AuditQuery, response: s.page(s.HistoryItem), description: 'Oldest first (occurredAt, then event id) unless order=desc.' },
   { method: 'get', path: '/history/{table}/{id}', summary: 'the events of one aggregate', role: 'read', query: s.HistoryQuery, response: s.page(s.HistoryItem), description: HISTORY_ORDER },
+  { method: 'get', path: '/{table}/{id}/history', summary: 'same as /history/{table}/{id}', role: 'read', query: s.HistoryQuery, response: s.page(s.HistoryItem), description: HISTORY_ORDER },
   { method: 'get', path: '/history/{table}/{id}/at', summary: 'the row as it was at ts (404 before it existed; deleted: true with the last image after deletion)', role: 'read', query: s.AtQuery, response: s.AtState },
   { method: 'post', path: '/events', summary: 'record an application event (cdc.emit): same envelope (op "m", payload in data), version sequence and who/why as row changes', role: 'write', body: s.EventCreate, status: 201, response: s.EventCreated, description: 'capture.mode logical: 201 once the relay appended the event, 202 with id and version null if it has not within 10 s. aggregate.type must be a consumed table; a tracked table\'s aggregate must have history (404 otherwise). data: at most http.maxEventPayloadBytes (413), field names without "." or leading "$", no arrays directly in arrays.' },
   { method: 'get', path: '/events/{id}/outcome', summary: 'what happened to an event in the consumer: stored, duplicate, parked, dead-lettered, redriven (oldest first)', role: 'read', response: s.EventOutcome },
@@ -156,11 +163,13 @@ const OPERATIONS: Operation[] = [
 const json = (schema: v.GenericSchema, type = 'application/json') => ({ content: { [type]: { schema: toJsonSchema(schema) } } })
 
 function parameters(op: Operation) {
+  const generic = /^\/(history|events|\{table\})\//.test(op.path)
   const path = [...op.path.matchAll(/\{(\w+)\}/g)].map((m) => ({
     name: m[1],
     in: 'path',
     required: true,
-    schema: m[1] === 'id' && !/^\/(history|events)\//.test(op.path) ? toJsonSchema(s.IdParam.entries.id) : { type: 'string' },
+    schema: m[1] === 'id' && !generic ? toJsonSchema(s.IdParam.entries.id) : { type: 'string' },
+    ...(m[1] === 'table' ? { description: TABLE } : m[1] === 'id' && op.path.includes('{table}') ? { description: ID } : {}),
   }))
   const query = op.query
     ? Object.entries((op.query as unknown as { entries: Record<string, v.GenericSchema> }).entries).map(([name, e]) => ({
@@ -180,7 +189,7 @@ function parameters(op: Operation) {
 export function openApiDocument(config: Config) {
   const secured = config.http.tokens.length > 0
   const paths: Record<string, Record<string, unknown>> = {}
-  for (const op of OPERATIONS) {
+  for (const op of config.demo.enabled ? [...DEMO_OPERATIONS, ...OPERATIONS] : OPERATIONS) {
     const status = op.status ?? 200
     ;(paths[op.path] ??= {})[op.method] = {
       summary: op.summary,
@@ -196,7 +205,7 @@ export function openApiDocument(config: Config) {
   }
   return {
     openapi: '3.1.0',
-    info: { title: 'cdc', version: pkg.version, description: 'CRUD with captured history, history queries, DLQ admin.' },
+    info: { title: 'cdc', version: pkg.version, description: config.demo.enabled ? 'History of every tracked table, the demo application (CRUD), DLQ admin.' : 'History of every tracked table, application events, DLQ admin.' },
     components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
     ...(secured ? { security: [{ bearer: [] }] } : {}),
     paths,

@@ -64,8 +64,11 @@ export const HistoryQuery = v.strictObject({
   cursor: v.optional(Cursor),
 })
 
+/** A table by its qualified name (`orders`, `app.orders`, `app."LineItems"`; URL-encoded in paths). */
+const TableParam = v.pipe(v.string(), v.minLength(1), v.maxLength(300))
+
 export const AuditQuery = v.strictObject({
-  table: v.optional(v.pipe(v.string(), v.maxLength(63))),
+  table: v.optional(TableParam),
   actor: v.optional(Name),
   type: v.optional(v.pipe(v.string(), v.regex(/^[A-Z][A-Za-z0-9]{0,99}$/, 'a PascalCase event type'))),
   from: v.optional(Instant),
@@ -78,7 +81,7 @@ export const AuditQuery = v.strictObject({
 export const AtQuery = v.strictObject({ ts: Instant })
 
 export const HistoryParams = v.strictObject({
-  table: v.pipe(v.string(), v.maxLength(63)),
+  table: TableParam,
   id: v.pipe(v.string(), v.minLength(1), v.maxLength(1000)),
 })
 
@@ -236,7 +239,7 @@ export const EventCreate = v.strictObject({
   /** PascalCase; the convention is past tense (CustomerContacted, InvoiceSent). */
   type: v.pipe(v.string(), v.regex(/^[A-Z][A-Za-z0-9]{0,99}$/, 'a PascalCase event type, e.g. CustomerContacted')),
   aggregate: v.strictObject({
-    type: v.pipe(v.string(), v.regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lower-case identifier (a consumed table)')),
+    type: v.pipe(v.string(), v.minLength(1), v.maxLength(300, 'a consumed table\'s name')),
     id: v.pipe(requiredText(200), v.check((s) => s === s.trim(), 'no leading or trailing spaces')),
   }),
   /** The payload (envelope `data`); size limit http.maxEventPayloadBytes (413). */

@@ -37,7 +37,7 @@ export async function startApi(rt: Runtime, deps: Partial<AppDeps> = {}): Promis
       `http.host: ${JSON.stringify(http.host)} is not loopback and no http.tokens are configured; add tokens or set http.allowOpenBind = true`,
     ])
   }
-  const app = createApp({ config: rt.config, log: rt.log, db: rt.db, kafka: rt.kafka, mongo: rt.mongo, dlq: dlqAdmin(rt), ...deps })
+  const app = createApp({ config: rt.config, log: rt.log, db: rt.db, kafka: rt.kafka, mongo: rt.mongo, tracked: rt.tracked, dlq: dlqAdmin(rt), ...deps })
   const server: Bun.Server<undefined> = Bun.serve({
     hostname: http.host,
     port: http.port,

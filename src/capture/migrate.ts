@@ -8,7 +8,8 @@
 import bootstrap from '../../sql/bootstrap.sql' with { type: 'text' }
 import baseline from '../../sql/migrations/001_baseline.sql' with { type: 'text' }
 import demoSchema from '../../sql/migrations/002_demo_schema.sql' with { type: 'text' }
-import logicalTables from '../../sql/migrations/003_logical_capture.sql' with { type: 'text' }
+import trackedSet from '../../sql/migrations/003_tracked_set.sql' with { type: 'text' }
+import logicalTables from '../../sql/migrations/004_logical_capture.sql' with { type: 'text' }
 import events from '../../sql/definitions/events.sql' with { type: 'text' }
 import trackFunctions from '../../sql/definitions/track.sql' with { type: 'text' }
 import roots from '../../sql/definitions/roots.sql' with { type: 'text' }
@@ -27,9 +28,12 @@ export interface SqlFile {
 /** Every migration, in order. Applied ones are never edited: add a new file instead. */
 export const MIGRATIONS: readonly SqlFile[] = [
   { name: '001_baseline', sql: baseline },
-  { name: '002_demo_schema', sql: demoSchema },
-  { name: '003_logical_capture', sql: logicalTables },
+  { name: '003_tracked_set', sql: trackedSet },
+  { name: '004_logical_capture', sql: logicalTables },
 ]
+
+/** The demo application's tables in schema public: applied only with demo.enabled. */
+export const DEMO_MIGRATIONS: readonly SqlFile[] = [{ name: '002_demo_schema', sql: demoSchema }]
 
 /** Every definition file, in order (a later one may use an earlier one's functions). */
 export const DEFINITIONS: readonly SqlFile[] = [
@@ -45,7 +49,7 @@ const LEGACY_EQUALS = ['001_baseline', '002_demo_schema']
 
 export async function migrate(rt: Runtime): Promise<{ applied: string[]; defined: string[]; tracked: string[] }> {
   const adopted = await adoptLegacyLayout(rt)
-  const applied = await applyMigrations(rt, MIGRATIONS)
+  const applied = await applyMigrations(rt, rt.config.demo.enabled ? [...MIGRATIONS, ...DEMO_MIGRATIONS] : MIGRATIONS)
   const defined = [...adopted, ...(await applyDefinitions(rt, DEFINITIONS))]
   const tracked = await installCapture(rt)
   return { applied, defined, tracked }
@@ -127,7 +131,7 @@ async function adoptLegacyLayout(rt: Runtime): Promise<string[]> {
       throw new Error(`this database was migrated by an older cdc without ${missing.join(', ')}: migrate it with that version first`)
     }
     await tx.query('delete from cdc.migrations where name = any($1::text[])', [LEGACY])
-    for (const migration of MIGRATIONS.filter((m) => LEGACY_EQUALS.includes(m.name))) {
+    for (const migration of [...MIGRATIONS, ...DEMO_MIGRATIONS].filter((m) => LEGACY_EQUALS.includes(m.name))) {
       await tx.query('insert into cdc.migrations (name, checksum) values ($1, $2)', [migration.name, checksum(migration.sql)])
     }
     const defined: string[] = []

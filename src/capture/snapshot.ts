@@ -2,8 +2,10 @@
 // Each batch locks its rows (FOR UPDATE) only while it runs, so a concurrent writer's event simply follows the
 // snapshot event in the aggregate's version sequence; the cursor commits with the batch, so a rerun resumes.
 import { ident } from '../clients/postgres.ts'
-import { UsageError } from '../commands/command.ts'
+import { UsageError } from '../errors.ts'
 import type { Runtime } from '../runtime.ts'
+import { qualifiedName } from '../tables.ts'
+import { tableArg } from './track.ts'
 
 export interface SnapshotOptions {
   batchSize?: number
@@ -11,11 +13,20 @@ export interface SnapshotOptions {
   progress?: boolean
 }
 
-export async function snapshot(rt: Runtime, table: string, options: SnapshotOptions = {}): Promise<{ table: string; rows: number; done: boolean }> {
+export async function snapshot(rt: Runtime, input: string, options: SnapshotOptions = {}): Promise<{ table: string; rows: number; done: boolean }> {
   const db = rt.db()
-  const [tracked] = await db.query('select 1 from cdc.tracked where table_name = $1', [table]).catch(() => [])
-  if (!tracked) throw new UsageError(`table ${JSON.stringify(table)} is not tracked: run \`cdc migrate\` / \`cdc track ${table}\` first`)
-  const fn = `cdc.${ident(`snapshot_${table}`)}`
+  const name = tableArg(input)
+  const [tracked] = await db
+    .query<{ aggregate_type: string; snapshot_function: string; relid: number }>(
+      'select aggregate_type, snapshot_function, relid from cdc.tracked where schema_name = $1 and table_name = $2 and active',
+      [name.schema, name.name],
+    )
+    .catch(() => [])
+  const shown = qualifiedName(name)
+  if (!tracked) throw new UsageError(`table ${shown} is not tracked: run \`cdc track '${shown}'\` first`)
+  const table = tracked.aggregate_type
+  // The generated function's name comes from cdc.tracked (cdc.generated_name: lower-case letters, digits, _).
+  const fn = `cdc.${ident(tracked.snapshot_function)}`
   const batchSize = options.batchSize ?? rt.config.capture.snapshotBatchSize
   if (options.restart) await db.query('delete from cdc.snapshot_cursors where table_name = $1', [table])
   const [cursor] = await db.query<{ last_key: unknown; rows: number; done: boolean }>(
@@ -26,8 +37,12 @@ export async function snapshot(rt: Runtime, table: string, options: SnapshotOpti
     rt.log.info('snapshot already complete (use --restart to take a new one)', { table, rows: cursor.rows })
     return { table, rows: 0, done: true }
   }
-  const [estimate] = await db.query<{ n: number }>('select greatest(reltuples, 0)::bigint as n from pg_class where oid = $1::regclass', [`public.${table}`])
-  const progress = options.progress ? progressBar(table, estimate?.n ?? 0) : undefined
+  // The planner's row estimate, summed over the partitions of a partitioned table (itself alone otherwise).
+  const [estimate] = await db.query<{ n: number }>(
+    'select coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint as n from pg_partition_tree($1::oid::regclass) p join pg_class c on c.oid = p.relid',
+    [tracked.relid],
+  )
+  const progress = options.progress ? progressBar(table, estimate?.n ?? 0) : progressLog(rt, table, estimate?.n ?? 0)
   let lastKey: unknown = cursor?.last_key ?? null
   let total = cursor?.rows ?? 0
   let rows = 0
@@ -57,6 +72,16 @@ export async function snapshot(rt: Runtime, table: string, options: SnapshotOpti
   progress?.(total, true)
   rt.log.info('snapshot complete', { table, rows: total })
   return { table, rows, done: true }
+}
+
+/** Without a terminal: a log line at most every few seconds (rows done of the estimate). */
+function progressLog(rt: Runtime, table: string, estimate: number) {
+  let last = Date.now()
+  return (done: number, end = false) => {
+    if (end || Date.now() - last < 5000) return
+    last = Date.now()
+    rt.log.info('snapshot progress', { table, rows: done, estimate })
+  }
 }
 
 /** A one-line progress bar on stderr (TTY only): rows done of the planner's row estimate. */

@@ -1,5 +1,6 @@
 // What cdc.track() compiles into a table's trigger function: built from cdc.toml, one place for every caller.
 import type { Config } from '../config.ts'
+import { aggregateName, qualifiedName, type TableName } from '../tables.ts'
 
 export interface CaptureSpec {
   aggregate: string
@@ -12,25 +13,11 @@ export interface CaptureSpec {
   rules: { op: 'c' | 'u' | 'd'; columns?: string[]; value?: string | number | boolean; type: string }[]
 }
 
-/** Singular PascalCase of a table name: customers → Customer, order_lines → OrderLine, categories → Category. */
-export function aggregateName(table: string): string {
-  const words = table.split('_').filter(Boolean)
-  const last = words.pop() ?? table
-  words.push(singular(last))
-  return words.map((w) => w.charAt(0).toUpperCase() + w.slice(1)).join('')
-}
-
-function singular(word: string): string {
-  if (/[^aeiou]ies$/.test(word)) return `${word.slice(0, -3)}y`
-  if (/(ss|x|z|ch|sh|us)es$/.test(word)) return word.slice(0, -2)
-  if (/[^s]s$/.test(word)) return word.slice(0, -1)
-  return word
-}
-
-export function captureSpec(config: Config, table: string): CaptureSpec {
+export function captureSpec(config: Config, t: TableName): CaptureSpec {
+  const table = qualifiedName(t)
   const options = config.capture.tables[table]
   return {
-    aggregate: aggregateName(table),
+    aggregate: aggregateName(t),
     mode: config.capture.mode,
     ...(config.capture.mode === 'logical' && { publication: config.relay.publication }),
     exclude: options?.exclude ?? [],
@@ -54,7 +41,7 @@ export interface RootSpec {
 export function rootSpec(config: Config, root: string): RootSpec {
   const options = config.capture.tables[root]
   return {
-    aggregate: aggregateName(root),
+    aggregate: aggregateName({ schema: 'public', name: root }),
     mode: config.capture.mode,
     exclude: options?.exclude ?? [],
     mask: options?.mask ?? [],

@@ -2,6 +2,7 @@
 // client can be swapped without touching them.
 import { ConfigResourceTypes, Kafka, logLevel, type Consumer as KConsumer, type Producer as KProducer } from 'kafkajs'
 import type { Logger } from '../log.ts'
+import type { KafkaSecurity } from './security.ts'
 
 export interface OutMessage {
   topic: string
@@ -67,6 +68,11 @@ export interface Consumer {
   seek(topic: string, partition: number, offset: string): void
   pause(topic: string, partitions: number[]): void
   resume(topic: string, partitions: number[]): void
+  /**
+   * Follow another set of topics (a table was tracked): the member is replaced by one subscribed to `topics`, as after
+   * a stall; batches in hand finish first and uncommitted work is read again. Resolves once the new member runs.
+   */
+  subscribe(topics: string[]): Promise<void>
   stop(): Promise<void>
 }
 
@@ -95,8 +101,11 @@ export interface KafkaClient {
   /** Create the missing topics and wait for their leaders (kafkajs cannot subscribe to a missing topic in KRaft). */
   ensureTopics(topics: TopicSpec[]): Promise<void>
   listTopics(): Promise<string[]>
-  deleteTopics(topics: string[]): Promise<void>
-  /** Committed offsets of a group and the topic's end offsets: the consumer lag per partition. */
+  /**
+   * Committed offsets of a group and the topic's end offsets (the last stable offset: what read_committed can read; the
+   * high watermark unless a transaction is open), so end − committed is the lag `kafka-consumer-groups` shows, 0 when
+   * the group is caught up (commits include the transaction markers, see consumer()).
+   */
   lag(groupId: string, topic: string): Promise<{ partition: number; committed: number; end: number }[]>
   /** First and next-to-write offset of each partition (a one-shot reader reads [low, high)). */
   offsets(topic: string): Promise<{ partition: number; low: number; high: number }[]>
@@ -107,7 +116,7 @@ export interface KafkaClient {
   close(): Promise<void>
 }
 
-export interface KafkaOptions {
+export interface KafkaOptions extends KafkaSecurity {
   brokers: string[]
   clientId: string
   log?: Logger
@@ -161,6 +170,8 @@ export function createKafka(options: KafkaOptions): KafkaClient {
   const kafka = new Kafka({
     clientId: options.clientId,
     brokers: options.brokers,
+    ssl: options.ssl,
+    sasl: options.sasl,
     connectionTimeout: options.connectionTimeoutMs ?? 3000,
     retry: { initialRetryTime: 100, maxRetryTime: 2000, retries: 5 },
     logLevel: logLevel.WARN,
@@ -243,6 +254,7 @@ export function createKafka(options: KafkaOptions): KafkaClient {
     },
     async consumer(o) {
       let stopped = false
+      let topics = [...o.topics]
       const create = async () => {
         const c: KConsumer = kafka.consumer({
           groupId: o.groupId,
@@ -258,7 +270,7 @@ export function createKafka(options: KafkaOptions): KafkaClient {
         })
         await c.connect()
         try {
-          await c.subscribe({ topics: o.topics, fromBeginning: o.fromBeginning ?? true })
+          await c.subscribe({ topics, fromBeginning: o.fromBeginning ?? true })
         } catch (error) {
           await c.disconnect().catch(() => {})
           throw error
@@ -267,6 +279,21 @@ export function createKafka(options: KafkaOptions): KafkaClient {
       }
       let current = await create()
       let lastSign = Date.now()
+      // A transactional producer ends every transaction with a control record (the commit marker) right after its
+      // data. kafkajs hides it, so "last message + 1" would leave every caught-up partition one short of the high
+      // watermark (lag 1 forever). Like the Java consumer, commit past the filtered records that close a batch.
+      const fetched = new Map<string, { lastMessage: number; lastRecord: number }>()
+      const committed = new Map<string, number>()
+      const tp = (topic: string, partition: number) => `${topic}:${partition}`
+      const commit = async (offsets: { topic: string; partition: number; offset: string }[]) => {
+        const adjusted = offsets.map((o) => {
+          const f = fetched.get(tp(o.topic, o.partition))
+          const next = f && Number(o.offset) === f.lastMessage + 1 ? f.lastRecord + 1 : Number(o.offset)
+          return { ...o, offset: String(next) }
+        })
+        await current.commitOffsets(adjusted)
+        for (const o of adjusted) committed.set(tp(o.topic, o.partition), Number(o.offset))
+      }
       let watchdog: ReturnType<typeof setInterval> | undefined
       let replacing: Promise<void> | undefined
       track({ disconnect: () => current.disconnect() })
@@ -278,6 +305,18 @@ export function createKafka(options: KafkaOptions): KafkaClient {
         c.on(c.events.CRASH, (e) => {
           if (!e.payload.restart) lastSign = 0
         })
+        // A fetch holding only filtered records (a marker that came alone, an aborted transaction) never reaches
+        // onBatch; when everything before it is committed, commit past it too.
+        c.on(c.events.END_BATCH_PROCESS, ({ payload }) => {
+          if (stopped || payload.batchSize !== 0 || payload.firstOffset == null) return
+          const k = tp(payload.topic, payload.partition)
+          if (committed.get(k) !== Number(payload.firstOffset)) return
+          const offset = String(Number(payload.lastOffset) + 1)
+          void c
+            .commitOffsets([{ topic: payload.topic, partition: payload.partition, offset }])
+            .then(() => committed.set(k, Number(offset)))
+            .catch((error) => options.log?.debug('committing past control records failed', { error }))
+        })
         lastSign = Date.now()
         await c.run({
           autoCommit: false,
@@ -287,6 +326,10 @@ export function createKafka(options: KafkaOptions): KafkaClient {
           eachBatch: async ({ batch, heartbeat, isRunning, isStale }) => {
             if (stopped) return
             lastSign = Date.now()
+            const lastMessage = batch.messages.at(-1)
+            if (lastMessage) {
+              fetched.set(tp(batch.topic, batch.partition), { lastMessage: Number(lastMessage.offset), lastRecord: Number(batch.lastOffset()) })
+            }
             await onBatch({
               topic: batch.topic,
               partition: batch.partition,
@@ -310,8 +353,27 @@ export function createKafka(options: KafkaOptions): KafkaClient {
           },
         })
       }
+      let handler: ((batch: PartitionBatch) => Promise<void>) | undefined
+      /** A new kafkajs member in place of the current one (after a stall, or for another topic set). */
+      const replace = (why: string) => {
+        lastSign = Date.now()
+        replacing = current
+          .disconnect()
+          .catch(() => {})
+          .then(create)
+          .then(async (c) => {
+            if (stopped) return void (await c.disconnect().catch(() => {}))
+            current = c
+            // Not awaited: joining the group can take a session timeout, and stop() must not wait for it.
+            if (handler) void start(handler).catch((error) => options.log?.warn('restarting the kafka consumer failed', { error }))
+          })
+          .catch((error) => options.log?.warn(`replacing the kafka consumer (${why}) failed; will retry`, { error }))
+          .finally(() => (replacing = undefined))
+        return replacing
+      }
       return {
         async run(onBatch) {
+          handler = onBatch
           await start(onBatch)
           if (stopped) return
           // kafkajs can wedge after a broker restart (coordinator moved, member fenced) without crashing: when no
@@ -319,23 +381,17 @@ export function createKafka(options: KafkaOptions): KafkaClient {
           const stallMs = Math.max(20_000, (o.sessionTimeoutMs ?? 10_000) * 2)
           watchdog = setInterval(() => {
             if (stopped || replacing || Date.now() - lastSign < stallMs) return
-            lastSign = Date.now()
             options.log?.warn('kafka consumer stalled; replacing it', { groupId: o.groupId, stallMs })
-            replacing = current
-              .disconnect()
-              .catch(() => {})
-              .then(create)
-              .then(async (c) => {
-                if (stopped) return void (await c.disconnect().catch(() => {}))
-                current = c
-                // Not awaited: joining the group can take a session timeout, and stop() must not wait for it.
-                void start(onBatch).catch((error) => options.log?.warn('restarting the kafka consumer failed', { error }))
-              })
-              .catch((error) => options.log?.warn('replacing the kafka consumer failed; will retry', { error }))
-              .finally(() => (replacing = undefined))
+            void replace('stall')
           }, 2000)
         },
-        commit: (offsets) => current.commitOffsets(offsets),
+        async subscribe(next) {
+          await replacing
+          if (stopped) return
+          topics = [...next]
+          await replace('topics changed')
+        },
+        commit,
         seek: (topic, partition, offset) => current.seek({ topic, partition, offset }),
         pause: (topic, partitions) => current.pause([{ topic, partitions }]),
         resume: (topic, partitions) => current.resume([{ topic, partitions }]),
@@ -378,9 +434,6 @@ export function createKafka(options: KafkaOptions): KafkaClient {
       }
     },
     listTopics: async () => (await withAdmin()).listTopics(),
-    deleteTopics: async (topics) => {
-      if (topics.length) await (await withAdmin()).deleteTopics({ topics })
-    },
     async lag(groupId, topic) {
       const a = await withAdmin()
       const [ends, committed] = await Promise.all([a.fetchTopicOffsets(topic), a.fetchOffsets({ groupId, topics: [topic] })])

@@ -10,6 +10,7 @@ import {
   type AnyBulkWriteOperation,
   type Document,
 } from 'mongodb'
+import type { MongoSecurity } from './security.ts'
 
 export type Doc = Record<string, unknown>
 export type Filter = Record<string, unknown>
@@ -50,15 +51,12 @@ export interface Collection<T extends Doc = Doc> {
   find(filter: Filter, options?: FindOptions): Promise<T[]>
   findOne(filter: Filter): Promise<T | null>
   count(filter?: Filter): Promise<number>
-  aggregate<R = Doc>(pipeline: Doc[]): Promise<R[]>
   deleteMany(filter: Filter): Promise<number>
   createIndexes(indexes: IndexSpec[]): Promise<void>
-  drop(): Promise<void>
 }
 
 export interface Store {
   collection<T extends Doc = Doc>(name: string): Collection<T>
-  listCollections(): Promise<string[]>
   ping(): Promise<void>
   close(): Promise<void>
 }
@@ -215,6 +213,8 @@ export interface MongoOptions {
   database: string
   /** Fail fast when the server is down, so callers can back off instead of hanging. */
   serverSelectionTimeoutMs?: number
+  /** TLS and credentials (mongo.tls, mongo.username …), on top of what the URL says. */
+  security?: MongoSecurity
   /**
    * The server-side time limit (maxTimeMS) of every operation, so that an operation the caller gave up on does not
    * keep running on the server (a scan left behind competes with every write). Default 25 s, below healingStore's.
@@ -232,6 +232,7 @@ export async function connectMongo(options: MongoOptions): Promise<Store> {
     retryWrites: false,
     maxPoolSize: 20,
     directConnection: !options.url.startsWith('mongodb+srv'),
+    ...options.security,
   })
   await client.connect().catch((error) => {
     throw classify(error)
@@ -288,7 +289,6 @@ export async function connectMongo(options: MongoOptions): Promise<Store> {
       },
       findOne: (filter) => c.findOne(filter, { maxTimeMS }).catch(rethrow) as unknown as Promise<T | null>,
       count: (filter = {}) => c.countDocuments(filter, { maxTimeMS }).catch(rethrow),
-      aggregate: <R>(pipeline: Doc[]) => c.aggregate(pipeline, { maxTimeMS }).toArray().catch(rethrow) as Promise<R[]>,
       deleteMany: async (filter) => (await c.deleteMany(filter, { maxTimeMS }).catch(rethrow)).deletedCount,
       async createIndexes(indexes) {
         await c
@@ -298,15 +298,11 @@ export async function connectMongo(options: MongoOptions): Promise<Store> {
           )
           .catch(rethrow)
       },
-      drop: async () => {
-        await c.drop({ maxTimeMS }).catch(() => {})
-      },
     }
   }
 
   return {
     collection,
-    listCollections: async () => (await db.listCollections({}, { nameOnly: true, maxTimeMS }).toArray().catch(rethrow)).map((c) => c.name),
     ping: async () => {
       await db.command({ ping: 1 }).catch(rethrow)
     },
@@ -408,12 +404,9 @@ export function healingStore(open: () => Promise<Store>, options: HealingOptions
       find: (filter, options) => guard((s) => s.collection<T>(name).find(filter, options), `find ${name}`),
       findOne: (filter) => guard((s) => s.collection<T>(name).findOne(filter), `findOne ${name}`),
       count: (filter) => guard((s) => s.collection<T>(name).count(filter), `count ${name}`),
-      aggregate: <R>(pipeline: Doc[]) => guard((s) => s.collection<T>(name).aggregate<R>(pipeline), `aggregate ${name}`),
       deleteMany: (filter) => guard((s) => s.collection<T>(name).deleteMany(filter), `deleteMany ${name}`),
       createIndexes: (indexes) => guard((s) => s.collection<T>(name).createIndexes(indexes), `createIndexes ${name}`),
-      drop: () => guard((s) => s.collection<T>(name).drop(), `drop ${name}`),
     }),
-    listCollections: () => guard((s) => s.listCollections(), 'listCollections'),
     ping: () => guard((s) => s.ping(), 'ping'),
     close: async () => {
       const client = current

@@ -2,6 +2,7 @@
 // (or a constant), values always as parameters, identifiers only through `ident()` after an allow-list check.
 import postgres from 'postgres'
 import type { Duplex } from 'node:stream'
+import type { PgSsl } from './security.ts'
 
 export type Row = Record<string, unknown>
 
@@ -32,6 +33,8 @@ export interface DbOptions {
   name?: string
   /** Extra options for replication connections and the like. */
   connection?: Record<string, string>
+  /** TLS (postgres.sslMode …); undefined leaves it to the URL's sslmode. */
+  ssl?: PgSsl
 }
 
 /** PostgreSQL error with its SQLSTATE code (e.g. 23505 unique_violation), for callers that map errors. */
@@ -58,6 +61,7 @@ type Sql = postgres.Sql<Record<string, never>>
 export function connect(options: DbOptions): Db {
   const closers = new Set<() => void>()
   const sql: Sql = postgres(options.url, {
+    ...(options.ssl === undefined ? {} : { ssl: options.ssl }),
     max: options.max ?? 10,
     onnotice: () => {},
     connection: { application_name: options.name ?? 'cdc', ...options.connection },
@@ -119,6 +123,7 @@ export interface ReplicationStream {
 
 export interface ReplicationOptions {
   url: string
+  ssl?: PgSsl
   slot: string
   publication: string
   name?: string
@@ -137,6 +142,7 @@ export async function startReplication(options: ReplicationOptions): Promise<Rep
   let resolveClosed!: (error: Error | undefined) => void
   const closed = new Promise<Error | undefined>((resolve) => (resolveClosed = resolve))
   const sql = postgres(options.url, {
+    ...(options.ssl === undefined ? {} : { ssl: options.ssl }),
     max: 1,
     fetch_types: false,
     // Never recycled: the stream lives as long as the connection.

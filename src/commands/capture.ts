@@ -2,7 +2,9 @@
 import { migrate as runMigrations } from '../capture/migrate.ts'
 import { track as trackTable, untrack as untrackTable } from '../capture/track.ts'
 import { snapshot as snapshotTable } from '../capture/snapshot.ts'
-import { UsageError, intFlag, type Command } from './command.ts'
+import { UsageError } from '../errors.ts'
+import type { Runtime } from '../runtime.ts'
+import { intFlag, type Command } from './command.ts'
 
 export const migrate: Command = {
   name: 'migrate',
@@ -15,29 +17,34 @@ export const migrate: Command = {
 }
 
 function tables(positionals: string[], command: Command) {
-  if (positionals.length === 0) throw new UsageError('name at least one table', command)
+  if (positionals.length === 0) throw new UsageError('name at least one table', command.name)
   return positionals
 }
 
-export const track: Command = {
-  name: 'track',
-  summary: 'install the capture trigger on tables (refuses tables without a primary key)',
-  usage: '<table> [<table> …]',
-  async run({ rt, positionals }) {
-    for (const table of tables(positionals, track)) console.log(JSON.stringify(await trackTable(rt, table)))
-    return 0
-  },
+/** A command that runs `fn` on each named table and prints one JSON line per table. */
+function perTable(name: string, summary: string, fn: (rt: Runtime, table: string) => Promise<unknown>, description?: string): Command {
+  const command: Command = {
+    name,
+    summary,
+    description,
+    usage: '<table> [<table> …]',
+    async run({ rt, positionals }) {
+      for (const table of tables(positionals, command)) console.log(JSON.stringify(await fn(rt, table)))
+      return 0
+    },
+  }
+  return command
 }
 
-export const untrack: Command = {
-  name: 'untrack',
-  summary: 'remove the capture trigger from tables (their history stays)',
-  usage: '<table> [<table> …]',
-  async run({ rt, positionals }) {
-    for (const table of tables(positionals, untrack)) console.log(JSON.stringify(await untrackTable(rt, table)))
-    return 0
-  },
-}
+export const track = perTable(
+  'track',
+  'start capturing tables: [schema.]table, "Quoted" for mixed case (refuses what cannot be captured, and says why)',
+  trackTable,
+  'Installs the capture trigger on each table and adds it to the tracked set in schema cdc; running roles pick it up within seconds.\n' +
+    'Names follow SQL: app.orders, \'app."LineItems"\' (quote mixed-case names, and quote them again for the shell).\n' +
+    'A table needs a primary key or a replica identity index; a partitioned table is tracked by its parent.',
+)
+export const untrack = perTable('untrack', 'stop capturing tables (their history stays readable)', untrackTable)
 
 export const snapshot: Command = {
   name: 'snapshot',

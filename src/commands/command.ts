@@ -1,4 +1,5 @@
 // The shape of one subcommand. A command finishes with an exit code, or returns the long-running roles it started.
+import { UsageError } from '../errors.ts'
 import type { Role, Runtime } from '../runtime.ts'
 
 export interface Option {
@@ -25,17 +26,6 @@ export interface Command {
   run(ctx: CommandContext): Promise<number | Role[]>
 }
 
-/** Bad arguments: exit code 2, one `--flag: problem` line (the format of config errors) and the usage. */
-export class UsageError extends Error {
-  constructor(
-    message: string,
-    readonly command?: Command,
-  ) {
-    super(message)
-    this.name = 'UsageError'
-  }
-}
-
 export function stringFlag(ctx: CommandContext, name: string): string | undefined {
   const v = ctx.values[name]
   return typeof v === 'string' ? v : undefined
@@ -45,6 +35,6 @@ export function intFlag(ctx: CommandContext, name: string, command: Command, min
   const text = stringFlag(ctx, name)
   if (text === undefined) return undefined
   const n = Number(text)
-  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name}: expected an integer ≥ ${min}, got ${JSON.stringify(text)}`, command)
+  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name}: expected an integer ≥ ${min}, got ${JSON.stringify(text)}`, command.name)
   return n
 }

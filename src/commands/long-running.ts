@@ -3,13 +3,19 @@ import type { Role, Runtime } from '../runtime.ts'
 import { startApi } from '../api/server.ts'
 import { startRelay } from '../relay/index.ts'
 import { startConsumer } from '../consume/index.ts'
-import { UsageError, stringFlag, type Command } from './command.ts'
+import { startOpsServer } from '../ops/server.ts'
+import { UsageError } from '../errors.ts'
+import { stringFlag, type Command } from './command.ts'
 
 export const ROLES = ['relay', 'consume', 'serve'] as const
 export type RoleName = (typeof ROLES)[number]
 
 export async function startRoles(rt: Runtime, names: readonly RoleName[], relayMode?: 'poll' | 'wal'): Promise<Role[]> {
   const started: Role[] = []
+  // Without the API, the process answers probes and scrapes on the ops port, from before its roles start (a consumer
+  // waiting for Kafka is alive, not ready).
+  const ops = names.includes('serve') ? undefined : startOpsServer(rt, ROLES.filter((r) => names.includes(r)))
+  if (ops) started.push(ops)
   try {
     for (const name of ROLES.filter((r) => names.includes(r))) {
       if (name === 'relay') started.push(await startRelay(rt, { mode: relayMode }))
@@ -20,12 +26,13 @@ export async function startRoles(rt: Runtime, names: readonly RoleName[], relayM
     for (const role of started.reverse()) await role.stop().catch(() => {})
     throw error
   }
+  ops?.markStarted()
   return started
 }
 
 function relayMode(value: string | undefined, command: Command) {
   if (value === undefined || value === 'poll' || value === 'wal') return value
-  throw new UsageError(`--mode: expected poll or wal, got ${JSON.stringify(value)}`, command)
+  throw new UsageError(`--mode: expected poll or wal, got ${JSON.stringify(value)}`, command.name)
 }
 
 /** Where the API listens: flags that override http.host and http.port, checked like the keys themselves. */
@@ -36,7 +43,7 @@ const listenFlags = {
 
 export const serve: Command = {
   name: 'serve',
-  summary: 'HTTP API: CRUD on the business tables, history queries, DLQ admin, health and metrics',
+  summary: 'HTTP API: history of every tracked table, DLQ admin, health and metrics (and the demo CRUD when on)',
   options: listenFlags,
   run: ({ rt }) => startRoles(rt, ['serve']),
 }
@@ -69,7 +76,7 @@ export const all: Command = {
     const names = text === undefined ? [...ROLES] : text.split(',').map((s) => s.trim())
     const unknown = names.filter((n) => !(ROLES as readonly string[]).includes(n))
     if (unknown.length || names.length === 0) {
-      throw new UsageError(`--roles: unknown role ${JSON.stringify(unknown[0] ?? '')}; expected some of ${ROLES.join(', ')}`, all)
+      throw new UsageError(`--roles: unknown role ${JSON.stringify(unknown[0] ?? '')}; expected some of ${ROLES.join(', ')}`, all.name)
     }
     return startRoles(ctx.rt, names as RoleName[], relayMode(stringFlag(ctx, 'mode'), all))
   },

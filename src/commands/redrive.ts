@@ -1,6 +1,7 @@
 // redrive: put dead-lettered messages back on their original topic.
 import { redrive as runRedrive } from '../redrive/index.ts'
-import { UsageError, intFlag, stringFlag, type Command } from './command.ts'
+import { UsageError } from '../errors.ts'
+import { intFlag, stringFlag, type Command } from './command.ts'
 
 export const redrive: Command = {
   name: 'redrive',
@@ -17,11 +18,11 @@ export const redrive: Command = {
     const topic = stringFlag(ctx, 'topic')
     // Kafka's own rule for topic names: a name it could never hold matches nothing, so it is a mistake, not a filter.
     if (topic !== undefined && !/^[A-Za-z0-9._-]{1,249}$/.test(topic)) {
-      throw new UsageError(`--topic: expected a Kafka topic name ([A-Za-z0-9._-], at most 249), got ${JSON.stringify(topic.slice(0, 100))}`, redrive)
+      throw new UsageError(`--topic: expected a Kafka topic name ([A-Za-z0-9._-], at most 249), got ${JSON.stringify(topic.slice(0, 100))}`, redrive.name)
     }
     const since = stringFlag(ctx, 'since')
     if (since !== undefined && Number.isNaN(Date.parse(since))) {
-      throw new UsageError(`--since: expected an ISO-8601 time, got ${JSON.stringify(since)}`, redrive)
+      throw new UsageError(`--since: expected an ISO-8601 time, got ${JSON.stringify(since)}`, redrive.name)
     }
     const report = await runRedrive(ctx.rt, {
       topic,

@@ -7,6 +7,9 @@ const OWN_HEADERS = new Set<string>(Object.values(DlqHeaders))
 /** Room kept for our own headers when deciding whether an original still fits. */
 const PREVIEW_CHARS = 512
 
+/** Where redrive records the DLQ entries it republished (src/redrive/ledger.ts); the DLQ depth gauge subtracts them. */
+export const REDRIVEN_COLLECTION = 'cdc_dlq_redriven'
+
 export interface DeadLetterInfo {
   error: string
   group: string

@@ -2,8 +2,10 @@
 import type { InMessage } from '../clients/kafka.ts'
 import type { Doc, IndexSpec, Store } from '../clients/mongo.ts'
 import type { CdcEvent } from '../events.ts'
+import { storageNameOf } from '../tables.ts'
 
-export const historyCollection = (table: string) => `${table}_history`
+/** The history collection of a table by its canonical name (`app."LineItems"` → `app.LineItems_history`). */
+export const historyCollection = (table: string) => `${storageNameOf(table)}_history`
 
 export const HISTORY_INDEXES: IndexSpec[] = [
   { key: { 'aggregate.id': 1, version: 1 }, name: 'aggregate_version', unique: true },

@@ -1,13 +1,13 @@
 // `cdc consume`: a consumer group (manual commits, read_committed) writing each partition batch into the MongoDB
 // history and read model; poison messages go to `<topic>.dlq`. The offset of a batch is committed only after MongoDB
 // acknowledged its writes and Kafka its DLQ copies, so a crash anywhere means redelivery, which the writes absorb.
-import type { PartitionBatch } from '../clients/kafka.ts'
+import type { Consumer, PartitionBatch } from '../clients/kafka.ts'
 import type { Store } from '../clients/mongo.ts'
 import { dlqTopic } from '../events.ts'
 import type { Role, Runtime } from '../runtime.ts'
 import { consumedTables, consumedTopics } from '../topics.ts'
 import { BatchMemory, deadLetterAlone, processBatch, type BatchContext } from './batch.ts'
-import { DeadLetterSender } from './dlq.ts'
+import { DeadLetterSender, REDRIVEN_COLLECTION } from './dlq.ts'
 import { Gaps } from './gaps.ts'
 import { HISTORY_INDEXES, historyCollection } from './history.ts'
 import * as metrics from './metrics.ts'
@@ -15,7 +15,6 @@ import { startOutcomeLog } from './outcomes.ts'
 import { Parking } from './parking.ts'
 import { processUnderPolicy, retrying } from './retry.ts'
 import { StateWriter } from './state.ts'
-import { REDRIVEN_COLLECTION } from '../redrive/ledger.ts'
 
 const GAP_SWEEP_MS = 2_000
 const LAG_EVERY_MS = 10_000
@@ -26,12 +25,15 @@ const LAG_EVERY_MS = 10_000
  */
 const STOP_GRACE_MS = 5_000
 
-export async function startConsumer(rt: Runtime): Promise<Role> {
+/** What a test harness may pass in: fault injection through the role's dependencies, never through product config. */
+export interface ConsumerHooks {
+  /** Runs after a batch's writes succeeded and before its offset is committed (the window exactly-once must survive). */
+  afterWrite?: (batch: PartitionBatch) => void | Promise<void>
+}
+
+export async function startConsumer(rt: Runtime, hooks: ConsumerHooks = {}): Promise<Role> {
   const { config } = rt
   const log = rt.log.child({ role: 'consume' })
-  const tables = consumedTables(config)
-  const topics = consumedTopics(config, tables)
-  if (topics.length === 0) throw new Error('consume: no topics to read (set capture.tracked or consume.tables)')
   const groupId = config.consume.groupId
   let stopping = false
   let abandon!: () => void
@@ -44,34 +46,66 @@ export async function startConsumer(rt: Runtime): Promise<Role> {
     })
 
   const kafka = rt.kafka()
-  await patiently('creating topics', () =>
-    kafka.ensureTopics(
-      [...topics, ...topics.map(dlqTopic)].map((topic) => ({
-        topic,
-        partitions: config.kafka.partitions,
-        replicationFactor: config.kafka.replicationFactor,
-      })),
-    ),
-  )
   const store = await rt.mongo()
-  await patiently('creating indexes', () => ensureIndexes(store, tables))
   const [parking, gaps] = await patiently('loading parks and gaps', () => Promise.all([Parking.load(store), Gaps.load(store)]))
   const state = new StateWriter(store, gaps, log)
   const producer = await patiently('connecting the DLQ producer', () => kafka.producer())
   const stopOutcomes = await patiently('preparing the outcome log', () => startOutcomeLog(store, config, log))
   const dlq = new DeadLetterSender(producer, kafka)
-  const ctx: BatchContext = { store, dlq, parking, state, tables: new Set(tables), groupId, log, outcomes: config.consume.outcomes }
-  // ~1 MiB per partition fetch keeps a batch well inside the session timeout on a slow MongoDB.
-  // Subscribing right after the topics were created can fail while their leaders settle (fresh broker): retry.
-  const consumer = await patiently('subscribing', () =>
-    kafka.consumer({
-      groupId,
-      topics,
-      partitionsConsumedConcurrently: config.kafka.partitions,
-      maxBytesPerPartition: 1024 * 1024,
-    }),
-  )
-  const crashAfterWrite = process.env.CDC_TEST_CRASH_AFTER_WRITE === '1'
+  const ctx: BatchContext = { store, dlq, parking, state, tables: new Set(), groupId, log, outcomes: config.consume.outcomes }
+  let consumer: Consumer | undefined
+  let topics: string[] = []
+
+  /**
+   * Reads the topics of `tables` (the tracked set, live): topics and indexes first, then the tables are allowed, then
+   * the subscription follows. Before anything is tracked there is nothing to subscribe to, and that is fine.
+   */
+  const follow = async (tables: string[]) => {
+    const next = consumedTopics(config, tables)
+    const known = new Set(ctx.tables)
+    if (next.length === topics.length && next.every((t) => topics.includes(t)) && tables.every((t) => known.has(t))) return
+    await patiently('creating topics', () =>
+      kafka.ensureTopics(
+        [...next, ...next.map(dlqTopic)].map((topic) => ({
+          topic,
+          partitions: config.kafka.partitions,
+          replicationFactor: config.kafka.replicationFactor,
+        })),
+      ),
+    )
+    await patiently('creating indexes', () => ensureIndexes(store, tables.filter((t) => !known.has(t))))
+    ctx.tables = new Set(tables)
+    if (stopping || next.length === 0) return
+    if (consumer) {
+      if (next.length !== topics.length || !next.every((t) => topics.includes(t))) {
+        log.info('subscribing to the tracked set', { topics: next })
+        topics = next
+        await consumer.subscribe(next)
+      }
+      return
+    }
+    topics = next
+    // ~1 MiB per partition fetch keeps a batch well inside the session timeout on a slow MongoDB.
+    // Subscribing right after the topics were created can fail while their leaders settle (fresh broker): retry.
+    consumer = await patiently('subscribing', () =>
+      kafka.consumer({
+        groupId,
+        topics: next,
+        partitionsConsumedConcurrently: config.kafka.partitions,
+        maxBytesPerPartition: 1024 * 1024,
+      }),
+    )
+    void consumer.run(handle).catch((error) => log.error('consumer stopped', { error }))
+    log.info('consuming', { topics: next, groupId })
+  }
+  // One change at a time, in order (each step retries until it succeeds or the consumer stops).
+  let following: Promise<void> = Promise.resolve()
+  const followTracked = () => {
+    following = following
+      .then(() => (stopping ? undefined : follow(consumedTables(config, rt.tracked().list()))))
+      .catch((error) => log.warn('following the tracked tables failed', { error }))
+    return following
+  }
 
   /** Whether MongoDB and Kafka answer: a batch failing while one of them does not is stalled, not isolated. */
   const reachable = async () => {
@@ -115,12 +149,11 @@ export async function startConsumer(rt: Runtime): Promise<Role> {
     } finally {
       clearInterval(beat)
     }
-    // Test hook: die between the MongoDB writes and the commit, the window exactly-once must survive.
-    if (crashAfterWrite) process.kill(process.pid, 'SIGKILL')
+    await hooks.afterWrite?.(batch)
     // Revoked meanwhile: the new owner re-reads from the committed offset, and the writes absorb it.
     if (!batch.isRunning()) return
     try {
-      await consumer.commit([{ topic: batch.topic, partition: batch.partition, offset: String(Number(last.offset) + 1) }])
+      await consumer!.commit([{ topic: batch.topic, partition: batch.partition, offset: String(Number(last.offset) + 1) }])
     } catch (error) {
       // The writes are done, so a lost commit only means redelivery (absorbed by the idempotent writes); kafkajs
       // rejoins on its own when this member was dropped from the group. Throwing would stop the consumer for good.
@@ -131,7 +164,11 @@ export async function startConsumer(rt: Runtime): Promise<Role> {
     metrics.batchSeconds.observe((performance.now() - started) / 1000)
   }
 
-  void consumer.run(handle).catch((error) => log.error('consumer stopped', { error }))
+  const tracked = rt.tracked()
+  await tracked.refresh().catch((error) => log.warn('reading the tracked tables failed', { error }))
+  await follow(consumedTables(config, tracked.list()))
+  const unwatch = config.consume.tables.length > 0 ? () => {} : tracked.onChange(() => void followTracked())
+  if (topics.length === 0) log.info('nothing to consume yet: waiting for a table to be tracked', { groupId })
 
   // Gaps close when the missing version arrives in a batch, or here (e.g. it came through another topic or process).
   let sweeping = false
@@ -153,17 +190,18 @@ export async function startConsumer(rt: Runtime): Promise<Role> {
     observeLag(rt, store, groupId, topics).catch((error) => log.debug('lag probe failed', { error }))
   }, LAG_EVERY_MS)
 
-  log.info('consuming', { topics, groupId })
   return {
     name: 'consume',
     async stop() {
       stopping = true
+      unwatch()
+      await following
       clearInterval(sweep)
       clearInterval(observe)
       stopOutcomes()
       const grace = setTimeout(abandon, STOP_GRACE_MS)
       try {
-        await consumer.stop()
+        await consumer?.stop()
       } finally {
         clearTimeout(grace)
       }

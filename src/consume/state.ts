@@ -3,11 +3,12 @@
 import { StoreError, type Doc, type Store, type WriteOp } from '../clients/mongo.ts'
 import type { CdcEvent } from '../events.ts'
 import type { Logger } from '../log.ts'
+import { storageNameOf } from '../tables.ts'
 import type { Gaps } from './gaps.ts'
 import { historyAfter } from './history.ts'
 import * as metrics from './metrics.ts'
 
-export const stateCollection = (table: string) => `${table}_state`
+export const stateCollection = (table: string) => `${storageNameOf(table)}_state`
 
 export interface StateDoc {
   [field: string]: unknown

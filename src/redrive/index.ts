@@ -69,7 +69,8 @@ interface Loaded {
 }
 
 async function load(rt: Runtime, topic?: string): Promise<Loaded[]> {
-  const origins = consumedTopics(rt.config, consumedTables(rt.config)).filter((t) => topic === undefined || t === topic)
+  const tracked = await rt.tracked().refresh()
+  const origins = consumedTopics(rt.config, consumedTables(rt.config, tracked)).filter((t) => topic === undefined || t === topic)
   const dlqTopics = origins.map(dlqTopic)
   if (dlqTopics.length === 0) return []
   const messages = await readTopics(rt, dlqTopics)

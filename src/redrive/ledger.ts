@@ -2,8 +2,7 @@
 // <offset>`). Written after the republish was acknowledged: a crash in between redrives that entry again on the next
 // run, which is harmless (the consumer skips an event id it already stored), whereas recording first could lose it.
 import type { Store } from '../clients/mongo.ts'
-
-export const REDRIVEN_COLLECTION = 'cdc_dlq_redriven'
+import { REDRIVEN_COLLECTION } from '../consume/dlq.ts'
 
 export interface RedrivenDoc {
   [field: string]: unknown

@@ -1,13 +1,22 @@
-// Exactly one active relay: the leader holds a session-level advisory lock on a connection of its own. The lock lives
-// as long as that session does, so "the lock is still held" = "the same backend answers" (a pool would silently
-// reconnect to a new session without the lock, hence the backend pid check).
+// Exactly one active relay per pipeline: the leader holds a session-level advisory lock on a connection of its own. The
+// lock lives as long as that session does, so "the lock is still held" = "the same backend answers" (a pool would
+// silently reconnect to a new session without the lock, hence the backend pid check).
+//
+// The pipeline is the database: every relay of a database reads the same cdc.outbox (poll mode deletes from it, every
+// slot and publication streams its inserts), so two leaders would publish every event twice through two producers.
+// The lock is therefore keyed on the database alone (advisory locks are scoped to it), whatever the transactional id,
+// slot or publication: a relay configured with another transactional id becomes a standby, not a second leader.
+import holderSql from '../../sql/relay/leader-holder.sql' with { type: 'text' }
 import { connect, type Db } from '../clients/postgres.ts'
+import type { PgSsl } from '../clients/security.ts'
 import type { Logger } from '../log.ts'
 import { Backoff, sleep } from './backoff.ts'
 
 /** First key of the two-int advisory lock ('cdcr'), so our locks never collide with an application's single keys. */
 const LOCK_CLASS = 0x63646372
-const TRY_LOCK = 'select pg_try_advisory_lock($1, hashtext($2)) as locked, pg_backend_pid() as pid'
+/** Second key: the outbox pipeline of this database. */
+const PIPELINE_KEY = 1
+const TRY_LOCK = 'select pg_try_advisory_lock($1, $2) as locked, pg_backend_pid() as pid'
 const PID = 'select pg_backend_pid() as pid'
 
 export interface Leadership {
@@ -20,8 +29,7 @@ export interface Leadership {
 
 export interface LeaderOptions {
   url: string
-  /** Relays with the same name compete for one lock (per database). */
-  name: string
+  ssl?: PgSsl
   log: Logger
   retryMaxMs: number
   /** How often a standby retries and a leader proves its session is alive. */
@@ -44,11 +52,17 @@ export async function acquireLeadership(options: LeaderOptions, stop: AbortSigna
   const backoff = new Backoff(options.retryMaxMs)
   let standbyLogged = false
   while (!stop.aborted) {
-    const db = connect({ url: options.url, max: 1, name: 'cdc-relay-leader' })
+    const db = connect({ url: options.url, ssl: options.ssl, max: 1, name: 'cdc-relay-leader' })
     try {
-      const [row] = await withTimeout(db.query<{ locked: boolean; pid: number }>(TRY_LOCK, [LOCK_CLASS, options.name]), timeoutMs)
+      const [row] = await withTimeout(db.query<{ locked: boolean; pid: number }>(TRY_LOCK, [LOCK_CLASS, PIPELINE_KEY]), timeoutMs)
       if (row?.locked) return hold(db, row.pid, options, intervalMs, timeoutMs)
-      if (!standbyLogged) options.log.info('relay standby: another relay holds the leadership lock')
+      if (!standbyLogged) {
+        const [holder] = await db.query<{ pid: number; address: string | null }>(holderSql, [LOCK_CLASS, PIPELINE_KEY]).catch(() => [])
+        options.log.info('relay standby: another relay leads this pipeline (same database); waiting for its lock', {
+          leaderPid: holder?.pid,
+          leaderAddress: holder?.address,
+        })
+      }
       standbyLogged = true
       await db.end(1)
       backoff.reset()

@@ -37,7 +37,7 @@ export async function runLogical(s: RelaySession): Promise<void> {
     mode: () => logicalMode(s),
     async stuck(error) {
       if (!(error instanceof SlotLost) && !(await slotLost(s))) return false
-      relayMetrics.slotLost.set(1)
+      relayMetrics.slotLost.set(1, { slot: s.rt.config.relay.slot })
       s.log.error('replication slot lost: changes since its last confirmed position may be missing; the relay stops until it is recovered (docs/logical.md: "A lost slot")', {
         slot: s.rt.config.relay.slot,
       })
@@ -51,7 +51,7 @@ async function prepare(s: RelaySession) {
   const db = s.rt.db()
   const { slot, publication } = s.rt.config.relay
   if ((await ensureLogicalSlot(db, slot, publication, s.log)) === 'lost') throw new SlotLost(`replication slot ${slot} is lost`)
-  relayMetrics.slotLost.set(0)
+  relayMetrics.slotLost.set(0, { slot })
 }
 
 /** Whether the server now reports the slot missing or invalidated (a failed stream is then not retried blindly). */
@@ -90,9 +90,9 @@ function logicalMode(s: RelaySession): StreamMode<Item> {
       void db.query<{ lag_bytes: number; retained_bytes: number; confirmed_lsn: number; wal_status: string }>(slotStatsSql, [slot]).then(
         ([row]) => {
           if (!row) return
-          relayMetrics.slotLagBytes.set(row.lag_bytes ?? 0)
-          relayMetrics.slotRetainedBytes.set(row.retained_bytes ?? 0)
-          relayMetrics.slotConfirmedLsn.set(row.confirmed_lsn ?? 0)
+          // (lag bytes and activity: sampled for every slot-based relay in index.ts)
+          relayMetrics.slotRetainedBytes.set(row.retained_bytes ?? 0, { slot })
+          relayMetrics.slotConfirmedLsn.set(row.confirmed_lsn ?? 0, { slot })
         },
         () => {},
       )

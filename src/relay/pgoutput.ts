@@ -177,8 +177,3 @@ export function statusUpdate(flushed: bigint, replyRequested = false): Buffer {
 export function formatLsn(lsn: bigint): string {
   return `${(lsn >> 32n).toString(16).toUpperCase()}/${(lsn & 0xffffffffn).toString(16).toUpperCase()}`
 }
-
-export function parseLsn(text: string): bigint {
-  const [hi, lo] = text.split('/')
-  return (BigInt(`0x${hi}`) << 32n) | BigInt(`0x${lo}`)
-}

@@ -9,7 +9,6 @@
 import fetchBatchSql from '../../sql/relay/fetch-batch.sql' with { type: 'text' }
 import deletePublishedSql from '../../sql/relay/delete-published.sql' with { type: 'text' }
 import outboxStatsSql from '../../sql/relay/outbox-stats.sql' with { type: 'text' }
-import ensureIndexSql from '../../sql/relay/ensure-outbox-index.sql' with { type: 'text' }
 import armWakeSql from '../../sql/relay/arm-wake.sql' with { type: 'text' }
 import disarmWakeSql from '../../sql/relay/disarm-wake.sql' with { type: 'text' }
 import writersRunningSql from '../../sql/relay/writers-running.sql' with { type: 'text' }
@@ -85,7 +84,6 @@ export async function runPoll(s: RelaySession): Promise<void> {
   }
   let listener: { unlisten(): Promise<void> } | undefined
   let lastStats = 0
-  let prepared = false
   // Rows handed to Kafka whose delete has not finished: never read again meanwhile.
   const inflight = new Set<number>()
   let deleting: Promise<void> = Promise.resolve()
@@ -123,10 +121,6 @@ export async function runPoll(s: RelaySession): Promise<void> {
   try {
     while (!signal.aborted) {
       try {
-        if (!prepared) {
-          await db.query(ensureIndexSql)
-          prepared = true
-        }
         listener ??= await db.listen(NOTIFY_CHANNEL, onNotify)
         if (Date.now() - lastStats > STATS_EVERY_MS) {
           lastStats = Date.now()

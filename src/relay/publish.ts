@@ -46,11 +46,14 @@ export function toMessage(config: Config, event: Outgoing): OutMessage {
   }
 }
 
-/** Topics known up front: each tracked table's template topic, the per-type topics, and the .dlq of each. */
-export function upfrontTopics(config: Config): string[] {
+/**
+ * Topics known up front: each tracked table's template topic (capture.tracked and the live tracked set), the per-type
+ * topics, and the .dlq of each; a table's topic is also made with its first event.
+ */
+export function upfrontTopics(config: Config, tracked: readonly string[]): string[] {
   const topics = new Set<string>()
   if (!config.kafka.topicTemplate.includes('{type}')) {
-    for (const table of config.capture.tracked) topics.add(topicFor(config, table, ''))
+    for (const table of new Set([...config.capture.tracked, ...tracked])) topics.add(topicFor(config, table, ''))
   }
   for (const topic of Object.values(config.kafka.topics)) topics.add(topic)
   return [...topics].flatMap((t) => [t, dlqTopic(t)])
@@ -89,7 +92,8 @@ export function createPublisher(rt: Runtime, log: Logger, mode: string): Publish
       const started = performance.now()
       const messages = events.map((e) => toMessage(config, e))
       try {
-        await ensure([...upfrontTopics(config), ...messages.map((m) => m.topic)])
+        const tracked = rt.tracked().list().map((t) => t.aggregateType)
+        await ensure([...upfrontTopics(config, tracked), ...messages.map((m) => m.topic)])
         // Created only by a leader: initialising the transactional id fences any older producer with the same id.
         producer ??= await rt.kafka().transactionalProducer(config.relay.transactionalId)
         await producer.sendInTransaction(messages, beforeCommit)

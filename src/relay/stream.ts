@@ -73,6 +73,7 @@ export async function streamTransactions<T>(s: RelaySession, backoff: Backoff, m
   const cfg = rt.config.relay
   const replication: ReplicationStream = await startReplication({
     url: rt.config.postgres.url,
+    ssl: rt.security.postgres,
     slot: cfg.slot,
     publication: cfg.publication,
   })

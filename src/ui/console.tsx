@@ -7,6 +7,9 @@ import { bodyLimit } from 'hono/body-limit'
 import { jsxRenderer } from 'hono/jsx-renderer'
 import type { Store } from '../clients/mongo.ts'
 import { PARKED_COLLECTION, type Park } from '../consume/parking.ts'
+import { historyCollection } from '../consume/history.ts'
+import { stateCollection } from '../consume/state.ts'
+import { resolveTable } from '../api/tracked-table.ts'
 import type { DlqEntry, RedriveReport } from '../redrive/index.ts'
 import { authenticate } from '../api/middleware/auth.ts'
 import { callApi, qs, type Problem } from './api-call.ts'
@@ -24,12 +27,8 @@ import { StatusPage } from './pages/status.tsx'
 import { TimelinePage, timelineHref, type AsOf, type HistoryItem } from './pages/timeline.tsx'
 import { TxPage } from './pages/tx.tsx'
 
-/** Columns the Find page may search, per table (an allow-list: the field name becomes part of a MongoDB filter). */
-export const SEARCHABLE: Record<string, readonly string[]> = {
-  customers: ['email', 'name', 'phone'],
-  products: ['name', 'category'],
-  orders: ['status', 'shipping_address'],
-}
+/** A column the Find page may search: its name goes into a MongoDB filter (`row.<column>`), so no `.` and no leading `$`. */
+const SEARCHABLE_COLUMN = /^[^.$][^.]*$/
 const PAGE = 25
 const TX_ID = /^\d{1,20}$/
 const FORM_LIMIT = 16 * 1024
@@ -41,9 +40,17 @@ const text = (c: Ctx, name: string) => (c.req.query(name) ?? '').trim().slice(0,
 const problem = (status: number, detail: string): Problem => ({ status, detail })
 
 export function createConsole(deps: ConsoleDeps) {
-  const tracked = deps.config.capture.tracked
-  const searchable = Object.fromEntries(Object.entries(SEARCHABLE).filter(([t]) => tracked.includes(t)))
-  const masks = (table: string) => new Set(deps.config.capture.tables[table]?.mask ?? [])
+  // The live tracked set: a table tracked while the console runs appears on the next page load.
+  const trackedNames = () => deps.tracked().list().map((t) => t.aggregateType)
+  /** Per table, the columns its read model can be searched by: every captured column that is not masked. */
+  const searchable = () =>
+    Object.fromEntries(
+      deps.tracked().list().map((t) => {
+        const hidden = new Set([...(t.spec.mask ?? []), ...(t.spec.exclude ?? [])])
+        return [t.aggregateType, t.columns.filter((col) => !hidden.has(col) && SEARCHABLE_COLUMN.test(col))]
+      }),
+    )
+  const masks = (table: string) => new Set(deps.tracked().get(table)?.spec.mask ?? [])
   const sampler = new Sampler(deps.mongo)
   const store = (): Promise<Store> => deps.mongo()
 
@@ -83,24 +90,31 @@ export function createConsole(deps: ConsoleDeps) {
   })
 
   app.get('/', async (c) => {
-    return c.render(<FindPage tables={tracked} searchable={searchable} query={{ table: tracked[0] ?? '', id: '', field: '', value: '' }} hits={null} problem={null} />, {
+    const tracked = trackedNames()
+    return c.render(<FindPage tables={tracked} searchable={searchable()} query={{ table: tracked[0] ?? '', id: '', field: '', value: '' }} hits={null} problem={null} />, {
       title: 'Find',
     })
   })
   app.get('/find', async (c) => {
     const q = { table: text(c, 'table'), id: text(c, 'id'), field: text(c, 'field'), value: text(c, 'value') }
+    const tracked = trackedNames()
+    const columns = searchable()
     const render = (hits: FindHit[] | null, p: Problem | null) => {
       if (p) c.status(statusOf(p))
-      return c.render(<FindPage tables={tracked} searchable={searchable} query={q} hits={hits} problem={p} />, { title: 'Find' })
+      return c.render(<FindPage tables={tracked} searchable={columns} query={q} hits={hits} problem={p} />, { title: 'Find' })
     }
     if (q.id) {
-      if (!tracked.includes(q.table)) return render(null, problem(400, `table: not a tracked table: ${q.table}`))
-      return c.redirect(timelineHref(q.table, q.id), 303)
+      const found = await resolveTable(deps.tracked(), q.table)
+      if (!found) return render(null, problem(400, `table: not a tracked table: ${q.table}`))
+      return c.redirect(timelineHref(found.aggregateType, q.id), 303)
     }
-    const [table, column] = q.field.split('.')
-    if (!table || !column || !searchable[table]?.includes(column)) return render(null, problem(400, `field: not a searchable column: ${q.field}`))
+    // `<table>.<column>`: the table's name may have dots of its own (a schema), a searchable column has none.
+    const dot = q.field.lastIndexOf('.')
+    const table = q.field.slice(0, dot)
+    const column = q.field.slice(dot + 1)
+    if (dot < 0 || !columns[table]?.includes(column)) return render(null, problem(400, `field: not a searchable column: ${q.field}`))
     if (!q.value) return render(null, problem(400, 'value: required'))
-    const docs = await (await store()).collection(`${table}_state`).find({ [`row.${column}`]: q.value }, { sort: { _id: 1 }, limit: 50 })
+    const docs = await (await store()).collection(stateCollection(table)).find({ [`row.${column}`]: q.value }, { sort: { _id: 1 }, limit: 50 })
     const hits = docs.map((d) => {
       const row = (d.row ?? {}) as Record<string, unknown>
       return {
@@ -149,7 +163,7 @@ export function createConsole(deps: ConsoleDeps) {
       return c.render(<ProblemBox problem={problem(400, 'tx: a transaction id is a number')} />, { title: 'Transaction' })
     }
     const s = await store()
-    const perTable = await Promise.all(tracked.map((t) => s.collection(`${t}_history`).find({ 'tx.id': txId }, { limit: 500 })))
+    const perTable = await Promise.all(trackedNames().map((t) => s.collection(historyCollection(t)).find({ 'tx.id': txId }, { limit: 500 })))
     const events = (perTable.flat() as unknown as (HistoryItem & { _id: string })[]).sort((a, b) => a.tx.index - b.tx.index)
     return c.render(<TxPage txId={txId} events={events} />, { title: `Transaction ${txId}` })
   })
@@ -161,7 +175,7 @@ export function createConsole(deps: ConsoleDeps) {
     if (!res.ok) c.status(statusOf(res.problem))
     const next = res.ok && res.body.nextCursor ? `/ui/audit${qs({ ...filter, cursor: res.body.nextCursor })}` : null
     return c.render(
-      <AuditPage filter={filter} tables={tracked} items={res.ok ? res.body.items : []} problem={res.ok ? null : res.problem} next={next} />,
+      <AuditPage filter={filter} tables={trackedNames()} items={res.ok ? res.body.items : []} problem={res.ok ? null : res.problem} next={next} />,
       { title: 'Audit search' },
     )
   })

@@ -37,6 +37,7 @@ test('readyz: 503 naming the servers that cannot be reached, within the probe ti
     db: () => db,
     kafka: () => kafka,
     mongo: () => connectMongo({ url: 'mongodb://127.0.0.1:1', database: 'x', serverSelectionTimeoutMs: 500 }),
+    tracked: api.rt.tracked,
     dlq: { list: async () => ({ items: [], nextCursor: null }), redrive: async (f) => ({ redriven: 0, kept: 0, dryRun: f.dryRun === true, items: [] }) },
   })
   try {
@@ -119,7 +120,7 @@ test('DLQ admin while Kafka is unreachable is a 503 problem, not a 500', async (
   const config = structuredClone(api.rt.config)
   config.kafka.brokers = ['127.0.0.1:1']
   const rt = createRuntime(config, api.rt.log)
-  const app = createApp({ config, log: api.rt.log, db: api.rt.db, kafka: rt.kafka, mongo: api.rt.mongo, dlq: dlqAdmin(rt) })
+  const app = createApp({ config, log: api.rt.log, db: api.rt.db, kafka: rt.kafka, mongo: api.rt.mongo, tracked: api.rt.tracked, dlq: dlqAdmin(rt) })
   try {
     const res = await app.request('/dlq')
     expect(res.status).toBe(503)
@@ -127,4 +128,12 @@ test('DLQ admin while Kafka is unreachable is a 503 problem, not a 500', async (
   } finally {
     await rt.close()
   }
+})
+
+test('/ redirects to the console and /ui/ to /ui', async () => {
+  const root = await api.app.request('/')
+  expect([root.status, root.headers.get('location')]).toEqual([302, '/ui'])
+  const slash = await api.app.request('/ui/')
+  expect([slash.status, slash.headers.get('location')]).toEqual([301, '/ui'])
+  expect((await api.app.request('/ui')).status).not.toBe(404)
 })

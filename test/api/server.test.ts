@@ -75,7 +75,7 @@ test('an open API (no tokens) refuses a non-loopback host unless http.allowOpenB
 
 test('`cdc serve` runs as a process, answers, and stops cleanly on SIGTERM; a refused bind exits 2', async () => {
   const port = 20_000 + Math.floor(Math.random() * 20_000)
-  const env = { ...process.env, ...stackConfigEnv(), CDC_POSTGRES_URL: api.config.postgres.url, CDC_MONGO_DATABASE: api.config.mongo.database, CDC_HTTP_PORT: String(port), CDC_LOG_LEVEL: 'warn' }
+  const env = { ...process.env, ...stackConfigEnv(), CDC_POSTGRES_URL: api.config.postgres.url, CDC_MONGO_DATABASE: api.config.mongo.database, CDC_HTTP_PORT: String(port), CDC_LOG_LEVEL: 'warn', CDC_DEMO_ENABLED: 'true' }
   const proc = Bun.spawn(['bun', 'src/cli.ts', 'serve'], { cwd: ROOT, env, stdout: 'pipe', stderr: 'pipe' })
   try {
     let ok = false

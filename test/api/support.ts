@@ -37,7 +37,7 @@ export async function createApiEnv(overrides: (c: Config) => void = () => {}, op
   const env = await createTestEnv(overrides)
   await migrate(env.rt)
   const rt = env.rt
-  const deps = { config: rt.config, log: options.log ?? rt.log, db: rt.db, kafka: rt.kafka, mongo: rt.mongo, dlq: options.dlq ?? noDlq }
+  const deps = { config: rt.config, log: options.log ?? rt.log, db: rt.db, kafka: rt.kafka, mongo: rt.mongo, tracked: rt.tracked, dlq: options.dlq ?? noDlq }
   const app = createApp(deps)
   return {
     ...env,

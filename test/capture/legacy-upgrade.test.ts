@@ -4,8 +4,8 @@
 import { afterAll, beforeAll, expect, test } from 'bun:test'
 import { readdirSync } from 'node:fs'
 import { createTestEnv, ROOT, type TestEnv } from '../support/env.ts'
-import { applyMigrations, DEFINITIONS, migrate, MIGRATIONS } from '../../src/capture/migrate.ts'
-import { installCapture } from '../../src/capture/track.ts'
+import { applyMigrations, DEFINITIONS, DEMO_MIGRATIONS, migrate, MIGRATIONS } from '../../src/capture/migrate.ts'
+import { captureSpec, rootSpec } from '../../src/capture/spec.ts'
 import type { Db } from '../../src/clients/postgres.ts'
 import { storedEvents, withSettings } from './support.ts'
 
@@ -46,8 +46,13 @@ async function layout(db: Db) {
 test('a database at the old 005 migrates to the new layout with its data, and matches a fresh one', async () => {
   const db = old.rt.db()
   expect(await applyMigrations(old.rt, legacy)).toEqual(legacy.map((m) => m.name))
-  // the old functions install capture, and write history
-  await installCapture(old.rt)
+  // the old functions install capture (as the old `cdc migrate` called them), and write history
+  for (const table of old.config.capture.tracked) {
+    await db.query('select cdc.track($1, $2::text::jsonb)', [table, JSON.stringify(captureSpec(old.config, { schema: 'public', name: table }))])
+  }
+  for (const root of Object.keys(old.config.capture.roots)) {
+    await db.query('select cdc.track_root($1, $2::text::jsonb)', [root, JSON.stringify(rootSpec(old.config, root))])
+  }
   await withSettings(db, { actor: 'alice' }, async (tx) => {
     await tx.query(`insert into customers (name, email) values ('Ada', 'ada@example.com')`)
     await tx.query(`select cdc.emit('customers', '1', 'CustomerNoted', '{"note": "before"}'::jsonb)`)
@@ -60,11 +65,11 @@ test('a database at the old 005 migrates to the new layout with its data, and ma
 
   const result = await migrate(old.rt)
   // the old numbering equals 001_baseline + 002_demo_schema; only migrations added since then are applied
-  expect(result.applied).toEqual(MIGRATIONS.slice(2).map((m) => m.name))
+  expect(result.applied).toEqual(['003_tracked_set', '004_logical_capture'])
   expect(result.defined).toEqual(DEFINITIONS.map((d) => d.name))
   expect(result.tracked).toEqual(['customers', 'products', 'orders', 'order_lines'])
   const recorded = await db.query<{ name: string }>('select name from cdc.migrations order by name')
-  expect(recorded.map((r) => r.name)).toEqual(MIGRATIONS.map((m) => m.name))
+  expect(recorded.map((r) => r.name)).toEqual([...MIGRATIONS, ...DEMO_MIGRATIONS].map((m) => m.name).sort())
 
   // data intact, outbox rows still queued, and capture goes on in the same version sequence
   expect(await storedEvents(db)).toEqual(before)

@@ -2,7 +2,7 @@
 // re-applied when they change.
 import { afterAll, beforeAll, expect, test } from 'bun:test'
 import { createTestEnv, ROOT, type TestEnv } from '../support/env.ts'
-import { applyDefinitions, applyMigrations, DEFINITIONS, migrate, MIGRATIONS } from '../../src/capture/migrate.ts'
+import { applyDefinitions, applyMigrations, DEFINITIONS, DEMO_MIGRATIONS, migrate, MIGRATIONS } from '../../src/capture/migrate.ts'
 import { createRuntime } from '../../src/runtime.ts'
 import { createLogger } from '../../src/log.ts'
 
@@ -12,17 +12,20 @@ beforeAll(async () => {
 })
 afterAll(() => env.cleanup())
 
+/** The test env runs with the demo on: its migration too. */
+const ALL = [...MIGRATIONS, ...DEMO_MIGRATIONS].map((m) => m.name).sort()
+
 test('two concurrent migrators apply each migration exactly once, and a rerun is a no-op', async () => {
   const other = createRuntime(env.config, createLogger({}, () => {}))
   try {
     const [a, b] = await Promise.all([migrate(env.rt), migrate(other)])
-    expect([...a.applied, ...b.applied].sort()).toEqual(MIGRATIONS.map((m) => m.name))
+    expect([...a.applied, ...b.applied].sort()).toEqual(ALL)
     expect(a.tracked).toEqual(['customers', 'products', 'orders', 'order_lines'])
   } finally {
     await other.close()
   }
   const rows = await env.rt.db().query<{ name: string }>('select name from cdc.migrations order by name')
-  expect(rows.map((r) => r.name)).toEqual(MIGRATIONS.map((m) => m.name))
+  expect(rows.map((r) => r.name)).toEqual(ALL)
   const again = await migrate(env.rt)
   expect(again.applied).toEqual([])
   expect(again.defined).toEqual([])
@@ -42,7 +45,7 @@ test('a failing migration leaves nothing behind and is not recorded', async () =
 test('the CLI prints a JSON summary', async () => {
   const proc = Bun.spawn(['bun', `${ROOT}src/cli.ts`, 'migrate'], {
     cwd: ROOT,
-    env: { ...process.env, CDC_POSTGRES_URL: env.config.postgres.url, CDC_LOG_LEVEL: 'error' },
+    env: { ...process.env, CDC_POSTGRES_URL: env.config.postgres.url, CDC_LOG_LEVEL: 'error', CDC_DEMO_ENABLED: 'true' },
     stdout: 'pipe',
     stderr: 'pipe',
   })

@@ -3,8 +3,8 @@ import { afterAll, beforeAll, expect, test } from 'bun:test'
 import type { TestEnv } from '../support/env.ts'
 import { ROOT } from '../support/env.ts'
 import { track, untrack } from '../../src/capture/track.ts'
-import { aggregateName } from '../../src/capture/spec.ts'
-import { UsageError } from '../../src/commands/command.ts'
+import { aggregateName } from '../../src/tables.ts'
+import { UsageError } from '../../src/errors.ts'
 import { migratedEnv, storedEvents, withSettings } from './support.ts'
 
 let env: TestEnv
@@ -91,7 +91,7 @@ test('a table without a primary key is refused with a clear message, by the CLI 
     env: { ...process.env, CDC_POSTGRES_URL: env.config.postgres.url, CDC_LOG_LEVEL: 'error' },
   })
   expect(proc.exitCode).toBe(2)
-  expect(proc.stderr.toString()).toContain('public.nopk has no primary key')
+  expect(proc.stderr.toString()).toContain('table nopk has no primary key and no replica identity index')
 })
 
 test('track twice is harmless; untrack stops capture and keeps history; columns added later appear', async () => {
@@ -165,7 +165,7 @@ test('TRUNCATE of a tracked table is refused', async () => {
 })
 
 test('aggregate names are the singular PascalCase of the table', () => {
-  expect(['customers', 'order_lines', 'categories', 'addresses', 'statuses', 'news'].map(aggregateName)).toEqual([
+  expect(['customers', 'order_lines', 'categories', 'addresses', 'statuses', 'news'].map((name) => aggregateName({ schema: 'public', name }))).toEqual([
     'Customer',
     'OrderLine',
     'Category',

@@ -19,8 +19,10 @@ afterAll(async () => {
   await env?.cleanup()
 })
 
-function spawnConsumer(extra: Record<string, string> = {}) {
-  const child = Bun.spawn(['bun', 'run', 'src/cli.ts', 'consume'], {
+/** `cdc consume`, or with `crashAfterWrite` the test entry that kill -9s itself between the writes and the commit. */
+function spawnConsumer(crashAfterWrite = false) {
+  const entry = crashAfterWrite ? ['test/consume/crash-after-write.ts'] : ['src/cli.ts', 'consume']
+  const child = Bun.spawn(['bun', 'run', ...entry], {
     cwd: ROOT,
     env: {
       ...process.env,
@@ -30,7 +32,8 @@ function spawnConsumer(extra: Record<string, string> = {}) {
       CDC_MONGO_DATABASE: env.config.mongo.database,
       CDC_CONSUME_GROUP_ID: env.config.consume.groupId,
       CDC_LOG_LEVEL: 'warn',
-      ...extra,
+      // the demo's tables are the ones consumed (capture.tracked)
+      CDC_DEMO_ENABLED: 'true',
     },
     stdout: 'ignore',
     stderr: process.env.CDC_TEST_LOG === '1' ? 'inherit' : 'ignore',
@@ -63,7 +66,7 @@ describe('consumer crashes', () => {
   test('killed right after the MongoDB write, before the commit: the redelivery is stored once', async () => {
     const ids = Array.from({ length: 10 }, (_, i) => `crash${i}`)
     await publish(env, ids.flatMap((id) => versions('customers', id, 1, 5)).map((e) => message(env, e)))
-    const crashing = spawnConsumer({ CDC_TEST_CRASH_AFTER_WRITE: '1' })
+    const crashing = spawnConsumer(true)
     await crashing.exited
     expect(crashing.signalCode).toBe('SIGKILL')
     expect((await history(env, 'customers', { 'aggregate.id': { $in: ids } })).length).toBeGreaterThan(0)
@@ -71,7 +74,7 @@ describe('consumer crashes', () => {
 
     const healthy = spawnConsumer()
     await expectExactlyOnce(ids, 50, 5)
-    await eventually(async () => (await committed()) === 50, 20_000)
+    await eventually(async () => (await committed()) === 50, 60_000)
     healthy.kill('SIGTERM')
     expect(await healthy.exited).toBe(0)
   }, 120_000)

@@ -129,6 +129,7 @@ describe('consumer stop', () => {
         CDC_MONGO_DATABASE: `${env.config.mongo.database}_hung`,
         CDC_CONSUME_GROUP_ID: groupId,
         CDC_LOG_LEVEL: 'warn',
+        CDC_DEMO_ENABLED: 'true',
       },
       stdout: 'ignore',
       stderr: process.env.CDC_TEST_LOG === '1' ? 'inherit' : 'ignore',

@@ -26,7 +26,7 @@ beforeAll(async () => {
   })
   pricing = env.config.kafka.topics.ProductRepriced!
   const rt = env.rt
-  app = createApp({ config: rt.config, log: rt.log, db: rt.db, kafka: rt.kafka, mongo: rt.mongo, dlq: dlqAdmin(rt) })
+  app = createApp({ config: rt.config, log: rt.log, db: rt.db, kafka: rt.kafka, mongo: rt.mongo, tracked: rt.tracked, dlq: dlqAdmin(rt) })
   consumer = await startConsumer(env.rt)
 })
 

@@ -12,7 +12,7 @@ const run = (args: string[], env: Record<string, string> = {}) => {
   return { code: p.exitCode, out: p.stdout.toString(), err: p.stderr.toString() }
 }
 
-const SUBCOMMANDS = ['serve', 'relay', 'consume', 'redrive', 'all', 'migrate', 'track', 'untrack', 'snapshot', 'config']
+const SUBCOMMANDS = ['serve', 'relay', 'consume', 'redrive', 'all', 'migrate', 'track', 'untrack', 'snapshot', 'status', 'config']
 
 describe('cdc CLI', () => {
   test('--help lists every subcommand', () => {
@@ -29,9 +29,9 @@ describe('cdc CLI', () => {
     }
   })
 
-  test('--version prints the package version', async () => {
+  test('--version prints the package version and the commit (from git when run from source)', async () => {
     const pkg = await Bun.file(`${ROOT}package.json`).json()
-    expect(run(['--version']).out.trim()).toBe(pkg.version)
+    expect(run(['--version']).out.trim()).toMatch(new RegExp(`^cdc ${pkg.version.replace(/\./g, '\\.')} \\(commit [0-9a-f]{12}, built source\\)$`))
   })
 
   test('an unknown subcommand exits 2 with a one-line error and the usage', () => {

@@ -1,25 +1,18 @@
 // kill -9 of a spawned `cdc relay` mid-batch while writers run, in both modes: after restarts every event is in Kafka,
 // per aggregate in version order, and anything delivered twice is the identical event.
 import { afterAll, describe, expect, test } from 'bun:test'
-import { createTestEnv, eventually, type TestEnv } from '../support/env.ts'
-import { allDelivered, checkDelivery, newWritten, prepareDb, readUntil, spawnRelay, writeTx, type RelayProcess, cleanupEnv } from './support.ts'
+import { eventually } from '../support/env.ts'
+import { allDelivered, checkDelivery, newWritten, readUntil, relayEnvs, writeTx } from './support.ts'
 
-const envs: TestEnv[] = []
-const procs: RelayProcess[] = []
-
-afterAll(async () => {
-  for (const p of procs) await p.stop()
-  for (const env of envs) await cleanupEnv(env)
-}, 30_000)
+const envs = relayEnvs()
+afterAll(() => envs.cleanup(), 30_000)
 
 for (const mode of ['poll', 'wal'] as const) {
   describe(`${mode} mode`, () => {
     test('kill -9 mid-batch while writers run: nothing lost, order kept, duplicates identical', async () => {
-      const env = await createTestEnv((c) => {
+      const env = await envs.create((c) => {
         c.relay.batchSize = 20
       })
-      envs.push(env)
-      await prepareDb(env)
       const db = env.rt.db()
       const written = newWritten()
       const writing = { on: true }
@@ -33,8 +26,7 @@ for (const mode of ['poll', 'wal'] as const) {
           await Bun.sleep(2)
         }
       })
-      let relay = spawnRelay(env, mode, 'r0')
-      procs.push(relay)
+      let relay = envs.spawn(env, mode, 'r0')
       try {
         for (let round = 1; round <= 3; round++) {
           // Kill only once the relay is publishing (its leader log line is out and the outbox is being worked on).
@@ -42,8 +34,7 @@ for (const mode of ['poll', 'wal'] as const) {
           await Bun.sleep(700 + Math.random() * 500)
           await relay.kill9()
           await Bun.sleep(200)
-          relay = spawnRelay(env, mode, `r${round}`)
-          procs.push(relay)
+          relay = envs.spawn(env, mode, `r${round}`)
         }
         writing.on = false
         await Promise.all(writers)
@@ -59,7 +50,7 @@ for (const mode of ['poll', 'wal'] as const) {
       } catch (error) {
         writing.on = false
         // What the relays said is the evidence for a failure that happens once in many runs.
-        for (const p of procs.filter((p) => p.logPath.includes(env.tag))) {
+        for (const p of envs.procs.filter((p) => p.logPath.includes(env.tag))) {
           console.error(`--- ${p.logPath}\n${(await p.log()).split('\n').slice(-40).join('\n')}`)
         }
         throw error

@@ -1,30 +1,28 @@
 // Kafka stopped while events are written: writers are never blocked, the outbox grows, and once Kafka is back the
 // relay publishes everything on its own (capped exponential backoff in between).
 import { afterAll, expect, test } from 'bun:test'
-import { createTestEnv, eventually, stackCtl, type TestEnv } from '../support/env.ts'
+import { eventually, stackCtl } from '../support/env.ts'
 import { startRelay } from '../../src/relay/index.ts'
 import { relayMetrics } from '../../src/relay/metrics.ts'
 import type { Role } from '../../src/runtime.ts'
-import { allDelivered, checkDelivery, newWritten, prepareDb, readUntil, writeTx, cleanupEnv } from './support.ts'
+import { allDelivered, checkDelivery, newWritten, readUntil, relayEnvs, writeTx } from './support.ts'
 
-const envs: TestEnv[] = []
+const envs = relayEnvs()
 let relay: Role | undefined
 
 
 afterAll(async () => {
   await stackCtl('up', 'kafka') // restore it whatever happened
   await relay?.stop()
-  for (const env of envs) await cleanupEnv(env)
+  await envs.cleanup()
 }, 30_000)
 
 for (const mode of ['poll', 'wal'] as const) {
   test(`${mode}: Kafka down and back up`, async () => {
-    const env = await createTestEnv((c) => {
+    const env = await envs.create((c) => {
       c.relay.retryMaxMs = 2000
       c.relay.heartbeatMs = 500
     })
-    envs.push(env)
-    await prepareDb(env)
     relay = await startRelay(env.rt, { mode })
     const db = env.rt.db()
     const written = newWritten()

@@ -141,8 +141,8 @@ describe('in-process relay', () => {
     const target = await walElsewhere(env)
     expect(target).toBeGreaterThan(before)
     await eventually(async () => (await slotLsn(env)) >= target, 15_000, 200)
-    await eventually(async () => relayMetrics.slotConfirmedLsn.get() >= Number(target), 5_000)
-    expect(relayMetrics.slotLost.get()).toBe(0)
+    await eventually(async () => relayMetrics.slotConfirmedLsn.get({ slot: env.config.relay.slot }) >= Number(target), 5_000)
+    expect(relayMetrics.slotLost.get({ slot: env.config.relay.slot })).toBe(0)
   }, 30_000)
 
   test('a table tracked in a trigger mode beside it is left to its trigger', async () => {
@@ -180,7 +180,7 @@ test('a dropped slot is a loud, stuck state: not re-created, nothing published p
       return true
     }, 10_000, 50)
     await db.query(`insert into customers (name, email) values ('after', 'after@x')`)
-    await eventually(async () => relayMetrics.slotLost.get() === 1, 20_000)
+    await eventually(async () => relayMetrics.slotLost.get({ slot: env.config.relay.slot }) === 1, 20_000)
     const [state] = await db.query<{ state: string }>('select state from cdc.logical_slots where slot = $1', [env.config.relay.slot])
     expect(state!.state).toBe('lost')
     await Bun.sleep(1500)

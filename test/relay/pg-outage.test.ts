@@ -2,28 +2,26 @@
 // reconnects on its own (leader lock, LISTEN, replication slot), and publishes everything committed before and after
 // the outage, in order per aggregate.
 import { afterAll, expect, test } from 'bun:test'
-import { createTestEnv, eventually, stackCtl, type TestEnv } from '../support/env.ts'
+import { eventually, stackCtl } from '../support/env.ts'
 import { startRelay } from '../../src/relay/index.ts'
 import type { Role } from '../../src/runtime.ts'
-import { allDelivered, checkDelivery, newWritten, prepareDb, readUntil, writeTx, cleanupEnv } from './support.ts'
+import { allDelivered, checkDelivery, newWritten, readUntil, relayEnvs, writeTx } from './support.ts'
 
-const envs: TestEnv[] = []
+const envs = relayEnvs()
 let relay: Role | undefined
 
 afterAll(async () => {
   await stackCtl('up') // restore every server whatever happened
   await relay?.stop()
-  for (const env of envs) await cleanupEnv(env)
+  await envs.cleanup()
 }, 60_000)
 
 for (const mode of ['poll', 'wal'] as const) {
   test(`${mode}: PostgreSQL stopped and restarted`, async () => {
-    const env = await createTestEnv((c) => {
+    const env = await envs.create((c) => {
       c.relay.retryMaxMs = 1000
       c.relay.heartbeatMs = 500
     })
-    envs.push(env)
-    await prepareDb(env)
     relay = await startRelay(env.rt, { mode })
     const db = env.rt.db()
     const written = newWritten()

@@ -2,24 +2,16 @@
 // reconnects on its own, regains leadership and publishes everything, in both modes.
 import { afterAll, expect, test } from 'bun:test'
 import { connect } from '../../src/clients/postgres.ts'
-import { createTestEnv, eventually, type TestEnv } from '../support/env.ts'
-import { allDelivered, checkDelivery, newWritten, prepareDb, readUntil, spawnRelay, writeTx, type RelayProcess, cleanupEnv } from './support.ts'
+import { eventually } from '../support/env.ts'
+import { allDelivered, checkDelivery, newWritten, readUntil, relayEnvs, writeTx } from './support.ts'
 
-const envs: TestEnv[] = []
-const procs: RelayProcess[] = []
-
-afterAll(async () => {
-  for (const p of procs) await p.stop()
-  for (const env of envs) await cleanupEnv(env)
-}, 30_000)
+const envs = relayEnvs()
+afterAll(() => envs.cleanup(), 30_000)
 
 for (const mode of ['poll', 'wal'] as const) {
   test(`${mode}: every relay connection terminated, twice`, async () => {
-    const env = await createTestEnv()
-    envs.push(env)
-    await prepareDb(env)
-    const relay = spawnRelay(env, mode, 'pgcut')
-    procs.push(relay)
+    const env = await envs.create()
+    const relay = envs.spawn(env, mode, 'pgcut')
     // Writes through a connection of their own, so cutting the relay's connections leaves the writer alone.
     const db = connect({ url: env.config.postgres.url, max: 2, name: 'cdc-test-writer' })
     const written = newWritten()

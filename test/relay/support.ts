@@ -5,12 +5,39 @@ import { connect, type Db } from '../../src/clients/postgres.ts'
 import type { InMessage } from '../../src/clients/kafka.ts'
 import { migrate } from '../../src/capture/migrate.ts'
 import { EventHeaders } from '../../src/events.ts'
-import { parseLsn } from '../../src/relay/pgoutput.ts'
-import { ROOT, eventually, type TestEnv } from '../support/env.ts'
+import type { Config } from '../../src/config.ts'
+import { ROOT, createTestEnv, eventually, type TestEnv } from '../support/env.ts'
 
 /** The real migrations (cdc.outbox, cdc.event_store, demo schema). */
 export async function prepareDb(env: TestEnv) {
   await migrate(env.rt)
+}
+
+/**
+ * The envs a test file creates (each migrated) and the relay processes it spawns; `cleanup` stops the processes, then
+ * drops the envs (their replication slots first).
+ */
+export function relayEnvs() {
+  const envs: TestEnv[] = []
+  const procs: RelayProcess[] = []
+  return {
+    procs,
+    async create(overrides?: (c: Config) => void): Promise<TestEnv> {
+      const env = await createTestEnv(overrides)
+      envs.push(env)
+      await prepareDb(env)
+      return env
+    },
+    spawn(...args: Parameters<typeof spawnRelay>): RelayProcess {
+      const proc = spawnRelay(...args)
+      procs.push(proc)
+      return proc
+    },
+    async cleanup() {
+      for (const proc of procs) await proc.stop()
+      for (const env of envs) await cleanupEnv(env)
+    },
+  }
 }
 
 export interface Written {
@@ -78,6 +105,11 @@ export async function writeTx(db: Db, written: Written, ids: string[], how: 'out
   })
   for (const [id, versions] of draft.byAggregate) written.byAggregate.set(id, versions)
   written.total += events.length
+}
+
+function parseLsn(text: string): bigint {
+  const [hi, lo] = text.split('/')
+  return (BigInt(`0x${hi}`) << 32n) | BigInt(`0x${lo}`)
 }
 
 /** The env's slot's confirmed position (0 without a slot). */

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Local infrastructure for cdc tests, benchmarks and development, without Docker:
 #   PostgreSQL (Debian packages)  -> postgres://cdc:cdc@127.0.0.1:55432/cdc
-#   Apache Kafka 3.9.x (KRaft, jars from Maven Central) -> 127.0.0.1:19092
+#   Apache Kafka 4.4.0 (KRaft, jars from Maven Central; CDC_STACK_KAFKA_VERSION=3.9.1 for 3.x) -> 127.0.0.1:19092
 #   FerretDB 1.24.x (MongoDB wire, SQLite backend, built via the Go module proxy) -> mongodb://127.0.0.1:27017
 #
 # Usage: bash test/stack/stack.sh up|down|status|reset|env [postgres|kafka|mongo]
@@ -15,6 +15,7 @@
 # Environment (defaults):
 #   CDC_STACK_PG_PORT=55432  CDC_STACK_KAFKA_PORT=19092  CDC_STACK_KAFKA_CONTROLLER_PORT=19093
 #   CDC_STACK_MONGO_PORT=27017  CDC_STACK_DIR=<repo>/.stack  CDC_STACK_TIMEOUT=180 (seconds per server)
+#   CDC_STACK_KAFKA_VERSION=4.4.0 (any 4.x or 3.9.x from Maven Central; a data directory of another version is wiped)
 #   CDC_STACK_MONGO_HANDLER=postgresql (FerretDB stores into database "ferretdb" of our PostgreSQL; its updates by
 #   _id are ~8x faster than with the sqlite handler, whose filters scan whole collections) or sqlite
 #
@@ -340,12 +341,41 @@ pg_wipe() {
 
 # ================================================================ Kafka
 KAFKA_POM="$STACK_SH_DIR/kafka/pom.xml"
-KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$KAFKA_POM")"
+KAFKA_VERSION="${CDC_STACK_KAFKA_VERSION:-4.4.0}"
+KAFKA_MAJOR="${KAFKA_VERSION%%.*}"
+case "$KAFKA_VERSION" in [0-9]*.[0-9]*.[0-9]*) ;; *) echo "CDC_STACK_KAFKA_VERSION: expected x.y.z, got '$KAFKA_VERSION'" >&2; exit 2 ;; esac
 KAFKA_LIBS="$CACHE_DIR/kafka-$KAFKA_VERSION-$(hash_files "$KAFKA_POM")/libs"
 KAFKA_HOME="$STACK_DIR/kafka"
 KAFKA_PIDFILE="$KAFKA_HOME/kafka.pid"
 KAFKA_LOG="$KAFKA_HOME/server.log"
 KAFKA_URL="$HOST:$KAFKA_PORT"
+# Two extra listeners for the TLS tests (test/ops/tls.test.ts): SASL over TLS (PLAIN and SCRAM users cdc/cdc-secret),
+# and TLS with a required client certificate. Their CA, broker and client certificates are made here with openssl.
+KAFKA_SASL_SSL_PORT="${CDC_STACK_KAFKA_SASL_SSL_PORT:-$((KAFKA_PORT + 2))}"
+KAFKA_MTLS_PORT="${CDC_STACK_KAFKA_MTLS_PORT:-$((KAFKA_PORT + 3))}"
+KAFKA_TLS="$KAFKA_HOME/tls"
+KAFKA_SASL_USER=cdc
+KAFKA_SASL_PASSWORD=cdc-secret
+# Bumped when the broker's data needs re-formatting for the stack (e.g. SCRAM users are added at format time).
+KAFKA_LAYOUT="$KAFKA_VERSION+tls1"
+
+# A CA, the broker's certificate (127.0.0.1 and localhost) and a client certificate, all PEM; kept across restarts.
+kafka_make_tls() {
+  [ -s "$KAFKA_TLS/client.key" ] && return 0
+  command -v openssl >/dev/null || { apt_install openssl || return 1; }
+  rm -rf "$KAFKA_TLS"; mkdir -p "$KAFKA_TLS"
+  (
+    cd "$KAFKA_TLS"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=cdc-stack-ca" -keyout ca.key -out ca.crt
+    for who in broker client; do
+      openssl req -newkey rsa:2048 -nodes -subj "/CN=cdc-stack-$who" -keyout "$who.key.pkcs1" -out "$who.csr"
+      printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$who.ext"
+      openssl x509 -req -in "$who.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 -extfile "$who.ext" -out "$who.crt"
+      openssl pkcs8 -topk8 -nocrypt -in "$who.key.pkcs1" -out "$who.key"
+    done
+    cat broker.key broker.crt >broker.pem
+  ) >>"$LOG" 2>&1 || { say "kafka: ERROR: making the TLS certificates failed (see $LOG)"; return 1; }
+}
 
 kafka_install_libs() {
   [ -f "$KAFKA_LIBS/.complete" ] && return 0
@@ -353,11 +383,29 @@ kafka_install_libs() {
   local work="$KAFKA_LIBS.tmp.$$"
   rm -rf "$work"; mkdir -p "$work"
   cp "$KAFKA_POM" "$work/pom.xml"
-  if ! run_logged "mvn dependency:copy-dependencies" mvn -q -B -Dstyle.color=never -f "$work/pom.xml" dependency:copy-dependencies \
+  local mvn=(mvn -q -B -Dstyle.color=never -f "$work/pom.xml" "-Dkafka.version=$KAFKA_VERSION")
+  if ! run_logged "mvn dependency:copy-dependencies" "${mvn[@]}" dependency:copy-dependencies \
       -DincludeScope=runtime -DoutputDirectory="$work/libs"; then
     rm -rf "$work"; return 1
   fi
+  # The logging binding: 3.x logs through log4j 1 (reload4j), 4.x through log4j2 at the version the broker brings.
+  local binding
+  if [ "$KAFKA_MAJOR" -ge 4 ]; then
+    local log4j; log4j="$(ls "$work/libs" | sed -n 's/^log4j-api-\(.*\)\.jar$/\1/p' | head -1)"
+    [ -n "$log4j" ] || { say "kafka: ERROR: no log4j-api among Kafka $KAFKA_VERSION's jars"; rm -rf "$work"; return 1; }
+    binding="org.apache.logging.log4j:log4j-slf4j-impl:$log4j"
+  else
+    binding="org.slf4j:slf4j-reload4j:1.7.36"
+  fi
+  if ! run_logged "mvn dependency:copy $binding" "${mvn[@]}" dependency:copy -Dartifact="$binding" -DoutputDirectory="$work/libs"; then
+    rm -rf "$work"; return 1
+  fi
+  if [ "$KAFKA_MAJOR" -lt 4 ] && [ ! -f "$work/libs/reload4j-1.2.25.jar" ]; then
+    run_logged "mvn dependency:copy reload4j" "${mvn[@]}" dependency:copy -Dartifact=ch.qos.reload4j:reload4j:1.2.25 \
+      -DoutputDirectory="$work/libs" || { rm -rf "$work"; return 1; }
+  fi
   rm -rf "$KAFKA_LIBS"
+  mkdir -p "$(dirname "$KAFKA_LIBS")"
   mv "$work/libs" "$KAFKA_LIBS"
   rm -rf "$work"
   touch "$KAFKA_LIBS/.complete"
@@ -376,11 +424,22 @@ kafka_write_config() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@$HOST:$KAFKA_CTL_PORT
-listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CTL_PORT
-advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT
+listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CTL_PORT,SASL_SSL://$HOST:$KAFKA_SASL_SSL_PORT,MTLS://$HOST:$KAFKA_MTLS_PORT
+advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT,SASL_SSL://$HOST:$KAFKA_SASL_SSL_PORT,MTLS://$HOST:$KAFKA_MTLS_PORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,MTLS:SSL
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$KAFKA_SASL_USER="$KAFKA_SASL_PASSWORD";
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.ssl.keystore.type=PEM
+listener.name.sasl_ssl.ssl.keystore.location=$KAFKA_TLS/broker.pem
+listener.name.mtls.ssl.keystore.type=PEM
+listener.name.mtls.ssl.keystore.location=$KAFKA_TLS/broker.pem
+listener.name.mtls.ssl.truststore.type=PEM
+listener.name.mtls.ssl.truststore.location=$KAFKA_TLS/ca.crt
+listener.name.mtls.ssl.client.auth=required
 log.dirs=$KAFKA_HOME/data
 num.partitions=3
 default.replication.factor=1
@@ -399,9 +458,10 @@ log.segment.bytes=268435456
 EOF
 }
 
+if [ "$KAFKA_MAJOR" -ge 4 ]; then KAFKA_LOGGING="-Dlog4j2.configurationFile=$STACK_SH_DIR/kafka/log4j2.properties"
+else KAFKA_LOGGING="-Dlog4j.configuration=file:$STACK_SH_DIR/kafka/log4j.properties"; fi
 KAFKA_JAVA=(java -Xms256m -Xmx768m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true
-  "-Dlog4j.configuration=file:$STACK_SH_DIR/kafka/log4j.properties" "-Dkafka.logs.dir=$KAFKA_HOME"
-  -cp "$KAFKA_LIBS/*")
+  "$KAFKA_LOGGING" "-Dkafka.logs.dir=$KAFKA_HOME" -cp "$KAFKA_LIBS/*")
 
 kafka_pid() { read_pid "$KAFKA_PIDFILE"; }
 
@@ -416,6 +476,12 @@ kafka_ready() {
 kafka_up() {
   kafka_install || return 1
   local pid; pid=$(read_pid "$KAFKA_PIDFILE")
+  # Another version's broker or data (CDC_STACK_KAFKA_VERSION changed): this is a test stack, so start afresh.
+  local was; was="$(cat "$KAFKA_HOME/version" 2>/dev/null || echo "an older stack")"
+  if [ "$was" != "$KAFKA_LAYOUT" ]; then
+    say "kafka: switching from $was to $KAFKA_LAYOUT (its data is deleted)"
+    kafka_down; kafka_wipe; pid=""
+  fi
   if pid_alive "$pid" && probe kafka "$HOST" "$KAFKA_PORT" >/dev/null 2>&1; then
     say "kafka: already running (pid $pid)"
     say "kafka: up  $KAFKA_URL"
@@ -423,6 +489,8 @@ kafka_up() {
   fi
   mkdir -p "$KAFKA_HOME"
   if ! pid_alive "$pid"; then
+    kafka_make_tls || return 1
+    port_free kafka "$KAFKA_SASL_SSL_PORT" "$KAFKA_MTLS_PORT" || return 1
     kafka_write_config
     if [ ! -s "$KAFKA_HOME/data/meta.properties" ]; then
       local cid
@@ -430,11 +498,14 @@ kafka_up() {
       cid="$(cat "$KAFKA_HOME/cluster-id")"
       say "kafka: formatting storage (cluster id $cid)"
       run_logged "kafka storage format" "${KAFKA_JAVA[@]}" kafka.tools.StorageTool format -t "$cid" \
-        -c "$KAFKA_HOME/server.properties" -g || return 1
+        -c "$KAFKA_HOME/server.properties" -g \
+        --add-scram "SCRAM-SHA-256=[name=$KAFKA_SASL_USER,password=$KAFKA_SASL_PASSWORD]" \
+        --add-scram "SCRAM-SHA-512=[name=$KAFKA_SASL_USER,password=$KAFKA_SASL_PASSWORD]" || return 1
     fi
     # Only the current run's log matters for readiness.
     port_free kafka "$KAFKA_PORT" "$KAFKA_CTL_PORT" || return 1
     [ -f "$KAFKA_LOG" ] && mv -f "$KAFKA_LOG" "$KAFKA_LOG.prev"
+    echo "$KAFKA_LAYOUT" >"$KAFKA_HOME/version"
     say "kafka: starting Kafka $KAFKA_VERSION on $KAFKA_URL (controller $HOST:$KAFKA_CTL_PORT)"
     start_detached "$KAFKA_PIDFILE" "$KAFKA_HOME/stdout.log" "${KAFKA_JAVA[@]}" kafka.Kafka "$KAFKA_HOME/server.properties"
   fi

@@ -8,10 +8,15 @@ import { stackConfigEnv } from './stack-env.ts'
 
 export const ROOT = new URL('../..', import.meta.url).pathname
 
-// Tests run with the shipped cdc.toml (demo schema rules included), tuned for quick feedback.
-const base = await loadConfig({ path: `${ROOT}cdc.toml`, env: stackConfigEnv() })
-base.relay.lingerMs = 2
-base.relay.pollIntervalMs = 200
+// Tests run with the shipped cdc.toml and the demo application on (its schema and rules), tuned for quick feedback;
+// `createTestEnv(…, { demo: false })` gives a database with nothing but the team's own tables.
+const tune = (c: Config) => {
+  c.relay.lingerMs = 2
+  c.relay.pollIntervalMs = 200
+  return c
+}
+const base = tune(await loadConfig({ path: `${ROOT}cdc.toml`, env: { ...stackConfigEnv(), CDC_DEMO_ENABLED: 'true' } }))
+const plain = tune(await loadConfig({ path: `${ROOT}cdc.toml`, env: { ...stackConfigEnv(), CDC_DEMO_ENABLED: 'false' } }))
 
 export interface TestEnv {
   /** Short unique tag used in every name this env creates. */
@@ -23,12 +28,12 @@ export interface TestEnv {
 }
 
 /** A fresh, empty database (no migrations applied) and unique names for everything else. */
-export async function createTestEnv(overrides: (c: Config) => void = () => {}): Promise<TestEnv> {
+export async function createTestEnv(overrides: (c: Config) => void = () => {}, options: { demo?: boolean } = {}): Promise<TestEnv> {
   const tag = `t${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`
   const admin = connect({ url: base.postgres.url, max: 1 })
   await admin.query(`create database ${tag}`)
   await admin.end()
-  const config = structuredClone(base)
+  const config = structuredClone(options.demo === false ? plain : base)
   const url = new URL(base.postgres.url)
   url.pathname = `/${tag}`
   config.postgres.url = url.toString()

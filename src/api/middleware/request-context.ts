@@ -9,6 +9,8 @@ import type { AppEnv } from '../env.ts'
 const requests = counter('cdc_http_requests_total', 'HTTP requests by route, method and status')
 const latency = histogram('cdc_http_request_duration_seconds', 'HTTP request latency by route and method')
 
+const PROBES = new Set(['/healthz', '/readyz', '/metrics'])
+
 /** Printable ASCII, bounded: anything else is replaced by a fresh id instead of being echoed or logged. */
 const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,200}$/
 
@@ -29,7 +31,9 @@ export function requestContext(log: Logger): MiddlewareHandler<AppEnv> {
     const seconds = (performance.now() - started) / 1000
     requests.inc({ route, method: c.req.method, status: c.res.status })
     latency.observe(seconds, { route, method: c.req.method })
-    c.get('log').info('http request', {
+    // Probes and scrapes come every few seconds: at info they would drown the log (they still count in the metrics).
+    const level = PROBES.has(route) && c.res.status < 500 ? 'debug' : 'info'
+    c.get('log')[level]('http request', {
       method: c.req.method,
       route,
       path: c.req.path,

@@ -27,9 +27,6 @@ function toOutcome({ _id, eventId, ...outcome }: OutcomeDoc) {
 }
 
 export function eventRoutes(deps: AppDeps) {
-  // Only aggregate types whose topic the consumer reads: an accepted event must be able to reach a history.
-  const consumed = consumedTables(deps.config)
-  const tracked = new Set(deps.config.capture.tracked)
   const maxPayload = deps.config.http.maxEventPayloadBytes
   const logical = deps.config.capture.mode === 'logical'
 
@@ -46,7 +43,12 @@ export function eventRoutes(deps: AppDeps) {
   return new Hono<AppEnv>()
     .post('/events', jsonBody(EventCreate), async (c) => {
       const b = c.req.valid('json')
-      if (!consumed.includes(b.aggregate.type)) {
+      // The exact canonical name (the envelope's aggregate type): a write does not guess at spellings.
+      const type = b.aggregate.type
+      const resolved = deps.tracked().get(type) ?? (await deps.tracked().refresh()).find((t) => t.aggregateType === type)
+      // Only aggregate types whose topic the consumer reads: an accepted event must be able to reach a history.
+      const consumed = consumedTables(deps.config, deps.tracked().list())
+      if (!consumed.includes(type)) {
         throw new ApiError(400, 'validation', 'unknown aggregate type', [
           { path: 'aggregate.type', message: `not a consumed table (one of: ${consumed.join(', ')})` },
         ])
@@ -59,19 +61,19 @@ export function eventRoutes(deps: AppDeps) {
         ])
       }
       const created = await inWriteTransaction(deps, c, async (tx) => {
-        if (tracked.has(b.aggregate.type)) {
-          const [row] = await tx.query<{ known: boolean }>(knownSql, [b.aggregate.type, b.aggregate.id])
+        if (resolved) {
+          const [row] = await tx.query<{ known: boolean }>(knownSql, [type, b.aggregate.id])
           if (!row?.known) return null
         }
-        const [emitted] = await tx.query<{ id: string }>(emitSql, [b.aggregate.type, b.aggregate.id, b.type, payload])
+        const [emitted] = await tx.query<{ id: string }>(emitSql, [type, b.aggregate.id, b.type, payload])
         // logical mode: the relay appends it after the commit (below)
         if (logical) return { pending: (await tx.query<{ tx: string }>(currentTxSql))[0]!.tx }
         const [stored] = await tx.query<{ version: number }>(versionSql, [emitted!.id])
-        return { id: emitted!.id, aggregate: b.aggregate, version: stored!.version, type: b.type }
+        return { id: emitted!.id, aggregate: { type, id: b.aggregate.id }, version: stored!.version, type: b.type }
       })
       if (!created) throw new ApiError(404, 'not-found', `${b.aggregate.type} ${b.aggregate.id} has no history (it never existed)`)
       if (created.pending !== undefined) {
-        const got = await applied(created.pending, b.aggregate, b.type)
+        const got = await applied(created.pending, { type, id: b.aggregate.id }, b.type)
         // committed either way: 202 when the relay has not appended it yet (it will; its id and version come then)
         if (!got) return c.json({ id: null, aggregate: b.aggregate, version: null, type: b.type }, 202)
         c.get('log').info('event emitted', { eventId: got.id, type: b.type, aggregate: b.aggregate, version: got.version })
@@ -85,7 +87,7 @@ export function eventRoutes(deps: AppDeps) {
       const store = await deps.mongo()
       const [logged, ...found] = await Promise.all([
         outcomesOf(store, id),
-        ...consumed.map((t) => store.collection<HistoryDoc & Doc>(historyCollection(t)).findOne({ _id: id })),
+        ...consumedTables(deps.config, deps.tracked().list()).map((t) => store.collection<HistoryDoc & Doc>(historyCollection(t)).findOne({ _id: id })),
       ])
       const outcomes = logged.map(toOutcome)
       // With consume.outcomes = "failures" a plain store is not logged: the history document says it.

@@ -1,4 +1,5 @@
-// History reads from MongoDB (`<table>_history`, written by the consumer). Only tracked tables are readable.
+// History reads from MongoDB (`<table>_history`, written by the consumer) for every table in the tracked set (live;
+// an untracked table keeps its history), named by its qualified name in any spelling (api/tracked-table.ts).
 // Order: oldest first by default (version order per aggregate, time order for the audit search); `order=desc` flips it.
 import { Hono, type Context } from 'hono'
 import * as v from 'valibot'
@@ -8,6 +9,8 @@ import { params, query } from '../middleware/validate.ts'
 import { CursorInt, decodeCursor, pageOf, pageSize } from '../cursor.ts'
 import { toMicros } from '../history-time.ts'
 import { ApiError } from '../problem.ts'
+import { resolveTable } from '../tracked-table.ts'
+import { historyCollection } from '../../consume/history.ts'
 import type { AppDeps, AppEnv } from '../env.ts'
 
 const VersionCursor = v.strictObject({ v: CursorInt })
@@ -33,17 +36,18 @@ function timeRange(from: string | undefined, to: string | undefined): Filter {
 }
 
 export function historyRoutes(deps: AppDeps) {
-  const tracked = new Set(deps.config.capture.tracked)
   const max = deps.config.http.maxPageSize
-  const collection = async (table: string) => (await deps.mongo()).collection(`${table}_history`)
-  const trackedTable = (table: string) => {
-    if (!tracked.has(table)) throw new ApiError(404, 'not-found', `table ${JSON.stringify(table)} is not tracked`)
-    return table
+  const collection = async (table: string) => (await deps.mongo()).collection(historyCollection(table))
+  /** The canonical name of the tracked table `raw` names, or 404. */
+  const trackedTable = async (raw: string) => {
+    const table = await resolveTable(deps.tracked(), raw)
+    if (!table) throw new ApiError(404, 'not-found', `table ${JSON.stringify(raw)} is not tracked`)
+    return table.aggregateType
   }
 
   /** GET /history/:table/:id and its aliases /<table>/:id/history. */
-  const aggregateHistory = async (c: Context<AppEnv>, table: string, id: string, q: v.InferOutput<typeof HistoryQuery>) => {
-    trackedTable(table)
+  const aggregateHistory = async (c: Context<AppEnv>, raw: string, id: string, q: v.InferOutput<typeof HistoryQuery>) => {
+    const table = await trackedTable(raw)
     const size = pageSize(q.limit, max)
     const dir = q.order === 'desc' ? -1 : 1
     const after = decodeCursor(VersionCursor, q.cursor)?.v
@@ -62,7 +66,8 @@ export function historyRoutes(deps: AppDeps) {
   const app = new Hono<AppEnv>()
     .get('/history', query(AuditQuery), async (c) => {
       const q = c.req.valid('query')
-      if (q.table !== undefined && !tracked.has(q.table)) {
+      const one = q.table === undefined ? undefined : await resolveTable(deps.tracked(), q.table)
+      if (q.table !== undefined && !one) {
         throw new ApiError(400, 'validation', 'unknown table', [{ path: 'query.table', message: `not a tracked table: ${q.table}` }])
       }
       const size = pageSize(q.limit, max)
@@ -77,7 +82,7 @@ export function historyRoutes(deps: AppDeps) {
       // Keyset on (occurredAt, event id): stable across tables and pages even when timestamps tie.
       const keyset: Filter = after ? { $or: [{ occurredAt: { [cmp]: after.t } }, { occurredAt: after.t, _id: { [cmp]: after.id } }] } : {}
       const where = after ? { $and: [filter, keyset] } : filter
-      const tables = q.table ? [q.table] : [...tracked]
+      const tables = one ? [one.aggregateType] : deps.tracked().list().map((t) => t.aggregateType)
       const perTable = await Promise.all(
         tables.map(async (t) => (await collection(t)).find(where, { sort: { occurredAt: dir, _id: dir }, limit: size + 1 })),
       )
@@ -87,8 +92,8 @@ export function historyRoutes(deps: AppDeps) {
       return c.json({ items: page.items.map(toItem), nextCursor: page.nextCursor })
     })
     .get('/history/:table/:id/at', params(HistoryParams), query(AtQuery), async (c) => {
-      const { table, id } = c.req.valid('param')
-      trackedTable(table)
+      const { id } = c.req.valid('param')
+      const table = await trackedTable(c.req.valid('param').table)
       const ts = toMicros(c.req.valid('query').ts, 'query.ts')
       const [doc] = await (await collection(table)).find(
         { 'aggregate.id': id, occurredAt: { $lte: ts }, op: { $in: IMAGE_OPS } },
@@ -104,10 +109,10 @@ export function historyRoutes(deps: AppDeps) {
       const { table, id } = c.req.valid('param')
       return aggregateHistory(c, table, id, c.req.valid('query'))
     })
-  for (const table of ['customers', 'products', 'orders']) {
-    app.get(`/${table}/:id/history`, params(v.strictObject({ id: HistoryParams.entries.id })), query(HistoryQuery), (c) =>
-      aggregateHistory(c, table, c.req.valid('param').id, c.req.valid('query')),
-    )
-  }
+  // `/<table>/:id/history` is the same as `/history/<table>/:id`, for every tracked table.
+  app.get('/:table/:id/history', params(HistoryParams), query(HistoryQuery), (c) => {
+    const { table, id } = c.req.valid('param')
+    return aggregateHistory(c, table, id, c.req.valid('query'))
+  })
   return app
 }

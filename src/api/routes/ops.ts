@@ -1,11 +1,15 @@
 // Operations: liveness, readiness (each server probed with a short timeout), Prometheus metrics, the OpenAPI document.
+// The health part is shared with the ops port of roles run without the API (src/ops/server.ts).
 import { Hono } from 'hono'
 import { renderMetrics } from '../../metrics.ts'
 import type { Logger } from '../../log.ts'
+import { registerProcessMetrics } from '../../ops/process-metrics.ts'
 import { openApiDocument } from '../openapi.ts'
 import type { AppDeps, AppEnv } from '../env.ts'
 
 const PROBE_TIMEOUT_MS = 2000
+
+export type Dependency = 'postgres' | 'kafka' | 'mongo'
 
 class ProbeTimeout extends Error {}
 
@@ -33,19 +37,36 @@ async function probe(name: string, log: Logger, check: () => Promise<unknown>) {
   }
 }
 
-export function opsRoutes(deps: AppDeps) {
-  let document: unknown
+export interface HealthOptions {
+  /** The servers this process needs (readiness fails while one does not answer). */
+  needs?: Dependency[]
+  /** False while the process is still starting its roles (readiness 503 "starting"). */
+  started?: () => boolean
+  /** Extra fields for /readyz (e.g. whether this relay leads). */
+  details?: () => Record<string, unknown>
+}
+
+export function healthRoutes(deps: Pick<AppDeps, 'db' | 'kafka' | 'mongo'>, options: HealthOptions = {}) {
+  registerProcessMetrics()
+  const needs = options.needs ?? ['postgres', 'kafka', 'mongo']
+  const checks: Record<Dependency, () => Promise<unknown>> = {
+    postgres: () => deps.db().query('select 1'),
+    kafka: () => deps.kafka().ping(),
+    mongo: async () => (await deps.mongo()).ping(),
+  }
   return new Hono<AppEnv>()
     .get('/healthz', (c) => c.json({ status: 'ok' }))
     .get('/readyz', async (c) => {
-      const [postgres, kafka, mongo] = await Promise.all([
-        probe('postgres', c.get('log'), () => deps.db().query('select 1')),
-        probe('kafka', c.get('log'), () => deps.kafka().ping()),
-        probe('mongo', c.get('log'), async () => (await deps.mongo()).ping()),
-      ])
-      const ready = postgres.ok && kafka.ok && mongo.ok
-      return c.json({ status: ready ? 'ready' : 'unavailable', checks: { postgres, kafka, mongo } }, ready ? 200 : 503)
+      const results = await Promise.all(needs.map(async (name) => [name, await probe(name, c.get('log'), checks[name])] as const))
+      const started = options.started?.() ?? true
+      const ready = started && results.every(([, r]) => r.ok)
+      const status = ready ? 'ready' : started ? 'unavailable' : 'starting'
+      return c.json({ status, ...options.details?.(), checks: Object.fromEntries(results) }, ready ? 200 : 503)
     })
     .get('/metrics', (c) => c.text(renderMetrics(), 200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }))
-    .get('/openapi.json', (c) => c.json((document ??= openApiDocument(deps.config))))
+}
+
+export function opsRoutes(deps: AppDeps) {
+  let document: unknown
+  return healthRoutes(deps).get('/openapi.json', (c) => c.json((document ??= openApiDocument(deps.config))))
 }

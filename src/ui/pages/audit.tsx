@@ -2,7 +2,7 @@
 // Audit search across tracked tables: by actor, table, event type and time range, newest first, paginated.
 import type { Problem } from '../api-call.ts'
 import { Pager, ProblemBox, Time } from '../parts.tsx'
-import { eventAnchor, timelineHref, type HistoryItem } from './timeline.tsx'
+import { EventCells, type HistoryItem } from './timeline.tsx'
 
 export interface AuditFilter {
   actor: string
@@ -66,14 +66,7 @@ export function AuditPage(p: { filter: AuditFilter; tables: string[]; items: His
                 <td data-label="when">
                   <Time iso={e.occurredAt} />
                 </td>
-                <td data-label="aggregate">
-                  <a href={`${timelineHref(e.aggregate.type, e.aggregate.id)}#${eventAnchor(e)}`}>
-                    {e.aggregate.type} {e.aggregate.id}
-                  </a>
-                </td>
-                <td data-label="event">
-                  {e.type} <span class="badge">v{e.version}</span>
-                </td>
+                <EventCells e={e} />
                 <td data-label="who">{e.actor.id}</td>
                 <td data-label="why">{e.reason ?? '—'}</td>
               </tr>

@@ -1,19 +1,14 @@
 /** @jsxImportSource hono/jsx */
 // Dead letters: the DLQ entries with their errors and trail (where they came from, when, how often redriven), the
 // parked aggregates, and redrive in two steps: a dry-run preview first, then the confirmed redrive (admin only).
+import type { Park } from '../../consume/parking.ts'
 import type { DlqEntry, RedriveReport } from '../../redrive/index.ts'
 import type { Problem } from '../api-call.ts'
 import { CSRF_FIELD } from '../security.ts'
 import { Pager, ProblemBox, Time } from '../parts.tsx'
 
-export interface ParkView {
-  topic: string
-  key: string
-  head: string
-  error: string
-  at: string
-  release: string[]
-}
+/** What the page shows of a park (the consumer's record in `cdc_parked`). */
+export type ParkView = Pick<Park, 'topic' | 'key' | 'head' | 'error' | 'at' | 'release'>
 
 export interface RedriveFilterForm {
   topic: string

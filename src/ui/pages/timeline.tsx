@@ -28,6 +28,22 @@ export interface TimelineProps {
 export const eventAnchor = (e: { id: string }) => `e-${e.id}`
 export const timelineHref = (table: string, id: string) => `/ui/t/${encodeURIComponent(table)}/${encodeURIComponent(id)}`
 
+/** Two table cells of an event listed outside its timeline (audit, transaction): its aggregate, linked to the event. */
+export function EventCells({ e }: { e: HistoryItem }) {
+  return (
+    <>
+      <td data-label="aggregate">
+        <a href={`${timelineHref(e.aggregate.type, e.aggregate.id)}#${eventAnchor(e)}`}>
+          {e.aggregate.type} {e.aggregate.id}
+        </a>
+      </td>
+      <td data-label="event">
+        {e.type} <span class="badge">v{e.version}</span>
+      </td>
+    </>
+  )
+}
+
 export function TimelinePage(p: TimelineProps) {
   const byTx = new Map<string, HistoryItem[]>()
   for (const e of p.events) byTx.set(e.tx.id, [...(byTx.get(e.tx.id) ?? []), e])
@@ -76,7 +92,6 @@ export function TimelinePage(p: TimelineProps) {
               <div class="meta tx">
                 <span>
                   transaction <a href={`/ui/tx/${encodeURIComponent(e.tx.id)}`}>{e.tx.id}</a>
-                  {e.tx.size ? ` (${e.tx.index + 1} of ${e.tx.size})` : ''}
                 </span>
                 {siblings.length ? (
                   <span>

@@ -1,7 +1,7 @@
 /** @jsxImportSource hono/jsx */
 // Every event of one database transaction, across tables, in the order the transaction made them.
 import { Time } from '../parts.tsx'
-import { eventAnchor, timelineHref, type HistoryItem } from './timeline.tsx'
+import { EventCells, type HistoryItem } from './timeline.tsx'
 
 export function TxPage({ txId, events }: { txId: string; events: HistoryItem[] }) {
   return (
@@ -24,14 +24,7 @@ export function TxPage({ txId, events }: { txId: string; events: HistoryItem[] }
           {events.map((e) => (
             <tr>
               <td data-label="#">{e.tx.index + 1}</td>
-              <td data-label="aggregate">
-                <a href={`${timelineHref(e.aggregate.type, e.aggregate.id)}#${eventAnchor(e)}`}>
-                  {e.aggregate.type} {e.aggregate.id}
-                </a>
-              </td>
-              <td data-label="event">
-                {e.type} <span class="badge">v{e.version}</span>
-              </td>
+              <EventCells e={e} />
               <td data-label="who / why">
                 {e.actor.id} — {e.reason ?? '—'}
               </td>

@@ -1,0 +1,52 @@
+// The demo application's capture settings (customers, products, orders, order_lines in schema public): tracked
+// tables, column options, business event rules and the order document. They apply only with demo.enabled, added to
+// what cdc.toml says (cdc.toml's own settings come first and win). Nothing outside src/demo knows these tables.
+import type { Config, Rule } from '../config.ts'
+
+export const DEMO_TABLES = ['customers', 'products', 'orders', 'order_lines'] as const
+
+const statusRule = (value: string, type: string): Rule => ({ table: 'orders', op: 'u', columns: ['status'], value, type })
+
+const DEMO_CAPTURE: Pick<Config['capture'], 'tracked' | 'tables' | 'rules' | 'roots'> = {
+  tracked: [...DEMO_TABLES],
+  // updated_at changes alone make no event; they ride along with the update's first event.
+  tables: {
+    customers: { exclude: [], mask: [], incidental: ['updated_at'] },
+    orders: { exclude: [], mask: [], incidental: ['updated_at'] },
+  },
+  // An update is split into one event per matching rule, in this order; changes no rule claims go into
+  // <Aggregate>Updated. Without rules: <Aggregate>Created/Updated/Deleted.
+  rules: [
+    { table: 'customers', op: 'u', columns: ['name'], type: 'CustomerNameChanged' },
+    { table: 'customers', op: 'u', columns: ['address'], type: 'CustomerAddressChanged' },
+    { table: 'customers', op: 'u', columns: ['email'], type: 'CustomerEmailChanged' },
+    { table: 'orders', op: 'c', type: 'OrderPlaced' },
+    statusRule('PAYMENT_CONFIRMED', 'PaymentConfirmed'),
+    statusRule('SHIPPED', 'OrderShipped'),
+    statusRule('DELIVERED', 'OrderDelivered'),
+    statusRule('CANCELLED', 'OrderCancelled'),
+  ],
+  // One OrderDocumentChanged event per transaction per order, built at commit: the order with its lines, each line
+  // with the product's name and price as they were in that transaction.
+  roots: {
+    orders: {
+      children: [{ table: 'order_lines', foreignKey: 'order_id', lookups: [{ column: 'product_id', table: 'products', columns: ['name', 'price'] }] }],
+    },
+  },
+}
+
+/** The config with the demo's capture settings added when demo.enabled (unchanged otherwise). */
+export function withDemo(config: Config): Config {
+  if (!config.demo.enabled) return config
+  const { capture } = config
+  return {
+    ...config,
+    capture: {
+      ...capture,
+      tracked: [...new Set([...DEMO_CAPTURE.tracked, ...capture.tracked])],
+      tables: { ...structuredClone(DEMO_CAPTURE.tables), ...capture.tables },
+      rules: [...capture.rules, ...DEMO_CAPTURE.rules.filter((r) => !capture.rules.some((own) => own.table === r.table))],
+      roots: { ...structuredClone(DEMO_CAPTURE.roots), ...capture.roots },
+    },
+  }
+}
