@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import type { Db } from '../../src/clients/postgres.ts'
 import { migrate } from '../../src/capture/migrate.ts'
+import { captureSpec } from '../../src/capture/spec.ts'
 import { EventHeaders } from '../../src/events.ts'
 import { startRelay } from '../../src/relay/index.ts'
 import { relayMetrics } from '../../src/relay/metrics.ts'
@@ -118,7 +119,8 @@ describe('in-process relay', () => {
     await migrate(env.rt)
     // a table captured by a trigger (outbox mode) in the same database: not the logical relay's business
     await env.rt.db().query('create table public.notes (id int primary key, body text)')
-    await env.rt.db().query(`select cdc.track('notes', '{"aggregate":"Note","mode":"outbox"}'::jsonb)`)
+    const spec = { ...captureSpec(env.config, { schema: 'public', name: 'notes' }), mode: 'outbox' }
+    await env.rt.db().query(`select cdc.track('public', 'notes', $1::text::jsonb)`, [JSON.stringify(spec)])
     relay = await startRelay(env.rt)
   })
   afterAll(async () => {
