@@ -13,19 +13,22 @@ import { verdictRows, verifyPipeline } from './verify.ts'
 
 const { values } = parseArgs({
   args: Bun.argv.slice(2),
-  options: { seconds: { type: 'string' }, 'drain-seconds': { type: 'string' }, mode: { type: 'string' } },
+  options: { seconds: { type: 'string' }, 'drain-seconds': { type: 'string' }, mode: { type: 'string' }, capture: { type: 'string' } },
   strict: true,
 })
 const seconds = Number(values.seconds ?? 180)
 const drainSeconds = Number(values['drain-seconds'] ?? 180)
 const relayMode = values.mode ?? 'poll'
-if (!(seconds >= 20) || !(drainSeconds > 0) || !['poll', 'wal'].includes(relayMode)) {
-  console.error('chaos: --seconds must be ≥ 20, --drain-seconds > 0, --mode poll|wal')
+const captureMode = values.capture ?? 'outbox'
+if (!(seconds >= 20) || !(drainSeconds > 0) || !['poll', 'wal'].includes(relayMode) || !['outbox', 'emit', 'logical'].includes(captureMode)) {
+  console.error('chaos: --seconds must be ≥ 20, --drain-seconds > 0, --mode poll|wal, --capture outbox|emit|logical')
   process.exit(2)
 }
+// emit mode writes no outbox rows: its relay reads the WAL (logical mode ignores relay.mode)
+const effectiveRelayMode = captureMode === 'emit' ? 'wal' : relayMode
 
 const say = (m: string) => console.error(`[chaos ${new Date().toISOString().slice(11, 19)}] ${m}`)
-const pipeline = await createPipeline('chaos', { CDC_RELAY_MODE: relayMode })
+const pipeline = await createPipeline('chaos', { CDC_RELAY_MODE: effectiveRelayMode, CDC_CAPTURE_MODE: captureMode })
 const { config, tag, logDir, api } = pipeline
 // The relay reaches PostgreSQL through a proxy the run can cut (a partition between the leader and its database while
 // Kafka stays reachable).
@@ -199,6 +202,20 @@ const historyCount = async () => {
   for (const t of tables) n += await store.collection(`${t}_history`).count()
   return n
 }
+if (captureMode === 'logical') {
+  // The relay writes the event store from the WAL: what it must hold is known only once it has decoded every commit.
+  const [end] = await db.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')
+  say('logical mode: waiting for the relay to decode every commit')
+  await waitFor(
+    async () =>
+      (await db.query<{ ok: boolean }>('select confirmed_flush_lsn >= $1::pg_lsn as ok from pg_replication_slots where slot_name = $2', [
+        end!.lsn,
+        config.relay.slot,
+      ]))[0]?.ok ?? false,
+    drainSeconds * 1000,
+    'the relay to catch up with the WAL',
+  )
+}
 const written = await eventCount()
 say(`waiting for the pipeline to drain ${written} events`)
 const drained = await waitFor(async () => (await historyCount()) >= written, drainSeconds * 1000, 'drain').then(
@@ -218,7 +235,7 @@ await db.end()
 
 const ok = drained && verdict.ok
 const table = [
-  `Chaos run ${tag}: ${seconds} s of load, relay mode ${relayMode}, logs in ${logDir}`,
+  `Chaos run ${tag}: ${seconds} s of load, capture mode ${captureMode}, relay mode ${captureMode === 'logical' ? 'logical' : effectiveRelayMode}, logs in ${logDir}`,
   '',
   '| fault | at | result |',
   '| --- | --- | --- |',

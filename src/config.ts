@@ -198,8 +198,11 @@ export const ConfigSchema = v.strictObject({
   ),
   capture: v.optional(
     v.strictObject({
-      /** outbox: event store + outbox row; emit: event store + pg_logical_emit_message (relay in wal mode). */
-      mode: v.optional(v.picklist(['outbox', 'emit']), 'outbox'),
+      /**
+       * outbox: trigger → event store + outbox row; emit: trigger → event store + pg_logical_emit_message (relay in wal
+       * mode); logical: no row trigger, the relay decodes the row changes from the WAL and writes the event store.
+       */
+      mode: v.optional(v.picklist(['outbox', 'emit', 'logical']), 'outbox'),
       /** Tables `cdc migrate` tracks (added to the tracked set in schema cdc; `cdc track` adds more at run time). */
       tracked: v.optional(v.array(tableName), []),
       /** Column options per table, keyed by table name. */

@@ -1,7 +1,8 @@
 // Capture overhead, measured so that a shared, noisy 2-core machine still gives a trustworthy ratio:
 // - throughput: the same write workload (WRITERS connections; each transaction sets cdc.actor / reason /
 //   correlation_id / causation_id / source, inserts 2 rows, updates 2, deletes 1) on an untracked table and on the
-//   same table tracked in outbox or emit mode. Each round is a pair of short back-to-back segments, untracked and
+//   same table tracked in outbox, emit or logical mode (logical: with the relay running in this process, decoding
+//   and publishing the changes while they are written, and caught up at the end). Each round is a pair of short back-to-back segments, untracked and
 //   tracked, in alternating order (AB BA AB …), so drift (checkpoints, autovacuum, other engineers' jobs) hits both
 //   sides of a pair alike; the result is the median of the per-pair ratios, with their spread.
 // - trigger cost: µs per row of multi-row statements in one transaction on one connection, tracked minus untracked
@@ -12,11 +13,14 @@ import { createTestEnv } from '../../test/support/env.ts'
 import { migrate } from '../../src/capture/migrate.ts'
 import { captureSpec } from '../../src/capture/spec.ts'
 import type { Db } from '../../src/clients/postgres.ts'
+import { startRelay } from '../../src/relay/index.ts'
+import type { Role } from '../../src/runtime.ts'
 
 const WRITERS = 4
-const TABLES = { raw: 'bench_plain', outbox: 'bench_outbox', emit: 'bench_emit', empty: 'bench_empty' } as const
+const TABLES = { raw: 'bench_plain', outbox: 'bench_outbox', emit: 'bench_emit', logical: 'bench_logical', empty: 'bench_empty' } as const
 type Table = keyof typeof TABLES
-type Tracked = 'outbox' | 'emit'
+type Tracked = 'outbox' | 'emit' | 'logical'
+const TRACKED: Tracked[] = ['outbox', 'emit', 'logical']
 
 const CREATE = (table: string) => `create table public.${table} (
   id bigint generated always as identity primary key,
@@ -25,14 +29,19 @@ const CREATE = (table: string) => `create table public.${table} (
 
 export const capture: BenchCase = async ({ scale, log }) => {
   const env = await createTestEnv((c) => {
-    c.postgres.maxConnections = WRITERS + 1
+    c.postgres.maxConnections = WRITERS + 2
+    // logical mode for the relay started below; the other bench tables are tracked with their own mode
+    c.capture.mode = 'logical'
+    c.capture.tracked = []
+    c.capture.roots = {}
   })
+  let relay: Role | undefined
   try {
     await migrate(env.rt)
     const db = env.rt.db()
     const preload = Math.max(1000, Math.min(10_000, Math.round(2000 * scale)))
-    const pairs = Math.max(6, Math.round(16 * scale))
-    const txPerSegment = Math.max(60, Math.round(300 * scale))
+    const pairs = Math.max(4, Math.round(16 * scale))
+    const txPerSegment = Math.max(40, Math.round(300 * scale))
     const live = {} as Record<Table, LiveIds>
     for (const [name, table] of Object.entries(TABLES) as [Table, string][]) {
       await db.query(CREATE(table))
@@ -41,7 +50,7 @@ export const capture: BenchCase = async ({ scale, log }) => {
          select 'name ' || g, 'user' || g || '@example.com', g || ' Main Street', g % 10 + 1, (g % 100) + 0.99 from generate_series(1, $1) g`,
         [preload],
       )
-      if (name === 'outbox' || name === 'emit') {
+      if (name === 'outbox' || name === 'emit' || name === 'logical') {
         const spec = { ...captureSpec(env.config, { schema: 'public', name: table }), mode: name }
         await db.query(`select cdc.track('public', $1, $2::text::jsonb)`, [table, JSON.stringify(spec)])
       }
@@ -50,14 +59,15 @@ export const capture: BenchCase = async ({ scale, log }) => {
     await db.query(`create function public.bench_noop() returns trigger language plpgsql as $$ begin return null; end $$`)
     await db.query(`create trigger noop after insert or update or delete on public.${TABLES.empty} for each row execute function public.bench_noop()`)
     await db.query('vacuum analyze')
+    relay = await startRelay(env.rt)
 
     const micro = await triggerCost(db, Math.max(500, Math.round(2000 * scale)), log)
 
     log(`preloaded ${preload} rows per table; ${pairs} pairs per mode × ${txPerSegment} transactions × 5 row writes, ${WRITERS} writers`)
-    const ratios: Record<Tracked, number[]> = { outbox: [], emit: [] }
-    const rates: Record<Table, number[]> = { raw: [], outbox: [], emit: [], empty: [] }
+    const ratios: Record<Tracked, number[]> = { outbox: [], emit: [], logical: [] }
+    const rates: Record<Table, number[]> = { raw: [], outbox: [], emit: [], logical: [], empty: [] }
     for (let pair = 0; pair < pairs; pair++) {
-      for (const mode of ['outbox', 'emit'] as const) {
+      for (const mode of TRACKED) {
         const order: Table[] = pair % 2 === 0 ? ['raw', mode] : [mode, 'raw']
         const got = {} as Record<Table, number>
         for (const side of order) {
@@ -69,6 +79,8 @@ export const capture: BenchCase = async ({ scale, log }) => {
         log(`pair ${pair + 1} ${mode}: raw ${got.raw!.toFixed(0)} rows/s, ${mode} ${got[mode]!.toFixed(0)} rows/s, ratio ${(got[mode]! / got.raw!).toFixed(2)}`)
       }
     }
+    const caughtUp = await relayCaughtUp(db, env.config.relay.slot)
+    log(`logical relay caught up ${caughtUp.toFixed(1)} s after the last write`)
     const [events] = await db.query<{ n: number }>(`select count(*)::int as n from cdc.event_store where aggregate_type like 'bench_%'`)
     const rowsPerSegment = txPerSegment * 5
     const result = (mode: Tracked, target: number): CaseResult => {
@@ -89,12 +101,26 @@ export const capture: BenchCase = async ({ scale, log }) => {
           `median of ${sorted.length} paired rounds (AB/BA), spread ${sorted[0]!.toFixed(2)}–${sorted.at(-1)!.toFixed(2)}, IQR ${q1.toFixed(2)}–${q3.toFixed(2)}; ` +
           `trigger µs/row (1 connection, best of 7, tracked − untracked): insert ${c.insert.toFixed(0)}, update ${c.update.toFixed(0)}, delete ${c.delete.toFixed(0)} ` +
           `(empty trigger: ${micro.empty.insert.toFixed(0)}/${micro.empty.update.toFixed(0)}/${micro.empty.delete.toFixed(0)}); ` +
-          `${WRITERS} writers, tx = 2 inserts + 2 updates + 1 delete with actor, reason, correlation and causation ids set; ${events!.n} events captured`,
+          `${WRITERS} writers, tx = 2 inserts + 2 updates + 1 delete with actor, reason, correlation and causation ids set; ${events!.n} events captured` +
+          (mode === 'logical' ? `; relay streaming in-process, caught up ${caughtUp.toFixed(1)} s after the last write` : ''),
       }
     }
-    return [result('outbox', 0.75), result('emit', 0.85)]
+    return [result('outbox', 0.75), result('emit', 0.85), result('logical', 0.9)]
   } finally {
+    await relay?.stop()
     await env.cleanup()
+  }
+}
+
+/** Seconds until the logical relay's slot confirmed everything written so far (its events are in Kafka). */
+async function relayCaughtUp(db: Db, slot: string): Promise<number> {
+  const t0 = performance.now()
+  const [now] = await db.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')
+  for (;;) {
+    const [s] = await db.query<{ ok: boolean }>('select confirmed_flush_lsn >= $1::pg_lsn as ok from pg_replication_slots where slot_name = $2', [now!.lsn, slot])
+    if (s?.ok) return (performance.now() - t0) / 1000
+    if (performance.now() - t0 > 120_000) throw new Error('the logical relay did not catch up within 120 s')
+    await Bun.sleep(100)
   }
 }
 
@@ -197,7 +223,7 @@ async function triggerCost(db: Db, n: number, log: (m: string) => void): Promise
     delete: Math.min(...samples[t].delete) - Math.min(...samples.raw.delete),
   })
   log(`trigger cost samples (µs/row): ${JSON.stringify(samples, (_k, v) => (typeof v === 'number' ? Math.round(v) : v))}`)
-  const out = { outbox: cost('outbox'), emit: cost('emit'), empty: cost('empty') }
+  const out = { outbox: cost('outbox'), emit: cost('emit'), logical: cost('logical'), empty: cost('empty') }
   for (const [k, c] of Object.entries(out)) {
     log(`trigger cost ${k}: insert ${c.insert.toFixed(1)} µs/row, update ${c.update.toFixed(1)}, delete ${c.delete.toFixed(1)}`)
   }

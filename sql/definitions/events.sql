@@ -37,21 +37,39 @@ $$;
 -- Appends one event (cdc.emit, snapshots, root documents): the same steps as the generated triggers (cdc.append_sql
 -- in track.sql). Callers serialize writers of one aggregate (row lock of a tracked row, or the advisory lock of
 -- cdc.emit). enable_seqscan = off: the version probe must always use the unique index, even in a plan cached while
--- the event store was small.
+-- the event store was small. Logical mode: in a writer's transaction the request goes to the WAL (message
+-- 'cdc.append', after the writer's context) and the relay appends it in commit order (the result carries no id); in
+-- the relay's apply step (cdc.commit_lsn set) id, time and transaction come from the source transaction's commit.
 create or replace function cdc.append(
   p_aggregate_type text, p_aggregate_id text, p_op text, p_type text,
   p_changes jsonb, p_before jsonb, p_after jsonb, p_data jsonb, p_mode text
 ) returns jsonb language plpgsql set enable_seqscan = off as $$
 declare
-  v_index int := coalesce(nullif(current_setting('cdc.tx_index', true), ''), '0')::int;
+  v_index int;
   v_version bigint;
-  v_id uuid := cdc.uuidv7();
-  v_at timestamptz := clock_timestamp();
-  v_tx xid8 := pg_current_xact_id();
+  v_id uuid;
+  v_at timestamptz;
+  v_tx xid8;
   v_text text;
   v_event jsonb;
+  v_lsn text := nullif(current_setting('cdc.commit_lsn', true), '');
 begin
+  if p_mode = 'logical' and v_lsn is null then
+    perform cdc.logical_send_context();
+    v_event := jsonb_build_object('aggregate_type', p_aggregate_type, 'aggregate_id', p_aggregate_id, 'op', p_op,
+      'type', p_type, 'changes', p_changes, 'before', p_before, 'after', p_after, 'data', p_data);
+    perform pg_logical_emit_message(true, 'cdc.append', v_event::text);
+    return v_event;
+  end if;
+  v_index := coalesce(nullif(current_setting('cdc.tx_index', true), ''), '0')::int;
   perform set_config('cdc.tx_index', (v_index + 1)::text, true);
+  if p_mode = 'logical' then
+    v_at := current_setting('cdc.commit_time')::timestamptz;
+    v_tx := current_setting('cdc.tx_id')::xid8;
+    v_id := cdc.logical_event_id(v_lsn::pg_lsn, v_at, v_index);
+  else
+    v_id := cdc.uuidv7(); v_at := clock_timestamp(); v_tx := pg_current_xact_id();
+  end if;
   select s.version + 1 into v_version from cdc.event_store s
    where s.aggregate_type = p_aggregate_type and s.aggregate_id = p_aggregate_id order by s.version desc limit 1;
   if not found then v_version := 1; end if;
@@ -63,7 +81,7 @@ begin
     values (v_id, p_aggregate_type, p_aggregate_id, v_version, p_type, v_tx, v_at, v_event);
   if p_mode = 'emit' then
     perform pg_logical_emit_message(true, 'cdc', v_text);
-  else
+  elsif p_mode <> 'logical' then
     insert into cdc.outbox (event_id, tx_id) values (v_id, v_tx);
     if v_index = 0 and pg_sequence_last_value('cdc.relay_wake') = 1 then perform pg_notify('cdc_outbox', ''); end if;
   end if;

@@ -59,6 +59,35 @@ create or replace function cdc.%1$I(p_id text) returns jsonb language sql stable
 $fn$
 $f$, 'document_' || p_root, cdc.image_expr('o', v_exclude, v_mask_obj), substr(v_parts, 3), p_root, v_pk[1], v_pk_type);
 
+  if p_spec->>'mode' = 'logical' then
+    -- the document at commit goes to the WAL once per root per transaction; the relay compares it with the
+    -- previous document and appends the event in commit order (cdc.logical_document)
+    execute format($f$
+create or replace function cdc.%1$I() returns trigger language plpgsql as $fn$
+declare
+  v_ids text[];
+  v_id text;
+  v_doc jsonb;
+  v_done text := coalesce(current_setting('cdc.logical_docs', true), '');
+begin
+  v_ids := case TG_OP when 'INSERT' then array[to_jsonb(NEW)->>TG_ARGV[0]]
+                      when 'DELETE' then array[to_jsonb(OLD)->>TG_ARGV[0]]
+                      else array[to_jsonb(NEW)->>TG_ARGV[0], to_jsonb(OLD)->>TG_ARGV[0]] end;
+  foreach v_id in array v_ids loop
+    continue when v_id is null or position(',' || %2$L || '/' || v_id || ',' in v_done) > 0;
+    v_done := v_done || ',' || %2$L || '/' || v_id || ',';
+    perform set_config('cdc.logical_docs', v_done, true);
+    v_doc := cdc.%4$I(v_id);
+    continue when v_doc is null;
+    perform cdc.logical_send_context();
+    perform pg_logical_emit_message(true, 'cdc.doc', jsonb_build_object('aggregate_type', %2$L, 'aggregate_id', v_id,
+      'type', %3$L, 'after', v_doc)::text);
+  end loop;
+  return null;
+end
+$fn$
+$f$, 'root_' || p_root, p_root, v_type, 'document_' || p_root);
+  else
   execute format($f$
 create or replace function cdc.%1$I() returns trigger language plpgsql as $fn$
 declare
@@ -89,6 +118,7 @@ begin
 end
 $fn$
 $f$, 'root_' || p_root, p_root, v_type, 'document_' || p_root, p_root, v_pk[1], v_pk_type, coalesce(p_spec->>'mode', 'outbox'));
+  end if;
 
   execute format('drop trigger if exists %I on public.%I', 'cdc_root_' || p_root, p_root);
   execute format('create constraint trigger %I after insert or update or delete on public.%I deferrable initially deferred

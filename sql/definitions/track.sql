@@ -105,18 +105,24 @@ returns text language sql immutable as $gen$
   -- the next gapless version: the row lock serializes writers of the row, the unique index answers
   select s.version + 1 into v_version from cdc.event_store s
    where s.aggregate_type = %1$L and s.aggregate_id = v_id order by s.version desc limit 1;
-  if not found then v_version := 1; end if;
-  v_event_id := cdc.uuidv7(); v_at := clock_timestamp(); v_tx := pg_current_xact_id();
+  if not found then v_version := 1; end if;%3$s
   v_text := cdc.envelope(v_event_id, v_type, v_op, %1$L, v_id, v_version, v_tx, v_index, v_at, v_changes, v_before, v_after);
   insert into cdc.event_store (id, aggregate_type, aggregate_id, version, type, tx_id, occurred_at, payload)
     values (v_event_id, %1$L, v_id, v_version, v_type, v_tx, v_at, v_text::jsonb);%2$s$f$,
     p_table,
-    case when p_mode = 'emit' then $e$
+    case when p_mode = 'logical' then ''
+         when p_mode = 'emit' then $e$
   v_lsn := pg_logical_emit_message(true, 'cdc', v_text);$e$
     else $o$
   insert into cdc.outbox (event_id, tx_id) values (v_event_id, v_tx);
   if v_index = 0 and pg_sequence_last_value('cdc.relay_wake') = 1 then perform pg_notify('cdc_outbox', ''); end if;$o$
-    end)
+    end,
+    -- logical mode runs in the relay's apply step: id, time and transaction of the source transaction's commit
+    case when p_mode = 'logical' then $l$
+  v_at := current_setting('cdc.commit_time')::timestamptz; v_tx := current_setting('cdc.tx_id')::xid8;
+  v_event_id := cdc.logical_event_id(current_setting('cdc.commit_lsn')::pg_lsn, v_at, v_index);$l$
+    else $t$
+  v_event_id := cdc.uuidv7(); v_at := clock_timestamp(); v_tx := pg_current_xact_id();$t$ end)
 $gen$;
 
 -- A statement that locks the row of a tracked table whose aggregate id is $1 (used by cdc.emit).
@@ -222,8 +228,8 @@ declare
   v_fn text;
   v_snap text;
 begin
-  if v_mode not in ('outbox', 'emit') then
-    raise exception 'capture mode % is not outbox or emit', v_mode using errcode = '22023';
+  if v_mode not in ('outbox', 'emit', 'logical') then
+    raise exception 'capture mode % is not outbox, emit or logical', v_mode using errcode = '22023';
   end if;
   if v_agg !~ '^[A-Z][A-Za-z0-9]{0,80}$' then
     raise exception 'aggregate name % is not PascalCase', v_agg using errcode = '22023';
@@ -347,8 +353,18 @@ begin
     return null;$f$, v_rules_u, v_incidental, cdc.image_expr('OLD', v_exclude, v_mask_obj), v_agg || 'Updated', v_name, v_mode);
   end if;
 
+  -- logical mode: the same code as a function of (TG_OP, NEW, OLD) that the relay calls with decoded row images
+  -- (sql/definitions/logical.sql); switching modes drops the other form (and first the triggers that use it)
+  if v_mode = 'logical' then
+    execute format('drop trigger if exists cdc_capture_ins on %I.%I', p_schema, p_table);
+    execute format('drop trigger if exists cdc_capture_upd on %I.%I', p_schema, p_table);
+    execute format('drop trigger if exists cdc_capture_del on %I.%I', p_schema, p_table);
+    execute format('drop function if exists cdc.%I()', v_fn);
+  else
+    execute format('drop function if exists cdc.%I(text, %I.%I, %I.%I)', v_fn, p_schema, p_table, p_schema, p_table);
+  end if;
   v_body := format($f$
-create or replace function cdc.%1$I() returns trigger language plpgsql set enable_seqscan = off as $fn$
+create or replace function cdc.%1$I%10$s language plpgsql set enable_seqscan = off as $fn$
 declare
   v_id text; v_op text; v_type text; v_changes text; v_before text; v_after text; v_changes_j jsonb; v_split record;
   v_index int; v_x text; v_version bigint; v_event_id uuid; v_at timestamptz; v_tx xid8; v_text text; v_lsn pg_lsn;
@@ -371,7 +387,9 @@ $f$,
     v_fn,
     cdc.key_expr('NEW', v_pk), v_image_new, v_type_c,
     cdc.key_expr('OLD', v_pk), v_image_old, v_type_d,
-    v_update, cdc.append_sql(v_name, v_mode));
+    v_update, cdc.append_sql(v_name, v_mode),
+    case when v_mode = 'logical' then format('(tg_op text, new %I.%I, old %I.%I) returns int', p_schema, p_table, p_schema, p_table)
+         else '() returns trigger' end);
   execute v_body;
 
   -- Snapshot batch: the next rows after the cursor key, locked briefly so a concurrent writer's version follows.
@@ -396,6 +414,14 @@ $f$,
     v_name, cdc.key_expr('r', v_pk), v_agg || 'Snapshotted', cdc.image_expr('r', v_exclude, v_mask_obj), v_mode,
     (select string_agg(format('r.%I', c), ', ') from unnest(v_pk) c), p_schema);
 
+  if v_mode = 'logical' then
+    -- no row trigger: the writer's context once per transaction, and the table in the relay's publication
+    execute format('create or replace trigger cdc_capture_context before insert or update or delete on %I.%I
+      for each statement execute function cdc.logical_context()', p_schema, p_table);
+    execute format('create or replace trigger cdc_capture_truncate before truncate on %I.%I for each statement execute function cdc.refuse_truncate()', p_schema, p_table);
+    perform cdc.logical_publish(p_spec->>'publication', p_schema, p_table);
+  else
+  execute format('drop trigger if exists cdc_capture_context on %I.%I', p_schema, p_table);
   execute format('create or replace trigger cdc_capture_ins after insert on %I.%I for each row execute function cdc.%I()', p_schema, p_table, v_fn);
   -- the WHEN clause skips no-op updates before any function call; it needs an equality for every column type
   -- (json, point, … have none: then the per-column comparison as text decides alone)
@@ -404,6 +430,7 @@ $f$,
                        and not cdc.has_equality(a.atttypid)) then '' else 'when (old.* is distinct from new.*)' end, v_fn);
   execute format('create or replace trigger cdc_capture_del after delete on %I.%I for each row execute function cdc.%I()', p_schema, p_table, v_fn);
   execute format('create or replace trigger cdc_capture_truncate before truncate on %I.%I for each statement execute function cdc.refuse_truncate()', p_schema, p_table);
+  end if;
   insert into cdc.tracked as t (schema_name, table_name, aggregate_type, relid, key_columns, key_source, mode, spec, active,
                                 capture_function, snapshot_function)
     values (p_schema, p_table, v_name, v_rel, v_pk, v_key_source, v_mode, p_spec, true, v_fn, v_snap)
@@ -423,16 +450,23 @@ create or replace function cdc.untrack(p_schema text, p_table text) returns bool
 declare
   v_row record;
   v_exists boolean := to_regclass(format('%I.%I', p_schema, p_table)) is not null;
+  v_publication text;
 begin
   select t.capture_function, t.snapshot_function, t.active into v_row from cdc.tracked t
    where t.schema_name = p_schema and t.table_name = p_table for update;
   if not found then return null; end if;
   if not v_row.active then return false; end if;
+  v_publication := (select t.spec->>'publication' from cdc.tracked t where t.schema_name = p_schema and t.table_name = p_table);
   if v_exists then
     execute format('drop trigger if exists cdc_capture_ins on %I.%I', p_schema, p_table);
     execute format('drop trigger if exists cdc_capture_upd on %I.%I', p_schema, p_table);
     execute format('drop trigger if exists cdc_capture_del on %I.%I', p_schema, p_table);
     execute format('drop trigger if exists cdc_capture_truncate on %I.%I', p_schema, p_table);
+    execute format('drop trigger if exists cdc_capture_context on %I.%I', p_schema, p_table);
+    execute format('drop function if exists cdc.%I(text, %I.%I, %I.%I)', v_row.capture_function, p_schema, p_table, p_schema, p_table);
+    if exists (select 1 from pg_publication_tables where pubname = v_publication and schemaname = p_schema and tablename = p_table) then
+      execute format('alter publication %I drop table %I.%I', v_publication, p_schema, p_table);
+    end if;
   end if;
   if p_schema = 'public' then perform cdc.untrack_root(p_table); end if;
   execute format('drop function if exists cdc.%I()', v_row.capture_function);

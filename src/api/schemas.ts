@@ -275,9 +275,10 @@ export const EventCreate = v.strictObject({
   ),
 })
 export const EventCreated = v.object({
-  id: v.string(),
+  /** null (with status 202) only in capture.mode "logical" while the relay has not appended the event yet. */
+  id: v.nullable(v.string()),
   aggregate: v.object({ type: v.string(), id: v.string() }),
-  version: v.number(),
+  version: v.nullable(v.number()),
   type: v.string(),
 })
 export const EventIdParam = v.strictObject({ id: requiredText(200) })

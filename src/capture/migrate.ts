@@ -9,9 +9,11 @@ import bootstrap from '../../sql/bootstrap.sql' with { type: 'text' }
 import baseline from '../../sql/migrations/001_baseline.sql' with { type: 'text' }
 import demoSchema from '../../sql/migrations/002_demo_schema.sql' with { type: 'text' }
 import trackedSet from '../../sql/migrations/003_tracked_set.sql' with { type: 'text' }
+import logicalTables from '../../sql/migrations/004_logical_capture.sql' with { type: 'text' }
 import events from '../../sql/definitions/events.sql' with { type: 'text' }
 import trackFunctions from '../../sql/definitions/track.sql' with { type: 'text' }
 import roots from '../../sql/definitions/roots.sql' with { type: 'text' }
+import logical from '../../sql/definitions/logical.sql' with { type: 'text' }
 import legacyCleanup from '../../sql/upgrade/legacy-005.sql' with { type: 'text' }
 import type { Db } from '../clients/postgres.ts'
 import type { Runtime } from '../runtime.ts'
@@ -27,6 +29,7 @@ export interface SqlFile {
 export const MIGRATIONS: readonly SqlFile[] = [
   { name: '001_baseline', sql: baseline },
   { name: '003_tracked_set', sql: trackedSet },
+  { name: '004_logical_capture', sql: logicalTables },
 ]
 
 /** The demo application's tables in schema public: applied only with demo.enabled. */
@@ -37,6 +40,7 @@ export const DEFINITIONS: readonly SqlFile[] = [
   { name: 'events', sql: events },
   { name: 'track', sql: trackFunctions },
   { name: 'roots', sql: roots },
+  { name: 'logical', sql: logical },
 ]
 
 /** The old numbering (until the baseline squash) and the current migrations its last state equals. */

@@ -5,6 +5,8 @@ import { aggregateName, qualifiedName, type TableName } from '../tables.ts'
 export interface CaptureSpec {
   aggregate: string
   mode: Config['capture']['mode']
+  /** Logical mode: the relay's publication, which tracking adds the table to. */
+  publication?: string
   exclude: string[]
   mask: string[]
   incidental: string[]
@@ -17,6 +19,7 @@ export function captureSpec(config: Config, t: TableName): CaptureSpec {
   return {
     aggregate: aggregateName(t),
     mode: config.capture.mode,
+    ...(config.capture.mode === 'logical' && { publication: config.relay.publication }),
     exclude: options?.exclude ?? [],
     mask: options?.mask ?? [],
     incidental: options?.incidental ?? [],

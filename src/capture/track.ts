@@ -6,6 +6,7 @@ import { UsageError } from '../errors.ts'
 import type { Runtime } from '../runtime.ts'
 import { parseTableName, qualifiedName, TableNameError, type TableName } from '../tables.ts'
 import { lockMigrations } from './lock.ts'
+import { ensureLogicalSlot } from './slot.ts'
 import { captureSpec, rootSpec } from './spec.ts'
 
 /**
@@ -33,6 +34,7 @@ export function tableArg(input: string): TableName {
 
 export async function track(rt: Runtime, input: string): Promise<TrackResult> {
   const table = tableArg(input)
+  await ensureSlot(rt)
   const result = await rt.db().begin(async (tx) => {
     await lockMigrations(tx)
     await setMode(rt, tx)
@@ -57,6 +59,7 @@ export async function untrack(rt: Runtime, input: string): Promise<TrackResult> 
 
 /** Applies capture.mode and (re)installs capture on every table of capture.tracked plus those tracked now. */
 export async function installCapture(rt: Runtime): Promise<string[]> {
+  await ensureSlot(rt)
   return rt.db().begin(async (tx) => {
     await lockMigrations(tx)
     await setMode(rt, tx)
@@ -91,6 +94,11 @@ export async function installCapture(rt: Runtime): Promise<string[]> {
 
 async function setMode(rt: Runtime, tx: Db) {
   await tx.query(`update cdc.settings set value = $1 where key = 'mode'`, [rt.config.capture.mode]).catch(explain)
+}
+
+/** Logical mode: the relay's slot first, so every change after tracking is decoded (a lost slot: the relay says so). */
+async function ensureSlot(rt: Runtime) {
+  if (rt.config.capture.mode === 'logical') await ensureLogicalSlot(rt.db(), rt.config.relay.slot, rt.config.relay.publication, rt.log)
 }
 
 async function trackIn(rt: Runtime, tx: Db, table: TableName): Promise<TrackResult> {

@@ -157,7 +157,10 @@ export async function startReplication(options: ReplicationOptions): Promise<Rep
       options.messages === false ? '' : ", messages 'true'"
     })`
     // postgres.js resolves CopyBoth as a Duplex (typed Writable): its readable side carries the CopyData payloads.
-    const stream = (await sql.unsafe(command).writable()) as unknown as Duplex
+    const query = sql.unsafe(command)
+    // An error the server sends once streaming runs (e.g. from the output plugin) rejects the query itself.
+    query.catch((error: Error) => resolveClosed(error))
+    const stream = (await query.writable()) as unknown as Duplex
     stream.on('error', (error: Error) => resolveClosed(error))
     stream.on('close', () => resolveClosed(undefined))
     return {

@@ -8,6 +8,7 @@ import { acquireLeadership } from './leader.ts'
 import { relayMetrics } from './metrics.ts'
 import { runPoll, type RelaySession } from './poll.ts'
 import { createPublisher } from './publish.ts'
+import { runLogical } from './logical.ts'
 import { runWal } from './wal.ts'
 
 const STATUS_LOG_MS = 30_000
@@ -21,7 +22,8 @@ async function sampleSlot(rt: Runtime) {
 }
 
 export async function startRelay(rt: Runtime, options: { mode?: 'poll' | 'wal' } = {}): Promise<Role> {
-  const mode = options.mode ?? rt.config.relay.mode
+  // Logical capture has no outbox and no emitted envelopes: its relay decodes the row changes themselves.
+  const mode = rt.config.capture.mode === 'logical' ? 'logical' : (options.mode ?? rt.config.relay.mode)
   if (mode === 'poll' && rt.config.capture.mode === 'emit') {
     // Emit mode writes no outbox rows: a poll relay would publish nothing, silently.
     throw new ConfigError('relay', ['relay.mode: capture.mode "emit" needs relay.mode "wal" (or --mode wal)'])
@@ -49,7 +51,7 @@ export async function startRelay(rt: Runtime, options: { mode?: 'poll' | 'wal' }
       const publisher = createPublisher(rt, log, mode)
       const s: RelaySession = { rt, log, leader, publisher, signal: session }
       try {
-        await (mode === 'wal' ? runWal(s) : runPoll(s))
+        await (mode === 'logical' ? runLogical(s) : mode === 'wal' ? runWal(s) : runPoll(s))
       } catch (error) {
         log.error('relay session failed; restarting it', { error })
         await backoff.wait(stop.signal)
@@ -74,8 +76,8 @@ export async function startRelay(rt: Runtime, options: { mode?: 'poll' | 'wal' }
       publishedTotal: relayMetrics.published.get({ mode }),
     })
   }, STATUS_LOG_MS)
-  // Every relay of a wal pipeline, standbys included, reports the slot: WAL piling up is the alert that matters most.
-  const slot = mode === 'wal' ? setInterval(() => void sampleSlot(rt).catch((error) => log.debug('slot probe failed', { error })), SLOT_SAMPLE_MS) : undefined
+  // Every relay of a wal or logical pipeline, standbys included, reports the slot: WAL piling up is the alert that matters most.
+  const slot = mode !== 'poll' ? setInterval(() => void sampleSlot(rt).catch((error) => log.debug('slot probe failed', { error })), SLOT_SAMPLE_MS) : undefined
   return {
     name: 'relay',
     async stop() {

@@ -8,7 +8,10 @@ export const relayMetrics = {
   errors: counter('cdc_relay_errors_total', 'Relay failures by stage (each is retried with backoff)'),
   backlog: gauge('cdc_relay_backlog_events', 'Events captured but not yet published (poll: outbox rows; wal: received, unpublished)'),
   lag: gauge('cdc_relay_lag_seconds', 'Age of the oldest unpublished event (0 when nothing is pending)'),
-  slotLagBytes: gauge('cdc_relay_slot_lag_bytes', 'WAL retained by the replication slot: current WAL position minus its confirmed position (wal mode)'),
+  slotLagBytes: gauge('cdc_relay_slot_lag_bytes', 'WAL retained by the replication slot: current WAL position minus its confirmed position (wal and logical modes)'),
   slotActive: gauge('cdc_relay_slot_active', 'Whether a walsender is streaming from the replication slot (wal mode)'),
+  slotRetainedBytes: gauge('cdc_relay_slot_retained_bytes', 'WAL bytes the server keeps for the slot (logical mode)'),
+  slotConfirmedLsn: gauge('cdc_relay_slot_confirmed_lsn', 'Confirmed flush position of the slot, as a byte offset (logical mode)'),
+  slotLost: gauge('cdc_relay_slot_lost', 'The slot was dropped or invalidated: the relay stopped until recovery (1) (logical mode)'),
   batchSeconds: histogram('cdc_relay_batch_seconds', 'Time to publish and commit one Kafka transaction'),
 }

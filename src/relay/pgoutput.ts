@@ -23,13 +23,28 @@ export interface Relation {
   schema: string
   table: string
   columns: string[]
+  /** Per column: part of the replica identity (the key an UPDATE/DELETE old tuple carries). */
+  key: boolean[]
+  /** Per column: type oid (json/jsonb values are JSON text, the rest the type's text output). */
+  types: number[]
 }
+
+/**
+ * One tuple's column values in the relation's column order: the type's text output, null for SQL NULL, `undefined`
+ * for an unchanged TOASTed value the server did not send ('u', only in UPDATE new tuples).
+ */
+export type Tuple = (string | null | undefined)[]
 
 export type PgOutput =
   | { tag: 'begin'; finalLsn: bigint; commitTime: Date; xid: number }
   | { tag: 'commit'; commitLsn: bigint; endLsn: bigint; commitTime: Date }
   | { tag: 'relation'; relation: Relation }
-  | { tag: 'insert'; relationId: number; values: (string | null)[] }
+  | { tag: 'insert'; relationId: number; values: Tuple }
+  /** `old`: the replica identity's columns ('K', only when the key changed) or the whole row ('O', FULL); else absent. */
+  | { tag: 'update'; relationId: number; old?: Tuple; full?: boolean; values: Tuple }
+  /** `full`: `old` is the whole row (REPLICA IDENTITY FULL), else only its identity columns are set. */
+  | { tag: 'delete'; relationId: number; old: Tuple; full: boolean }
+  | { tag: 'truncate'; relationIds: number[]; cascade: boolean; restartIdentity: boolean }
   | { tag: 'message'; transactional: boolean; lsn: bigint; prefix: string; content: Buffer }
   | { tag: 'other'; code: string }
 
@@ -87,18 +102,42 @@ export function parsePgOutput(body: Buffer): PgOutput {
       r.u8() // replica identity
       const n = r.i16()
       const columns: string[] = []
+      const key: boolean[] = []
+      const types: number[] = []
       for (let i = 0; i < n; i++) {
-        r.u8() // flags
+        key.push((r.u8() & 1) === 1)
         columns.push(r.cstring())
-        r.i32() // type oid
+        types.push(r.i32())
         r.i32() // type modifier
       }
-      return { tag: 'relation', relation: { id, schema, table, columns } }
+      return { tag: 'relation', relation: { id, schema, table, columns, key, types } }
     }
     case 'I': {
       const relationId = r.i32()
       r.u8() // 'N': new tuple
       return { tag: 'insert', relationId, values: readTuple(r) }
+    }
+    case 'U': {
+      const relationId = r.i32()
+      const kind = String.fromCharCode(r.u8())
+      if (kind === 'K' || kind === 'O') {
+        const old = readTuple(r)
+        r.u8() // 'N'
+        return { tag: 'update', relationId, old, full: kind === 'O', values: readTuple(r) }
+      }
+      return { tag: 'update', relationId, values: readTuple(r) }
+    }
+    case 'D': {
+      const relationId = r.i32()
+      const full = String.fromCharCode(r.u8()) === 'O'
+      return { tag: 'delete', relationId, old: readTuple(r), full }
+    }
+    case 'T': {
+      const n = r.i32()
+      const options = r.u8()
+      const relationIds: number[] = []
+      for (let i = 0; i < n; i++) relationIds.push(r.i32())
+      return { tag: 'truncate', relationIds, cascade: (options & 1) === 1, restartIdentity: (options & 2) === 2 }
     }
     case 'M': {
       const transactional = (r.u8() & 1) === 1
@@ -112,13 +151,13 @@ export function parsePgOutput(body: Buffer): PgOutput {
   }
 }
 
-function readTuple(r: Reader): (string | null)[] {
+function readTuple(r: Reader): Tuple {
   const n = r.i16()
-  const values: (string | null)[] = []
+  const values: Tuple = []
   for (let i = 0; i < n; i++) {
     const kind = String.fromCharCode(r.u8())
     if (kind === 't') values.push(r.bytes(r.i32()).toString('utf8'))
-    else values.push(null) // 'n' null, 'u' unchanged TOAST (never for an insert)
+    else values.push(kind === 'u' ? undefined : null) // 'n' null, 'u' unchanged TOAST (UPDATE new tuples only)
   }
   return values
 }

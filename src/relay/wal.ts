@@ -13,13 +13,13 @@ import backfillFindSql from '../../sql/relay/backfill-find.sql' with { type: 'te
 import backfillDoneSql from '../../sql/relay/backfill-done.sql' with { type: 'text' }
 import deletePublishedSql from '../../sql/relay/delete-published.sql' with { type: 'text' }
 import eventsByIdSql from '../../sql/relay/events-by-id.sql' with { type: 'text' }
-import { ident, isDbError, startReplication, type Db, type ReplicationStream } from '../clients/postgres.ts'
-import { Backoff, sleep } from './backoff.ts'
-import { LeadershipLost } from './leader.ts'
+import { ident, isDbError, type Db } from '../clients/postgres.ts'
+import { sleep } from './backoff.ts'
 import { relayMetrics } from './metrics.ts'
 import { drainOutbox, type RelaySession } from './poll.ts'
 import { fromEventRow, type EventRow, type Outgoing } from './publish.ts'
-import { formatLsn, parsePgOutput, parseStream, statusUpdate, type Relation } from './pgoutput.ts'
+import { formatLsn } from './pgoutput.ts'
+import { runSlot, type StreamMode } from './stream.ts'
 
 /** Prefix of the envelopes the capture trigger emits with pg_logical_emit_message in capture.mode "emit". */
 export const EMIT_PREFIX = 'cdc'
@@ -27,32 +27,8 @@ const DUPLICATE_OBJECT = '42710'
 /** How long to wait for a decoded transaction's events to become visible (see loadEvents). */
 const VISIBLE_WITHIN_MS = 5000
 
-interface Tx {
-  /** In transaction order: an emitted envelope, or the event id of an outbox row. */
-  events: (Outgoing | string)[]
-  seqs: number[]
-  commitTime: Date
-  endLsn: bigint
-}
-
 export async function runWal(s: RelaySession): Promise<void> {
-  const backoff = new Backoff(s.rt.config.relay.retryMaxMs)
-  let prepared = false
-  while (!s.signal.aborted) {
-    try {
-      if (!prepared) {
-        await prepare(s)
-        prepared = true
-      }
-      await stream(s, backoff)
-    } catch (error) {
-      if (s.signal.aborted || error instanceof LeadershipLost) break
-      relayMetrics.errors.inc({ mode: 'wal' })
-      const delayMs = backoff.next()
-      s.log.warn('relay replication failed; reconnecting', { error, delayMs })
-      await sleep(delayMs, s.signal)
-    }
-  }
+  await runSlot(s, 'wal', { prepare: () => prepare(s), mode: () => walMode(s) })
 }
 
 /**
@@ -92,172 +68,36 @@ async function prepare(s: RelaySession) {
   }
 }
 
-async function stream(s: RelaySession, backoff: Backoff): Promise<void> {
-  const { rt, log, signal } = s
-  const cfg = rt.config.relay
-  const replication: ReplicationStream = await startReplication({
-    url: rt.config.postgres.url,
-    ssl: rt.security.postgres,
-    slot: cfg.slot,
-    publication: cfg.publication,
-  })
-  log.info('replication started', { slot: cfg.slot, publication: cfg.publication })
-  const relations = new Map<number, Relation>()
-  const ready: Tx[] = []
-  let readyEvents = 0
-  let open: Tx | undefined
-  let acked = 0n
-  let busy = false
-  let unsettled = 0
-  let settling: Promise<void> = Promise.resolve()
-  let paused = false
-  let failure: Error | undefined
-  let wake = () => {}
-  const maxBuffered = cfg.batchSize * 10
+/** What wal mode collects per transaction: outbox rows (event id + seq) and, in capture.mode "emit", envelopes. */
+interface Item {
+  event: Outgoing | string
+  seq?: number
+}
 
-  const idle = () => !open && ready.length === 0 && !busy && unsettled === 0
-  const confirm = (lsn: bigint, replyRequested = false) => {
-    if (lsn > acked) acked = lsn
-    replication.write(statusUpdate(acked, replyRequested))
-  }
-
-  const onMessage = (chunk: Buffer) => {
-    const m = parseStream(chunk)
-    if (!m) return
-    if (m.kind === 'keepalive') {
-      // Everything before walEnd has reached us; with nothing pending it is all published, so the slot may move on
-      // (this is what keeps an idle database from retaining WAL).
-      if (idle() && m.walEnd > acked) confirm(m.walEnd)
-      else if (m.replyRequested) confirm(acked)
-      return
-    }
-    const msg = parsePgOutput(m.body)
-    switch (msg.tag) {
-      case 'begin':
-        open = { events: [], seqs: [], commitTime: msg.commitTime, endLsn: 0n }
-        break
-      case 'relation':
-        relations.set(msg.relation.id, msg.relation)
-        break
-      case 'insert': {
+function walMode(s: RelaySession): StreamMode<Item> {
+  return {
+    name: 'wal',
+    collect(tx, msg, relations) {
+      if (msg.tag === 'insert') {
         const rel = relations.get(msg.relationId)
-        if (!open || rel?.schema !== 'cdc' || rel.table !== 'outbox') break
+        if (rel?.schema !== 'cdc' || rel.table !== 'outbox') return
         const row = Object.fromEntries(rel.columns.map((c, i) => [c, msg.values[i] ?? null]))
-        open.seqs.push(Number(row.seq))
-        open.events.push(row.event_id!)
-        break
-      }
-      case 'message':
-        if (msg.prefix === EMIT_PREFIX && msg.transactional && open) {
-          const event = fromEmitted(msg.content.toString('utf8'))
-          if (event) open.events.push(event)
-          // Unroutable (not an envelope): a capture bug, not data; stopping the stream on it would stop everything.
-          else {
-            relayMetrics.errors.inc({ mode: 'wal', stage: 'decode' })
-            log.error('emitted message is not an event envelope; skipped', { lsn: formatLsn(msg.lsn), bytes: msg.content.length })
-          }
-        }
-        break
-      case 'commit':
-        if (!open) break
-        open.endLsn = msg.endLsn
-        ready.push(open)
-        readyEvents += open.events.length
-        open = undefined
-        if (readyEvents >= maxBuffered && !paused) {
-          paused = true
-          replication.pause()
-        }
-        wake()
-        break
-    }
-  }
-  replication.onData((chunk) => {
-    try {
-      onMessage(chunk)
-    } catch (error) {
-      failure = error as Error
-      wake()
-    }
-  })
-  void replication.closed.then((error) => {
-    failure ??= error ?? new Error('replication stream ended')
-    wake()
-  })
-
-  const reportStats = () => {
-    relayMetrics.backlog.set(readyEvents, { mode: 'wal' })
-    relayMetrics.lag.set(ready[0] ? (Date.now() - ready[0].commitTime.getTime()) / 1000 : 0, { mode: 'wal' })
-  }
-  const heartbeat = setInterval(() => {
-    // Also asks the server for a keepalive, whose walEnd we confirm when idle.
-    if (!failure) confirm(acked, true)
-    reportStats()
-  }, cfg.heartbeatMs)
-
-  try {
-    while (!signal.aborted && !failure) {
-      if (ready.length === 0) {
-        await new Promise<void>((resolve) => {
-          wake = resolve
-          signal.addEventListener('abort', () => resolve(), { once: true })
-        })
-        wake = () => {}
-        continue
-      }
-      if (readyEvents < cfg.batchSize && cfg.lingerMs > 0) await sleep(cfg.lingerMs, signal)
-      // Whole transactions up to batchSize events (at least one transaction, however large).
-      let n = 0
-      let count = 0
-      while (n < ready.length && (n === 0 || count + ready[n]!.events.length <= cfg.batchSize)) count += ready[n++]!.events.length
-      const batch = ready.slice(0, n)
-      const seqs = batch.flatMap((t) => t.seqs)
-      busy = true
-      for (;;) {
-        try {
-          const events = await loadEvents(rt.db(), batch.flatMap((t) => t.events), signal)
-          await s.publisher.publish(events, () => s.leader.check())
-          backoff.reset()
-          break
-        } catch (error) {
-          if (signal.aborted || error instanceof LeadershipLost || failure) throw error
-          relayMetrics.errors.inc({ mode: 'wal' })
-          const delayMs = backoff.next()
-          log.warn('relay batch failed; retrying', { error, delayMs, events: count })
-          await sleep(delayMs, signal)
+        tx.items.push({ event: row.event_id!, seq: Number(row.seq) })
+      } else if (msg.tag === 'message' && msg.prefix === EMIT_PREFIX && msg.transactional) {
+        const event = fromEmitted(msg.content.toString('utf8'))
+        if (event) tx.items.push({ event })
+        // Unroutable (not an envelope): a capture bug, not data; stopping the stream on it would stop everything.
+        else {
+          relayMetrics.errors.inc({ mode: 'wal', stage: 'decode' })
+          s.log.error('emitted message is not an event envelope; skipped', { lsn: formatLsn(msg.lsn), bytes: msg.content.length })
         }
       }
-      ready.splice(0, n)
-      readyEvents -= count
-      busy = false
-      // Deleting this batch's outbox rows and then confirming its LSN overlaps with publishing the next batch. A failed
-      // delete ends the session: it restarts from the last confirmed LSN (duplicates, never a row left behind).
-      await settling
-      const lsn = batch.at(-1)!.endLsn
-      unsettled++
-      settling = (seqs.length ? rt.db().query(deletePublishedSql, [seqs]) : Promise.resolve([])).then(
-        () => {
-          unsettled--
-          if (!failure) confirm(lsn)
-        },
-        (error: Error) => {
-          unsettled--
-          failure ??= error
-          wake()
-        },
-      )
-      log.debug('published', { events: count, lsn: formatLsn(lsn) })
-      if (paused && readyEvents < maxBuffered / 2) {
-        paused = false
-        replication.resume()
-      }
-      reportStats()
-    }
-    if (failure && !signal.aborted) throw failure
-  } finally {
-    await settling
-    clearInterval(heartbeat)
-    await replication.end()
+    },
+    materialize: (batch, signal) => loadEvents(s.rt.db(), batch.flatMap((t) => t.items.map((i) => i.event)), signal),
+    async settle(batch) {
+      const seqs = batch.flatMap((t) => t.items.flatMap((i) => (i.seq === undefined ? [] : [i.seq])))
+      if (seqs.length) await s.rt.db().query(deletePublishedSql, [seqs])
+    },
   }
 }
 

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, expect, test } from 'bun:test'
 import { readdirSync } from 'node:fs'
 import { createTestEnv, ROOT, type TestEnv } from '../support/env.ts'
-import { applyMigrations, DEMO_MIGRATIONS, migrate, MIGRATIONS } from '../../src/capture/migrate.ts'
+import { applyMigrations, DEFINITIONS, DEMO_MIGRATIONS, migrate, MIGRATIONS } from '../../src/capture/migrate.ts'
 import { captureSpec, rootSpec } from '../../src/capture/spec.ts'
 import type { Db } from '../../src/clients/postgres.ts'
 import { storedEvents, withSettings } from './support.ts'
@@ -64,8 +64,9 @@ test('a database at the old 005 migrates to the new layout with its data, and ma
   ])
 
   const result = await migrate(old.rt)
-  expect(result.applied).toEqual(['003_tracked_set'])
-  expect(result.defined).toEqual(['events', 'track', 'roots'])
+  // the old numbering equals 001_baseline + 002_demo_schema; only migrations added since then are applied
+  expect(result.applied).toEqual(['003_tracked_set', '004_logical_capture'])
+  expect(result.defined).toEqual(DEFINITIONS.map((d) => d.name))
   expect(result.tracked).toEqual(['customers', 'products', 'orders', 'order_lines'])
   const recorded = await db.query<{ name: string }>('select name from cdc.migrations order by name')
   expect(recorded.map((r) => r.name)).toEqual([...MIGRATIONS, ...DEMO_MIGRATIONS].map((m) => m.name).sort())

@@ -107,6 +107,30 @@ export async function writeTx(db: Db, written: Written, ids: string[], how: 'out
   written.total += events.length
 }
 
+function parseLsn(text: string): bigint {
+  const [hi, lo] = text.split('/')
+  return (BigInt(`0x${hi}`) << 32n) | BigInt(`0x${lo}`)
+}
+
+/** The env's slot's confirmed position (0 without a slot). */
+export async function slotLsn(env: TestEnv): Promise<bigint> {
+  const [row] = await env.rt.db().query<{ lsn: string }>('select confirmed_flush_lsn::text as lsn from pg_replication_slots where slot_name = $1', [
+    env.config.relay.slot,
+  ])
+  return row ? parseLsn(row.lsn) : 0n
+}
+
+/** WAL written elsewhere in the cluster (another database, nothing for the env's relay): its end position. */
+export async function walElsewhere(env: TestEnv): Promise<bigint> {
+  const other = connect({ url: env.config.postgres.url.replace(`/${env.tag}`, '/cdc'), max: 1 })
+  try {
+    const [row] = await other.query<{ lsn: string }>(`select pg_logical_emit_message(false, 'other', repeat('x', 10000))::text as lsn`)
+    return parseLsn(row!.lsn)
+  } finally {
+    await other.end()
+  }
+}
+
 /** Reads `topics` from the beginning (read_committed) until `done(messages)` holds. */
 export async function readUntil(env: TestEnv, topics: string[], done: (messages: InMessage[]) => boolean, timeoutMs = 60_000) {
   const messages: InMessage[] = []

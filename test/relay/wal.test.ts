@@ -1,12 +1,11 @@
 // WAL mode in-process: the outbox-free "emit" variant, outbox rows deleted after publishing, rows older than the slot,
 // and heartbeats that let an idle database's slot move on (no WAL retained).
 import { afterAll, beforeAll, expect, test } from 'bun:test'
-import { connect } from '../../src/clients/postgres.ts'
 import { startRelay } from '../../src/relay/index.ts'
 import { relayMetrics } from '../../src/relay/metrics.ts'
 import type { Role } from '../../src/runtime.ts'
 import { createTestEnv, eventually, type TestEnv } from '../support/env.ts'
-import { allDelivered, checkDelivery, newWritten, prepareDb, readUntil, writeTx, cleanupEnv } from './support.ts'
+import { allDelivered, checkDelivery, newWritten, prepareDb, readUntil, writeTx, cleanupEnv, slotLsn, walElsewhere } from './support.ts'
 
 let env: TestEnv
 let relay: Role | undefined
@@ -23,14 +22,6 @@ afterAll(async () => {
   await relay?.stop()
   await cleanupEnv(env)
 })
-
-const slotLsn = async () => {
-  const [row] = await env.rt.db().query<{ lsn: string }>(
-    `select (confirmed_flush_lsn - '0/0')::text as lsn from pg_replication_slots where slot_name = $1`,
-    [env.config.relay.slot],
-  )
-  return row ? BigInt(row.lsn) : 0n
-}
 
 test('rows written before the slot existed are published, then the stream takes over', async () => {
   const db = env.rt.db()
@@ -74,12 +65,8 @@ test('a transaction larger than relay.batchSize goes out whole, in one Kafka tra
 }, 60_000)
 
 test('an idle database does not hold WAL back: the slot follows the server', async () => {
-  const before = await slotLsn()
-  // WAL written elsewhere in the cluster (another database), nothing for this relay.
-  const other = connect({ url: env.config.postgres.url.replace(`/${env.tag}`, '/cdc'), max: 1 })
-  const [row] = await other.query<{ lsn: string }>(`select (pg_logical_emit_message(false, 'other', repeat('x', 10000)) - '0/0')::text as lsn`)
-  await other.end()
-  const target = BigInt(row!.lsn)
+  const before = await slotLsn(env)
+  const target = await walElsewhere(env)
   expect(target).toBeGreaterThan(before)
-  await eventually(async () => (await slotLsn()) >= target, 15_000, 200)
+  await eventually(async () => (await slotLsn(env)) >= target, 15_000, 200)
 }, 30_000)

@@ -4,6 +4,8 @@ import { Hono } from 'hono'
 import emitSql from '../../../sql/api/events-emit.sql' with { type: 'text' }
 import versionSql from '../../../sql/api/events-version.sql' with { type: 'text' }
 import knownSql from '../../../sql/api/events-aggregate-known.sql' with { type: 'text' }
+import appliedSql from '../../../sql/api/events-applied.sql' with { type: 'text' }
+import currentTxSql from '../../../sql/api/current-tx.sql' with { type: 'text' }
 import type { Doc } from '../../clients/mongo.ts'
 import { historyCollection, type HistoryDoc } from '../../consume/history.ts'
 import { outcomesOf, type OutcomeDoc, type OutcomeKind } from '../../consume/outcomes.ts'
@@ -14,6 +16,9 @@ import { ApiError } from '../problem.ts'
 import { inWriteTransaction } from '../write.ts'
 import type { AppDeps, AppEnv } from '../env.ts'
 
+/** Logical mode: how long POST /events waits for the relay to append the event (its version is assigned there). */
+const APPLIED_WITHIN_MS = 10_000
+
 /** Outcomes of one batch share their `at`: a state rejection follows the store of the same message. */
 const RANK: Record<OutcomeKind, number> = { discarded: 0, redriven: 0, stored: 1, duplicate: 1, parked: 2, 'dead-lettered': 3 }
 
@@ -23,6 +28,17 @@ function toOutcome({ _id, eventId, ...outcome }: OutcomeDoc) {
 
 export function eventRoutes(deps: AppDeps) {
   const maxPayload = deps.config.http.maxEventPayloadBytes
+  const logical = deps.config.capture.mode === 'logical'
+
+  /** Logical mode: the event's id and version once the relay has applied the writer's transaction, or null. */
+  const applied = async (tx: string, aggregate: { type: string; id: string }, type: string) => {
+    const deadline = Date.now() + APPLIED_WITHIN_MS
+    for (let pause = 5; ; pause = Math.min(pause * 2, 200)) {
+      const [row] = await deps.db().query<{ id: string; version: number }>(appliedSql, [aggregate.type, aggregate.id, tx, type])
+      if (row || Date.now() > deadline) return row ?? null
+      await Bun.sleep(pause)
+    }
+  }
 
   return new Hono<AppEnv>()
     .post('/events', jsonBody(EventCreate), async (c) => {
@@ -50,10 +66,19 @@ export function eventRoutes(deps: AppDeps) {
           if (!row?.known) return null
         }
         const [emitted] = await tx.query<{ id: string }>(emitSql, [type, b.aggregate.id, b.type, payload])
+        // logical mode: the relay appends it after the commit (below)
+        if (logical) return { pending: (await tx.query<{ tx: string }>(currentTxSql))[0]!.tx }
         const [stored] = await tx.query<{ version: number }>(versionSql, [emitted!.id])
         return { id: emitted!.id, aggregate: { type, id: b.aggregate.id }, version: stored!.version, type: b.type }
       })
       if (!created) throw new ApiError(404, 'not-found', `${b.aggregate.type} ${b.aggregate.id} has no history (it never existed)`)
+      if (created.pending !== undefined) {
+        const got = await applied(created.pending, { type, id: b.aggregate.id }, b.type)
+        // committed either way: 202 when the relay has not appended it yet (it will; its id and version come then)
+        if (!got) return c.json({ id: null, aggregate: b.aggregate, version: null, type: b.type }, 202)
+        c.get('log').info('event emitted', { eventId: got.id, type: b.type, aggregate: b.aggregate, version: got.version })
+        return c.json({ id: got.id, aggregate: b.aggregate, version: got.version, type: b.type }, 201, { Location: `/events/${got.id}/outcome` })
+      }
       c.get('log').info('event emitted', { eventId: created.id, type: created.type, aggregate: created.aggregate, version: created.version })
       return c.json(created, 201, { Location: `/events/${created.id}/outcome` })
     })

@@ -1,0 +1,203 @@
+-- Logical capture (capture.mode = 'logical', docs/logical.md): no row trigger on tracked tables. The relay decodes
+-- their row changes from the WAL (pgoutput, persistent slot, a publication over the tracked tables) and runs the same
+-- generated capture code the triggers run (cdc.track generates it as cdc.capture_<table>(tg_op, new, old)) with the
+-- row images it decoded, inside its own transaction (cdc.logical_apply), off the write path. What the writing
+-- transaction still does: a BEFORE … FOR EACH STATEMENT trigger sends its who/why once (again only when it changed)
+-- as one transactional logical message ('cdc.ctx'); cdc.append (cdc.emit, snapshots) and root documents send their
+-- request as a message ('cdc.append', 'cdc.doc') for the relay to append in commit order.
+-- A definition file: `create or replace` only, re-applied by `cdc migrate` when it changes.
+
+-- Event id of the index-th event of the source transaction committed at p_lsn: UUIDv7-shaped (commit time in
+-- milliseconds, version 7, RFC 9562 variant) with the 74 other bits from md5(lsn/index), so every replay derives the
+-- same id.
+create or replace function cdc.logical_event_id(p_lsn pg_lsn, p_at timestamptz, p_index int) returns uuid
+language sql immutable as $$
+  select encode(substr(int8send(floor(extract(epoch from p_at) * 1000)::bigint), 3, 6)
+    || set_byte(set_byte(substr(h, 1, 10), 0, 112 | (get_byte(h, 0) & 15)), 2, 128 | (get_byte(h, 2) & 63)), 'hex')::uuid
+    from (select decode(md5(p_lsn::text || '/' || p_index), 'hex') as h) x
+$$;
+
+-- The writer's who/why as one transactional message, the first time in a transaction and again only when it changed
+-- (the relay applies the latest one before each change): [xid8, actor, source, reason, correlationId, causationId],
+-- actor and source already resolved (database user, 'sql').
+create or replace function cdc.logical_send_context() returns void language plpgsql as $$
+declare
+  v_ctx text := json_build_array(pg_current_xact_id()::text,
+    coalesce(nullif(current_setting('cdc.actor', true), ''), session_user::text),
+    coalesce(nullif(current_setting('cdc.source', true), ''), 'sql'),
+    nullif(current_setting('cdc.reason', true), ''), nullif(current_setting('cdc.correlation_id', true), ''),
+    nullif(current_setting('cdc.causation_id', true), ''))::text;
+begin
+  if current_setting('cdc.logical_ctx', true) is distinct from v_ctx then
+    perform pg_logical_emit_message(true, 'cdc.ctx', v_ctx);
+    perform set_config('cdc.logical_ctx', v_ctx, true);
+  end if;
+end
+$$;
+
+-- BEFORE INSERT OR UPDATE OR DELETE … FOR EACH STATEMENT on every tracked table in logical mode: before the
+-- statement's first row reaches the WAL, so the relay has the context before the changes it covers.
+create or replace function cdc.logical_context() returns trigger language plpgsql as $$
+begin
+  perform cdc.logical_send_context();
+  return null;
+end
+$$;
+
+-- The relay's apply step: one call per batch of decoded source transactions, in commit order, in the relay's own
+-- transaction. p_batch: [{ lsn, at, xid, ctx: [context…], items: [item…] }], items in WAL order:
+--   { x: context index, k: 'c'|'u'|'d', s: schema, t: table, key: text, okey?: text, new?: {…}, old?: {…}, u?: [col] }
+--   { x, k: 'a', a: { aggregate_type, aggregate_id, op, type, changes, before, after, data } }   (cdc.append)
+--   { x, k: 'doc', a: { aggregate_type, aggregate_id, type, after } }                           (root document)
+-- Row changes run the table's generated capture function with NEW/OLD built from the decoded tuple and the stored
+-- previous image. Transactions at or below the slot's applied_lsn were applied before (a replay after a crash):
+-- they are not applied again, only their events are read back (ids derive from lsn and index). Returns the events of
+-- the whole batch in order.
+create or replace function cdc.logical_apply(p_slot text, p_batch jsonb)
+returns table (event_id text, aggregate_type text, aggregate_id text, version bigint, type text, payload text)
+language plpgsql set enable_seqscan = off as $$
+declare
+  v_applied pg_lsn;
+  v_tx jsonb;
+  v_it jsonb;
+  v_ctx jsonb;
+  v_lsn pg_lsn;
+  v_at timestamptz;
+  v_rel text;
+  v_key text;
+  v_prev jsonb;
+  v_new jsonb;
+  v_old jsonb;
+  v_spec jsonb;
+  v_fn text;
+  v_agg text;
+  v_keys text[];
+  v_n int;
+begin
+  select s.applied_lsn into v_applied from cdc.logical_slots s where s.slot = p_slot for update;
+  if not found then
+    insert into cdc.logical_slots (slot) values (p_slot);
+    v_applied := '0/0';
+  end if;
+  for v_tx in select x from jsonb_array_elements(p_batch) x loop
+    v_lsn := (v_tx->>'lsn')::pg_lsn;
+    v_at := (v_tx->>'at')::timestamptz;
+    if v_lsn > v_applied then
+      perform set_config('cdc.commit_lsn', v_lsn::text, true), set_config('cdc.commit_time', v_tx->>'at', true),
+        set_config('cdc.tx_id', v_tx->>'xid', true), set_config('cdc.tx_index', '0', true);
+      for v_it in select x from jsonb_array_elements(v_tx->'items') x loop
+        v_ctx := case when v_it ? 'x' then v_tx->'ctx'->((v_it->>'x')::int) end;
+        perform set_config('cdc.actor', coalesce(v_ctx->>1, ''), true), set_config('cdc.source', coalesce(v_ctx->>2, ''), true),
+          set_config('cdc.reason', coalesce(v_ctx->>3, ''), true), set_config('cdc.correlation_id', coalesce(v_ctx->>4, ''), true),
+          set_config('cdc.causation_id', coalesce(v_ctx->>5, ''), true);
+        if v_it->>'k' = 'a' then
+          perform cdc.append(v_it->'a'->>'aggregate_type', v_it->'a'->>'aggregate_id', v_it->'a'->>'op', v_it->'a'->>'type',
+            v_it->'a'->'changes', v_it->'a'->'before', v_it->'a'->'after', v_it->'a'->'data', 'logical');
+        elsif v_it->>'k' = 'doc' then
+          perform cdc.logical_document(v_it->'a');
+        else
+          v_rel := (v_it->>'s') || '.' || (v_it->>'t');
+          select t.spec, t.capture_function, t.aggregate_type, t.key_columns into v_spec, v_fn, v_agg, v_keys from cdc.tracked t
+           where t.schema_name = v_it->>'s' and t.table_name = v_it->>'t' and t.active and t.mode = 'logical';
+          -- a table in the publication but no longer tracked (or tracked by a trigger now): nothing to capture here
+          continue when v_spec is null;
+          v_key := coalesce(v_it->>'okey', v_it->>'key');
+          select i.image into v_prev from cdc.logical_images i where i.rel = v_rel and i.key = v_key;
+          if v_prev is null and v_it->>'k' <> 'c' then
+            -- no image yet (a row that existed before tracking): the last stored after image, masked columns unknown
+            -- (a snapshot's or a change's after; a deletion's is null: nothing known)
+            select case when jsonb_typeof(e.payload->'after') = 'object'
+                        then (e.payload->'after') - array(select jsonb_array_elements_text(coalesce(v_spec->'mask', '[]'))) end into v_prev
+              from cdc.event_store e where e.aggregate_type = v_agg and e.aggregate_id = cdc.logical_aggregate_id(v_keys, v_it->'old')
+             order by e.version desc limit 1;
+          end if;
+          v_new := case when v_it ? 'new' then (v_it->'new') || coalesce((select jsonb_object_agg(c, v_prev->c)
+            from jsonb_array_elements_text(v_it->'u') c), '{}') end;
+          -- before image: the whole old row (REPLICA IDENTITY FULL), else the stored one, else only the key
+          -- (only the key: nothing is known about the row before, every other column shows as changed)
+          v_old := case when v_it->>'k' = 'c' then null
+                        when v_it->>'full' = 'true' then v_it->'old'
+                        else coalesce(v_prev, v_it->'old') end;
+          execute format('select cdc.%I($1, jsonb_populate_record(null::%I.%I, $2), jsonb_populate_record(null::%I.%I, $3))',
+            v_fn, v_it->>'s', v_it->>'t', v_it->>'s', v_it->>'t')
+            using case v_it->>'k' when 'c' then 'INSERT' when 'u' then 'UPDATE' else 'DELETE' end, v_new, v_old;
+          if v_it->>'k' = 'd' or v_it ? 'okey' then
+            delete from cdc.logical_images i where i.rel = v_rel and i.key = v_key;
+          end if;
+          if v_it->>'k' <> 'd' then
+            insert into cdc.logical_images as i (rel, key, image) values (v_rel, v_it->>'key', v_new)
+              on conflict (rel, key) do update set image = excluded.image;
+          end if;
+        end if;
+      end loop;
+      v_applied := v_lsn;
+    end if;
+    -- the transaction's events, in order (ids derive from its commit position)
+    v_n := 0;
+    loop
+      return query select e.id::text, e.aggregate_type, e.aggregate_id, e.version, e.type, e.payload::text
+        from cdc.event_store e where e.id = cdc.logical_event_id(v_lsn, v_at, v_n);
+      exit when not found;
+      v_n := v_n + 1;
+    end loop;
+  end loop;
+  update cdc.logical_slots s set applied_lsn = v_applied where s.slot = p_slot and s.applied_lsn < v_applied;
+end
+$$;
+
+-- The aggregate id of a tracked table's row from its key image (column → text), as the generated capture code
+-- computes it (encoding in track.sql).
+create or replace function cdc.logical_aggregate_id(p_key_columns text[], p_key jsonb) returns text language sql immutable as $$
+  select case when cardinality(p_key_columns) = 1 then p_key->>p_key_columns[1]
+    else (select string_agg(replace(replace(p_key->>c, '%', '%25'), ':', '%3A'), ':' order by o)
+            from unnest(p_key_columns) with ordinality as x(c, o)) end
+$$;
+
+-- A root document (capture.roots) in logical mode: the writer sends the document it built at commit; here, in commit
+-- order, it becomes '<Aggregate>DocumentChanged' against the root's previous document, as the trigger modes do.
+create or replace function cdc.logical_document(p_doc jsonb) returns void language plpgsql as $$
+declare
+  v_prev jsonb;
+  v_changes jsonb;
+begin
+  select e.payload->'after' into v_prev from cdc.event_store e where e.aggregate_type = p_doc->>'aggregate_type'
+     and e.aggregate_id = p_doc->>'aggregate_id' and e.type = p_doc->>'type' order by e.version desc limit 1;
+  select coalesce(jsonb_agg(jsonb_build_object('path', n.key, 'before', v_prev->n.key, 'after', n.value)), '[]')
+    into v_changes from jsonb_each(p_doc->'after') n where v_prev is null or n.value is distinct from v_prev->n.key;
+  if v_changes = '[]' then return; end if;
+  perform cdc.append(p_doc->>'aggregate_type', p_doc->>'aggregate_id', 'u', p_doc->>'type', v_changes, v_prev,
+    p_doc->'after', null, 'logical');
+end
+$$;
+
+-- Puts a tracked table into the relay's publication (created when missing), in the transaction that tracks it: every
+-- change committed after the table is tracked is decoded.
+create or replace function cdc.logical_publish(p_publication text, p_schema text default null, p_table text default null) returns void
+language plpgsql as $$
+begin
+  if p_publication is null then
+    raise exception 'capture mode logical needs the relay''s publication in the capture spec' using errcode = '22023';
+  end if;
+  if not exists (select 1 from pg_publication where pubname = p_publication) then
+    execute format('create publication %I with (publish = ''insert, update, delete, truncate'', publish_via_partition_root = true)', p_publication);
+  elsif not exists (select 1 from pg_publication where pubname = p_publication and pubinsert and pubupdate and pubdelete
+                      and pubtruncate and pubviaroot) then
+    -- e.g. the wal relay's insert-only publication of cdc.outbox, from before the switch to logical mode
+    execute format('alter publication %I set (publish = ''insert, update, delete, truncate'', publish_via_partition_root = true)', p_publication);
+  end if;
+  if p_table is not null and not exists (select 1 from pg_publication_tables where pubname = p_publication and schemaname = p_schema and tablename = p_table) then
+    execute format('alter publication %I add table %I.%I', p_publication, p_schema, p_table);
+  end if;
+end
+$$;
+
+-- Recovery after a lost slot (docs/logical.md): forget the slot's recorded state, so the relay creates a new slot,
+-- and the stored row images, which may be stale now (the next change of each row falls back to its last stored
+-- event, e.g. the `cdc snapshot --restart` that must follow). Returns whether the slot was recorded.
+create or replace function cdc.logical_recover(p_slot text) returns boolean language plpgsql as $$
+begin
+  delete from cdc.logical_images;
+  delete from cdc.logical_slots where slot = p_slot;
+  return found;
+end
+$$;

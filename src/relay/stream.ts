@@ -1,0 +1,221 @@
+// The one loop that owns a persistent slot's progress (wal and logical relay modes): it buffers decoded transactions
+// (Begin … Commit), turns whole transactions into events in batches (the mode's `materialize`), publishes each batch
+// in one Kafka transaction, lets the mode settle it, and only then confirms the batch's end LSN to the slot. A crash
+// anywhere replays from the last confirmed LSN: duplicates, never gaps. Keepalives confirm the server's position
+// while nothing is pending, so an idle pipeline does not hold WAL back.
+import { startReplication, type ReplicationStream } from '../clients/postgres.ts'
+import { Backoff, sleep } from './backoff.ts'
+import { LeadershipLost } from './leader.ts'
+import { relayMetrics } from './metrics.ts'
+import { formatLsn, parsePgOutput, parseStream, statusUpdate, type PgOutput, type Relation } from './pgoutput.ts'
+import type { RelaySession } from './poll.ts'
+import type { Outgoing } from './publish.ts'
+
+/** One committed source transaction as the stream delivers it; `items` are whatever the mode collects. */
+export interface StreamTx<T> {
+  items: T[]
+  /** Begin's xid (32 bits) and final (commit record) LSN, Commit's end LSN and time. */
+  xid: number
+  commitLsn: bigint
+  endLsn: bigint
+  commitTime: Date
+}
+
+export interface StreamMode<T> {
+  /** Metric label. */
+  name: string
+  /** Collects one decoded message of an open transaction (Begin and Commit are the loop's). */
+  collect(tx: StreamTx<T>, msg: PgOutput, relations: ReadonlyMap<number, Relation>): void
+  /** The events of whole transactions, in order (may write to PostgreSQL; must be idempotent on replay). */
+  materialize(batch: StreamTx<T>[], signal: AbortSignal): Promise<Outgoing[]>
+  /** After Kafka committed the batch, before its LSN is confirmed (e.g. delete outbox rows). */
+  settle?(batch: StreamTx<T>[]): Promise<void>
+  /** Called at each heartbeat (metrics). */
+  heartbeat?(): void
+}
+
+/**
+ * A leader session of a slot-based mode: prepare (publication, slot) once, stream, and reconnect with backoff after a
+ * failure. `stuck` may claim a failure as a state that needs an operator: it is then logged by the mode, and the loop
+ * only prepares again after relay.retryMaxMs.
+ */
+export async function runSlot<T>(
+  s: RelaySession,
+  name: string,
+  steps: { prepare(): Promise<void>; mode(): StreamMode<T>; stuck?(error: unknown): Promise<boolean> },
+): Promise<void> {
+  const backoff = new Backoff(s.rt.config.relay.retryMaxMs)
+  let prepared = false
+  while (!s.signal.aborted) {
+    try {
+      if (!prepared) {
+        await steps.prepare()
+        prepared = true
+      }
+      await streamTransactions(s, backoff, steps.mode())
+    } catch (error) {
+      if (s.signal.aborted || error instanceof LeadershipLost) break
+      if (await steps.stuck?.(error)) {
+        prepared = false
+        await sleep(s.rt.config.relay.retryMaxMs, s.signal)
+        continue
+      }
+      relayMetrics.errors.inc({ mode: name })
+      const delayMs = backoff.next()
+      s.log.warn('relay replication failed; reconnecting', { error, delayMs })
+      await sleep(delayMs, s.signal)
+    }
+  }
+}
+
+export async function streamTransactions<T>(s: RelaySession, backoff: Backoff, mode: StreamMode<T>): Promise<void> {
+  const { rt, log, signal } = s
+  const cfg = rt.config.relay
+  const replication: ReplicationStream = await startReplication({
+    url: rt.config.postgres.url,
+    ssl: rt.security.postgres,
+    slot: cfg.slot,
+    publication: cfg.publication,
+  })
+  log.info('replication started', { slot: cfg.slot, publication: cfg.publication })
+  const relations = new Map<number, Relation>()
+  const ready: StreamTx<T>[] = []
+  let readyItems = 0
+  let open: StreamTx<T> | undefined
+  let acked = 0n
+  let busy = false
+  let unsettled = 0
+  let settling: Promise<void> = Promise.resolve()
+  let paused = false
+  let failure: Error | undefined
+  let wake = () => {}
+  const maxBuffered = cfg.batchSize * 10
+
+  const idle = () => !open && ready.length === 0 && !busy && unsettled === 0
+  const confirm = (lsn: bigint, replyRequested = false) => {
+    if (lsn > acked) acked = lsn
+    replication.write(statusUpdate(acked, replyRequested))
+  }
+
+  const onMessage = (chunk: Buffer) => {
+    const m = parseStream(chunk)
+    if (!m) return
+    if (m.kind === 'keepalive') {
+      // Everything before walEnd has reached us; with nothing pending it is all published, so the slot may move on
+      // (this is what keeps an idle database from retaining WAL).
+      if (idle() && m.walEnd > acked) confirm(m.walEnd)
+      else if (m.replyRequested) confirm(acked)
+      return
+    }
+    const msg = parsePgOutput(m.body)
+    switch (msg.tag) {
+      case 'begin':
+        open = { items: [], xid: msg.xid, commitLsn: msg.finalLsn, endLsn: 0n, commitTime: msg.commitTime }
+        break
+      case 'relation':
+        relations.set(msg.relation.id, msg.relation)
+        break
+      case 'commit':
+        if (!open) break
+        open.endLsn = msg.endLsn
+        ready.push(open)
+        readyItems += open.items.length
+        open = undefined
+        if (readyItems >= maxBuffered && !paused) {
+          paused = true
+          replication.pause()
+        }
+        wake()
+        break
+      default:
+        if (open) mode.collect(open, msg, relations)
+    }
+  }
+  replication.onData((chunk) => {
+    try {
+      onMessage(chunk)
+    } catch (error) {
+      failure = error as Error
+      wake()
+    }
+  })
+  void replication.closed.then((error) => {
+    failure ??= error ?? new Error('replication stream ended')
+    wake()
+  })
+
+  const reportStats = () => {
+    relayMetrics.backlog.set(readyItems, { mode: mode.name })
+    relayMetrics.lag.set(ready[0] ? (Date.now() - ready[0].commitTime.getTime()) / 1000 : 0, { mode: mode.name })
+  }
+  const heartbeat = setInterval(() => {
+    // Also asks the server for a keepalive, whose walEnd we confirm when idle.
+    if (!failure) confirm(acked, true)
+    reportStats()
+    mode.heartbeat?.()
+  }, cfg.heartbeatMs)
+
+  try {
+    while (!signal.aborted && !failure) {
+      if (ready.length === 0) {
+        await new Promise<void>((resolve) => {
+          wake = resolve
+          signal.addEventListener('abort', () => resolve(), { once: true })
+        })
+        wake = () => {}
+        continue
+      }
+      if (readyItems < cfg.batchSize && cfg.lingerMs > 0) await sleep(cfg.lingerMs, signal)
+      // Whole transactions up to batchSize items (at least one transaction, however large).
+      let n = 0
+      let count = 0
+      while (n < ready.length && (n === 0 || count + ready[n]!.items.length <= cfg.batchSize)) count += ready[n++]!.items.length
+      const batch = ready.slice(0, n)
+      busy = true
+      for (;;) {
+        try {
+          const events = await mode.materialize(batch, signal)
+          await s.publisher.publish(events, () => s.leader.check())
+          backoff.reset()
+          break
+        } catch (error) {
+          if (signal.aborted || error instanceof LeadershipLost || failure) throw error
+          relayMetrics.errors.inc({ mode: mode.name })
+          const delayMs = backoff.next()
+          log.warn('relay batch failed; retrying', { error, delayMs, items: count })
+          await sleep(delayMs, signal)
+        }
+      }
+      ready.splice(0, n)
+      readyItems -= count
+      busy = false
+      // Settling this batch and then confirming its LSN overlaps with publishing the next batch. A failed settle ends
+      // the session: it restarts from the last confirmed LSN (duplicates, never a row left behind).
+      await settling
+      const lsn = batch.at(-1)!.endLsn
+      unsettled++
+      settling = (mode.settle ? mode.settle(batch) : Promise.resolve()).then(
+        () => {
+          unsettled--
+          if (!failure) confirm(lsn)
+        },
+        (error: Error) => {
+          unsettled--
+          failure ??= error
+          wake()
+        },
+      )
+      log.debug('published', { items: count, lsn: formatLsn(lsn) })
+      if (paused && readyItems < maxBuffered / 2) {
+        paused = false
+        replication.resume()
+      }
+      reportStats()
+    }
+    if (failure && !signal.aborted) throw failure
+  } finally {
+    await settling
+    clearInterval(heartbeat)
+    await replication.end()
+  }
+}

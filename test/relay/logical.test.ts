@@ -1,0 +1,235 @@
+// Logical mode (capture.mode = "logical"): the relay decodes the row changes itself. kill -9 of a spawned relay while
+// writers run loses nothing and replays identically (same ids, gapless versions); a transaction larger than a batch
+// goes out whole; an idle pipeline does not pin WAL and the slot metrics report; TRUNCATE is refused; a dropped slot
+// is a loud, stuck state, never silently re-created.
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import type { Db } from '../../src/clients/postgres.ts'
+import { migrate } from '../../src/capture/migrate.ts'
+import { captureSpec } from '../../src/capture/spec.ts'
+import { EventHeaders } from '../../src/events.ts'
+import { startRelay } from '../../src/relay/index.ts'
+import { relayMetrics } from '../../src/relay/metrics.ts'
+import type { Role } from '../../src/runtime.ts'
+import { createTestEnv, eventually, type TestEnv } from '../support/env.ts'
+import { checkDelivery, readUntil, spawnRelay, cleanupEnv, slotLsn, walElsewhere, type RelayProcess, type Written } from './support.ts'
+
+const logical = (extra: (c: TestEnv['config']) => void = () => {}) =>
+  createTestEnv((c) => {
+    c.capture.mode = 'logical'
+    c.capture.tracked = ['customers']
+    c.capture.roots = {}
+    c.relay.batchSize = 20
+    c.relay.heartbeatMs = 300
+    extra(c)
+  })
+
+/** The event store, per aggregate in version order: what Kafka must hold exactly (ids included). */
+async function storedWritten(db: Db): Promise<Written> {
+  const rows = await db.query<{ aggregate_id: string; id: string; version: number }>(
+    `select aggregate_id, id::text, version from cdc.event_store where aggregate_type = 'customers' order by aggregate_id, version`,
+  )
+  const byAggregate = new Map<string, string[]>()
+  for (const r of rows) {
+    const ids = byAggregate.get(r.aggregate_id) ?? []
+    expect(r.version).toBe(ids.length + 1)
+    ids.push(r.id)
+    byAggregate.set(r.aggregate_id, ids)
+  }
+  return { byAggregate, total: rows.length }
+}
+
+describe('crash and replay', () => {
+  const procs: RelayProcess[] = []
+  let env: TestEnv
+  afterAll(async () => {
+    for (const p of procs) await p.stop()
+    await cleanupEnv(env)
+  }, 30_000)
+
+  test('kill -9 mid-stream while writers run: every change once in the event store, Kafka complete, replays identical', async () => {
+    env = await logical()
+    await migrate(env.rt)
+    const db = env.rt.db()
+    const ids = (await db.query<{ id: number }>(
+      `insert into customers (name, email) select 'c' || i, 'c' || i || '@x' from generate_series(1, 12) i returning id`,
+    )).map((r) => r.id)
+    const committed = new Map<number, number>(ids.map((id) => [id, 1]))
+    const writing = { on: true }
+    // 4 writers, each owning 3 rows; every transaction updates one or two of them, with who/why
+    const writers = [0, 1, 2, 3].map(async (w) => {
+      const mine = ids.slice(w * 3, w * 3 + 3)
+      for (let i = 0; writing.on; i++) {
+        const touch = mine.filter((_, k) => (i + k) % 2 === 0)
+        await db.begin(async (tx) => {
+          await tx.query(`select set_config('cdc.actor', $1, true)`, [`writer${w}`])
+          for (const id of touch) await tx.query(`update customers set phone = $2 where id = $1`, [id, `${w}-${i}`])
+        })
+        for (const id of touch) committed.set(id, committed.get(id)! + 1)
+        await Bun.sleep(2)
+      }
+    })
+    const extra = { CDC_CAPTURE_MODE: 'logical' }
+    let relay = spawnRelay(env, 'wal', 'r0', extra)
+    procs.push(relay)
+    try {
+      for (let round = 1; round <= 3; round++) {
+        await eventually(async () => (await relay.log()).includes('"replication started"'), 20_000)
+        await Bun.sleep(700 + Math.random() * 500)
+        await relay.kill9()
+        await Bun.sleep(200)
+        relay = spawnRelay(env, 'wal', `r${round}`, extra)
+        procs.push(relay)
+      }
+      writing.on = false
+      await Promise.all(writers)
+      const [last] = await db.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')
+      await eventually(async () => {
+        const [s] = await db.query<{ ok: boolean }>('select confirmed_flush_lsn >= $1::pg_lsn as ok from pg_replication_slots where slot_name = $2', [
+          last!.lsn,
+          env.config.relay.slot,
+        ])
+        return s?.ok
+      }, 60_000, 200)
+      const written = await storedWritten(db)
+      // one event per committed row change: nothing lost, nothing applied twice
+      for (const [id, n] of committed) expect(written.byAggregate.get(String(id))?.length).toBe(n)
+      const messages = await readUntil(env, [`${env.tag}.customers`], (m) => m.length >= written.total, 60_000)
+      const { problems, distinct, duplicates } = checkDelivery(messages, written)
+      expect(problems).toEqual([])
+      expect(distinct).toBe(written.total)
+      console.log(`logical: ${written.total} events, ${duplicates} redelivered duplicates`)
+      const actors = await db.query<{ n: number }>(
+        `select count(*)::int as n from cdc.event_store where type <> 'CustomerCreated' and payload->'actor'->>'id' not like 'writer%'`,
+      )
+      expect(actors[0]!.n).toBe(0)
+      await relay.stop()
+    } catch (error) {
+      writing.on = false
+      for (const p of procs) console.error(`--- ${p.logPath}\n${(await p.log()).split('\n').slice(-30).join('\n')}`)
+      throw error
+    }
+  }, 150_000)
+})
+
+describe('in-process relay', () => {
+  let env: TestEnv
+  let relay: Role | undefined
+  beforeAll(async () => {
+    env = await logical()
+    await migrate(env.rt)
+    // a table captured by a trigger (outbox mode) in the same database: not the logical relay's business
+    await env.rt.db().query('create table public.notes (id int primary key, body text)')
+    const spec = { ...captureSpec(env.config, { schema: 'public', name: 'notes' }), mode: 'outbox' }
+    await env.rt.db().query(`select cdc.track('public', 'notes', $1::text::jsonb)`, [JSON.stringify(spec)])
+    relay = await startRelay(env.rt)
+  })
+  afterAll(async () => {
+    await relay?.stop()
+    await cleanupEnv(env)
+  })
+
+  test('a transaction larger than relay.batchSize goes out whole, in one Kafka transaction', async () => {
+    const db = env.rt.db()
+    const before = relayMetrics.batches.get({ mode: 'logical' })
+    await db.query(`insert into customers (name, email) select 'big' || i, 'big' || i || '@x' from generate_series(1, 120) i`)
+    const messages = await readUntil(env, [`${env.tag}.customers`], (m) => m.filter((x) => x.headers[EventHeaders.type] === 'CustomerCreated').length >= 120)
+    expect(messages.length).toBe(120)
+    await eventually(async () => relayMetrics.backlog.get({ mode: 'logical' }) === 0)
+    expect(relayMetrics.batches.get({ mode: 'logical' }) - before).toBe(1)
+  }, 60_000)
+
+  test('an idle pipeline does not hold WAL back, and the slot metrics report', async () => {
+    const before = await slotLsn(env)
+    const target = await walElsewhere(env)
+    expect(target).toBeGreaterThan(before)
+    await eventually(async () => (await slotLsn(env)) >= target, 15_000, 200)
+    await eventually(async () => relayMetrics.slotConfirmedLsn.get({ slot: env.config.relay.slot }) >= Number(target), 5_000)
+    expect(relayMetrics.slotLost.get({ slot: env.config.relay.slot })).toBe(0)
+  }, 30_000)
+
+  test('a table tracked in a trigger mode beside it is left to its trigger', async () => {
+    const db = env.rt.db()
+    const errors = relayMetrics.errors.get({ mode: 'logical' })
+    await db.query(`insert into notes values (1, 'by trigger')`)
+    await db.query(`insert into customers (name, email) values ('beside', 'beside@x')`)
+    await eventually(async () => (await db.query(`select 1 from cdc.event_store where type = 'CustomerCreated' and payload->'after'->>'name' = 'beside'`)).length === 1)
+    const notes = await db.query<{ n: number }>(`select count(*)::int as n from cdc.event_store where aggregate_type = 'notes'`)
+    expect(notes[0]!.n).toBe(1)
+    expect(relayMetrics.errors.get({ mode: 'logical' })).toBe(errors)
+    const published = await db.query(`select 1 from pg_publication_tables where pubname = $1 and tablename = 'notes'`, [env.config.relay.publication])
+    expect(published).toEqual([])
+  }, 30_000)
+
+  test('TRUNCATE of a tracked table is refused', async () => {
+    const error = await env.rt.db().query('truncate customers cascade').catch((e: Error) => e)
+    expect(String(error)).toContain('TRUNCATE of tracked table public.customers is refused')
+  })
+})
+
+test('a dropped slot is a loud, stuck state: not re-created, nothing published past it', async () => {
+  const env = await logical((c) => {
+    c.relay.retryMaxMs = 500
+  })
+  await migrate(env.rt)
+  const db = env.rt.db()
+  const relay = await startRelay(env.rt)
+  try {
+    await eventually(async () => (await db.query(`select 1 from pg_replication_slots where slot_name = $1 and active`, [env.config.relay.slot])).length > 0)
+    // what an operator (or max_slot_wal_keep_size) does to the slot: gone while the relay runs
+    await eventually(async () => {
+      await db.query(`select pg_terminate_backend(active_pid) from pg_replication_slots where slot_name = $1 and active`, [env.config.relay.slot])
+      await db.query(`select pg_drop_replication_slot($1)`, [env.config.relay.slot])
+      return true
+    }, 10_000, 50)
+    await db.query(`insert into customers (name, email) values ('after', 'after@x')`)
+    await eventually(async () => relayMetrics.slotLost.get({ slot: env.config.relay.slot }) === 1, 20_000)
+    const [state] = await db.query<{ state: string }>('select state from cdc.logical_slots where slot = $1', [env.config.relay.slot])
+    expect(state!.state).toBe('lost')
+    await Bun.sleep(1500)
+    expect(await db.query('select 1 from pg_replication_slots where slot_name = $1', [env.config.relay.slot])).toEqual([])
+  } finally {
+    await relay.stop()
+    await cleanupEnv(env)
+  }
+}, 60_000)
+
+test('a replayed batch is not applied again: the same events, same ids and versions, come back', async () => {
+  const env = await logical()
+  try {
+    await migrate(env.rt)
+    const db = env.rt.db()
+    const batch = JSON.stringify([
+      {
+        lsn: '0/AB000010',
+        at: '2026-11-30T10:00:00.123Z',
+        xid: '900',
+        ctx: [['900', 'alice', 'api', 'why', 'req-1', null]],
+        items: [
+          { x: 0, k: 'c', s: 'public', t: 'customers', key: '["77"]', new: { id: '77', name: 'Ann', email: 'a@x', created_at: '2026-01-01Z', updated_at: '2026-01-01Z' } },
+          { x: 0, k: 'u', s: 'public', t: 'customers', key: '["77"]', new: { id: '77', name: 'Anna', email: 'a@x', created_at: '2026-01-01Z', updated_at: '2026-01-01Z' }, old: { id: '77' } },
+        ],
+      },
+    ])
+    const apply = () => db.query<{ event_id: string; version: number; type: string; payload: string }>(
+      `select event_id, version, type, payload from cdc.logical_apply($1, $2::text::jsonb)`,
+      ['s1', batch],
+    )
+    const first = await apply()
+    expect(first.map((e) => [e.type, e.version])).toEqual([['CustomerCreated', 1], ['CustomerNameChanged', 2]])
+    expect(JSON.parse(first[1]!.payload)).toMatchObject({
+      actor: { id: 'alice', source: 'api' },
+      reason: 'why',
+      correlationId: 'req-1',
+      tx: { id: '900', index: 1 },
+      occurredAt: '2026-11-30T10:00:00.123000Z',
+      changes: [{ path: 'name', before: 'Ann', after: 'Anna' }],
+    })
+    // UUIDv7-shaped, the commit time in its first 48 bits
+    expect(first[0]!.event_id).toMatch(/^01a22be5-a57b-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
+    expect(await apply()).toEqual(first)
+    const [n] = await db.query<{ n: number }>('select count(*)::int as n from cdc.event_store')
+    expect(n!.n).toBe(2)
+  } finally {
+    await cleanupEnv(env)
+  }
+}, 60_000)
