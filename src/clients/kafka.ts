@@ -45,6 +45,9 @@ export interface TransactionalProducer {
   disconnect(): Promise<void>
 }
 
+/** Handles one partition batch; false: not processed, fetch it again. */
+export type BatchHandler = (batch: PartitionBatch) => Promise<boolean | void>
+
 export interface PartitionBatch {
   topic: string
   partition: number
@@ -63,7 +66,11 @@ export interface Consumer {
    * Calls `onBatch` per partition batch. When it returns, the batch is done for this member (the next fetch starts
    * after it); when it throws, the batch is fetched again. Nothing is committed unless `commit` is called.
    */
-  run(onBatch: (batch: PartitionBatch) => Promise<void>): Promise<void>
+  /**
+   * `onBatch` resolves false for a batch it did not process (stopping, revoked, fenced): this member then fetches the
+   * same messages again instead of moving past them.
+   */
+  run(onBatch: BatchHandler): Promise<void>
   /** Commits "next offset to read" per partition. */
   commit(offsets: { topic: string; partition: number; offset: string }[]): Promise<void>
   /** Go back to `offset` on the next fetch (after a failure, to re-read what was not committed). */
@@ -307,7 +314,7 @@ export function createKafka(options: KafkaOptions): KafkaClient {
       let watchdog: ReturnType<typeof setInterval> | undefined
       let replacing: Promise<void> | undefined
       track({ disconnect: () => current.disconnect() })
-      const start = async (onBatch: (batch: PartitionBatch) => Promise<void>) => {
+      const start = async (onBatch: BatchHandler) => {
         const c = current
         // Every fetch round (even an empty one) is a sign of life; a crash kafkajs will not restart is a stall.
         c.on(c.events.FETCH_START, () => (lastSign = Date.now()))
@@ -344,10 +351,11 @@ export function createKafka(options: KafkaOptions): KafkaClient {
         lastSign = Date.now()
         await c.run({
           autoCommit: false,
-          // Once onBatch returns, this member fetches past the batch (committing is still up to the caller).
-          eachBatchAutoResolve: true,
+          // kafkajs fetches from the last resolved offset: resolving a batch the handler dropped (a rebalance or a
+          // fence came first) would skip it for good once a later batch of the partition is committed.
+          eachBatchAutoResolve: false,
           partitionsConsumedConcurrently: o.partitionsConsumedConcurrently ?? 1,
-          eachBatch: async ({ batch, heartbeat, isRunning, isStale }) => {
+          eachBatch: async ({ batch, heartbeat, isRunning, isStale, resolveOffset }) => {
             if (stopped) return
             lastSign = Date.now()
             const fetchedIn = generation
@@ -355,7 +363,7 @@ export function createKafka(options: KafkaOptions): KafkaClient {
             if (lastMessage) {
               fetched.set(tp(batch.topic, batch.partition), { lastMessage: Number(lastMessage.offset), lastRecord: Number(batch.lastOffset()) })
             }
-            await onBatch({
+            const done = await onBatch({
               generation: fetchedIn,
               topic: batch.topic,
               partition: batch.partition,
@@ -375,11 +383,12 @@ export function createKafka(options: KafkaOptions): KafkaClient {
                 timestamp: m.timestamp,
               })),
             })
+            if (done !== false) resolveOffset(batch.lastOffset())
             lastSign = Date.now()
           },
         })
       }
-      let handler: ((batch: PartitionBatch) => Promise<void>) | undefined
+      let handler: BatchHandler | undefined
       /** A new kafkajs member in place of the current one (after a stall, or for another topic set). */
       const replace = (why: string) => {
         lastSign = Date.now()

@@ -167,12 +167,18 @@ export async function startConsumer(rt: Runtime, hooks: ConsumerHooks = {}): Pro
 
   const handle = async (batch: PartitionBatch) => {
     const last = batch.messages.at(-1)
-    if (!last || stopping) return
+    if (stopping) return false
+    if (!last) return
     const started = performance.now()
     // Keep the group membership while MongoDB works: a batch on a slow server can outlast the session timeout.
     const beat = setInterval(() => void batch.heartbeat().catch(() => {}), 1000)
     try {
-      if (!(await Promise.race([processWithRetry(batch), abandoned]))) return
+      if (!(await Promise.race([processWithRetry(batch), abandoned]))) {
+        // Not processed: kafkajs fetches it again. Still ours by kafkajs but not by the partition's claim (fenced, or the
+        // claim could not be read): wait a little, not in a tight loop, until the group moves it or the claim returns.
+        if (!stopping && batch.isRunning()) await pause(1000, batch)
+        return false
+      }
     } finally {
       clearInterval(beat)
     }
