@@ -13,6 +13,7 @@ import type { BenchCase, CaseResult, Measurement } from '../types.ts'
 import { percentile } from '../types.ts'
 import { createTestEnv } from '../../test/support/env.ts'
 import { startApi } from '../../src/api/server.ts'
+import { migrate } from '../../src/capture/migrate.ts'
 import { DAYS_COLLECTION, ensureHistoryIndexes, historyDoc, type DayDoc } from '../../src/consume/history.ts'
 import type { CdcEvent } from '../../src/events.ts'
 import { StoreError, type Doc } from '../../src/clients/mongo.ts'
@@ -86,6 +87,8 @@ async function loadInstance(size: number, log: (m: string) => void): Promise<Ins
     c.http.port = 0 as number
     c.http.maxPageSize = Math.max(c.http.maxPageSize, 50)
   })
+  // Tables are served from the tracked set in the database (the demo's, once migrated).
+  await migrate(env.rt)
   const server = await startApi(env.rt)
   const store = await env.rt.mongo()
   // The collections are large: empty them rather than leave them for inspection.
