@@ -15,9 +15,10 @@ import type { OutcomeMode } from '../../src/consume/outcomes.ts'
 
 const AGGREGATES = 500
 
-function eventOf(i: number): CdcEvent {
-  const id = `b${i % AGGREGATES}`
-  const version = Math.floor(i / AGGREGATES) + 1
+/** The i-th event of a synthetic backlog spread over `aggregates` customers, versions in order per customer. */
+export function eventOf(i: number, aggregates = AGGREGATES, prefix = 'b'): CdcEvent {
+  const id = `${prefix}${i % aggregates}`
+  const version = Math.floor(i / aggregates) + 1
   return {
     id: Bun.randomUUIDv7(),
     type: 'CustomerUpdated',

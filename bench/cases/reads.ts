@@ -9,8 +9,8 @@
 // Ops: CDC_BENCH_READ_OPS (comma-separated names above), default all. Sizes: CDC_BENCH_READ_SIZES (comma-separated document counts), default 10k, 100k, 1M × --scale, each in its own
 // database, measured round robin so that load on a shared machine hits every size alike. The history spans one year
 // (aggregates start at random days), 20 events per aggregate an hour apart, 100 actors: buckets get denser as it grows.
-import type { BenchCase, CaseResult, Measurement } from '../types.ts'
-import { percentile } from '../types.ts'
+import type { BenchCase, CaseResult } from '../types.ts'
+import { latencyMeasurement } from '../types.ts'
 import { createTestEnv } from '../../test/support/env.ts'
 import { startApi } from '../../src/api/server.ts'
 import { migrate } from '../../src/capture/migrate.ts'
@@ -57,18 +57,6 @@ function eventOf(i: number): CdcEvent {
     before: version === 1 ? null : { id: a, name: name(version - 1), email: `c${a}@example.com`, address: '1 Main Street', phone: null },
     after: { id: a, name: name(version), email: `c${a}@example.com`, address: '1 Main Street', phone: null },
     schema: 1,
-  }
-}
-
-function measure(latencies: number[], seconds: number): Measurement {
-  latencies.sort((a, b) => a - b)
-  return {
-    perSecond: latencies.length / seconds,
-    p50Ms: percentile(latencies, 50),
-    p95Ms: percentile(latencies, 95),
-    p99Ms: percentile(latencies, 99),
-    count: latencies.length,
-    seconds,
   }
 }
 
@@ -210,7 +198,7 @@ export const reads: BenchCase = async ({ scale, log }) => {
         for (const [k, inst] of instances.entries()) latencies[k]!.push(await inst.get(path(inst.aggregates)))
       }
       const seconds = (performance.now() - started) / 1000 / instances.length
-      const measured = latencies.map((l) => measure(l, seconds))
+      const measured = latencies.map((l) => latencyMeasurement(l, seconds))
       const base = measured[0]!.p50Ms!
       for (const [k, inst] of instances.entries()) {
         const m = measured[k]!

@@ -6,34 +6,13 @@ import type { Subprocess } from 'bun'
 import type { BenchCase, CaseResult } from '../types.ts'
 import { createTestEnv, ROOT } from '../../test/support/env.ts'
 import { stackConfigEnv } from '../../test/support/stack-env.ts'
-import { EventHeaders, type CdcEvent } from '../../src/events.ts'
+import { EventHeaders } from '../../src/events.ts'
+import { eventOf } from './consume.ts'
 
 const PARTITIONS = 6
 const AGGREGATES = 600
 /** Clock ticks per second of /proc/<pid>/stat (USER_HZ; 100 on Linux everywhere that matters). */
 const HZ = 100
-
-function eventOf(i: number): CdcEvent {
-  const id = `s${i % AGGREGATES}`
-  const version = Math.floor(i / AGGREGATES) + 1
-  return {
-    id: Bun.randomUUIDv7(),
-    type: 'CustomerUpdated',
-    op: version === 1 ? 'c' : 'u',
-    aggregate: { type: 'customers', id },
-    version,
-    tx: { id: String(10_000 + i), index: 0, size: 1 },
-    occurredAt: new Date().toISOString().replace('Z', '000Z'),
-    actor: { id: 'bench', source: 'sql' },
-    reason: null,
-    correlationId: null,
-    causationId: null,
-    changes: [{ path: 'name', before: 'old name', after: 'new name' }],
-    before: { id, name: 'old name', email: 'someone@example.com' },
-    after: { id, name: 'new name', email: 'someone@example.com' },
-    schema: 1,
-  }
-}
 
 /** CPU seconds (user + system) a process used so far, or NaN once it is gone. */
 function cpuSeconds(pid: number): number {
@@ -63,7 +42,7 @@ export const scaleout: BenchCase = async ({ scale, log }) => {
       const producer = await kafka.producer()
       try {
         for (let i = 0; i < count; i += 2000) {
-          const slice = Array.from({ length: Math.min(2000, count - i) }, (_, j) => eventOf(i + j))
+          const slice = Array.from({ length: Math.min(2000, count - i) }, (_, j) => eventOf(i + j, AGGREGATES, 's'))
           await producer.send(
             slice.map((e) => ({
               topic,
