@@ -14,6 +14,7 @@ import { createKafka } from '../src/clients/kafka.ts'
 import { createPipeline, ROOT, waitFor, type Pipeline } from './pipeline.ts'
 import { percentile } from './types.ts'
 import { verdictRows, verifyPipeline, type Verdict } from './verify.ts'
+import { usage } from './proc.ts'
 
 const { values } = parseArgs({
   args: Bun.argv.slice(2),
@@ -54,7 +55,6 @@ function targetRate(): { rate: number; basis: string } {
 }
 
 // --- processes and their figures -------------------------------------------------------------------------------------
-const CLK_TCK = 100
 const STACK_DIR = process.env.CDC_STACK_DIR ?? `${ROOT}.stack`
 
 function readPid(path: string): number | undefined {
@@ -64,36 +64,6 @@ function readPid(path: string): number | undefined {
   } catch {
     return undefined
   }
-}
-
-/** CPU ticks and RSS bytes of a process and, with `children`, of its direct children (PostgreSQL's backends). */
-function usage(pid: number | undefined, children = false): { ticks: number; rss: number } {
-  const out = { ticks: 0, rss: 0 }
-  if (!pid) return out
-  const pids = [pid]
-  if (children) {
-    for (const entry of new Bun.Glob('[0-9]*').scanSync({ cwd: '/proc', onlyFiles: false })) {
-      try {
-        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
-        if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) pids.push(Number(entry))
-      } catch {}
-    }
-  }
-  // Shared memory (PostgreSQL's buffers) counts once, not once per backend that touched it.
-  let shared = 0
-  for (const p of pids) {
-    try {
-      const fields = readFileSync(`/proc/${p}/stat`, 'utf8')
-      const rest = fields.slice(fields.lastIndexOf(')') + 2).split(' ')
-      out.ticks += Number(rest[11]) + Number(rest[12]) // utime, stime
-      const status = readFileSync(`/proc/${p}/status`, 'utf8')
-      const kb = (field: string) => Number(status.match(new RegExp(`^${field}:\\s+(\\d+)`, 'm'))?.[1] ?? 0) * 1024
-      out.rss += kb('RssAnon') + kb('RssFile')
-      shared = Math.max(shared, kb('RssShmem'))
-    } catch {}
-  }
-  out.rss += shared
-  return out
 }
 
 interface Proc {
@@ -229,7 +199,7 @@ async function metrics(): Promise<Record<string, number>> {
 }
 
 const samples: Sample[] = []
-let lastTicks = new Map(procs.map((p) => [p.name, usage(p.pid(), p.children).ticks]))
+let lastCpu = new Map(procs.map((p) => [p.name, usage(p.pid(), p.children).cpuSeconds]))
 let lastAt = Date.now()
 let stalledSince: number | undefined
 let stall: string | undefined
@@ -242,8 +212,8 @@ async function sample(): Promise<Sample> {
   const dt = (now - lastAt) / 1000
   const processes = procs.map((p) => {
     const u = usage(p.pid(), p.children)
-    const cpu = ((u.ticks - (lastTicks.get(p.name) ?? u.ticks)) / CLK_TCK / dt) * 100
-    lastTicks.set(p.name, u.ticks)
+    const cpu = ((u.cpuSeconds - (lastCpu.get(p.name) ?? u.cpuSeconds)) / dt) * 100
+    lastCpu.set(p.name, u.cpuSeconds)
     return { name: p.name, rssMiB: Math.round(u.rss / 2 ** 20), cpuPercent: Math.round(cpu) }
   })
   lastAt = now

@@ -1,31 +1,16 @@
 // Scaling the consumer out: one backlog on a 6-partition topic drained by 1, 2 and 3 `cdc consume` processes in one
 // group, timed from the processes' start until the group committed the whole backlog, with the CPU time each process
 // used. No raw baseline: the comparison is between the process counts (see the README on when scaling out helps).
-import { readFileSync } from 'node:fs'
 import type { Subprocess } from 'bun'
 import type { BenchCase, CaseResult } from '../types.ts'
 import { createTestEnv, ROOT } from '../../test/support/env.ts'
 import { stackConfigEnv } from '../../test/support/stack-env.ts'
 import { EventHeaders } from '../../src/events.ts'
 import { eventOf } from './consume.ts'
+import { cpuSeconds } from '../proc.ts'
 
 const PARTITIONS = 6
 const AGGREGATES = 600
-/** Clock ticks per second of /proc/<pid>/stat (USER_HZ; 100 on Linux everywhere that matters). */
-const HZ = 100
-
-/** CPU seconds (user + system) a process used so far, or NaN once it is gone. */
-function cpuSeconds(pid: number): number {
-  try {
-    // Fields after the command name (which may contain spaces): utime and stime are the 12th and 13th.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return (Number(fields[11]) + Number(fields[12])) / HZ
-  } catch {
-    return Number.NaN
-  }
-}
-
 export const scaleout: BenchCase = async ({ scale, log }) => {
   const count = Math.max(2000, Math.round(20_000 * scale))
   const results: CaseResult[] = []
