@@ -1,8 +1,12 @@
-// `bun run chaos [--seconds N]`: a steady write load (API + plain SQL) with the relay, consumer and API each in its
+// `bun run chaos [--seconds N] [--rounds R] [--sql-rows K] [--out DIR]`: a steady write load (API + plain SQL) with the relay, consumer and API each in its
 // own process, while faults are injected in turn: kill -9 and restart each role, stop and restart PostgreSQL, Kafka and
 // the MongoDB server, cut the relay off from PostgreSQL (Kafka still reachable), stall the MongoDB server. Then it waits for the pipeline to drain and checks, against cdc.event_store, that every
 // committed event is in the MongoDB history exactly once, versions are gapless per aggregate, the read model equals
 // the PostgreSQL rows and the DLQ is empty. Exit code 1 on any loss, duplicate or mismatch. Loopback only.
+// The faults are injected R times over the run (evenly spaced); each plain-SQL transaction updates K rows (K events), so
+// a long run reaches 100,000+ events on a small machine. It writes <out>/chaos-<capture>.json (default bench/results)
+// and rebuilds <out>/chaos-latest.{json,md} from every capture mode's last result there.
+import { cpus, loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
 import { connect, type Db } from '../src/clients/postgres.ts'
 import { connectMongo, healingStore } from '../src/clients/mongo.ts'
@@ -10,20 +14,46 @@ import { createKafka } from '../src/clients/kafka.ts'
 import { createPipeline, ROOT, stack, waitFor, type RoleName } from './pipeline.ts'
 import { startProxy } from './tcp-proxy.ts'
 import { verdictRows, verifyPipeline } from './verify.ts'
+import { publishChaos } from './chaos-report.ts'
 
 const { values } = parseArgs({
   args: Bun.argv.slice(2),
-  options: { seconds: { type: 'string' }, 'drain-seconds': { type: 'string' }, mode: { type: 'string' }, capture: { type: 'string' } },
+  options: {
+    seconds: { type: 'string' },
+    'drain-seconds': { type: 'string' },
+    mode: { type: 'string' },
+    capture: { type: 'string' },
+    rounds: { type: 'string' },
+    'sql-rows': { type: 'string' },
+    out: { type: 'string' },
+    faults: { type: 'string' },
+  },
   strict: true,
 })
 const seconds = Number(values.seconds ?? 180)
 const drainSeconds = Number(values['drain-seconds'] ?? 180)
 const relayMode = values.mode ?? 'poll'
 const captureMode = values.capture ?? 'outbox'
-if (!(seconds >= 20) || !(drainSeconds > 0) || !['poll', 'wal'].includes(relayMode) || !['outbox', 'emit', 'logical'].includes(captureMode)) {
-  console.error('chaos: --seconds must be ≥ 20, --drain-seconds > 0, --mode poll|wal, --capture outbox|emit|logical')
+const rounds = Number(values.rounds ?? 1)
+const sqlRows = Number(values['sql-rows'] ?? 1)
+// own: only the faults that touch this run's processes (its roles, its relay's proxy), for a second run beside one that
+// stops and stalls the shared servers (both runs live through those).
+const faultSet = values.faults ?? 'all'
+const outDir = values.out ?? `${ROOT}bench/results`
+if (
+  !(seconds >= 20) ||
+  !(drainSeconds > 0) ||
+  !['poll', 'wal'].includes(relayMode) ||
+  !['outbox', 'emit', 'logical'].includes(captureMode) ||
+  !(Number.isInteger(rounds) && rounds >= 1) ||
+  !(Number.isInteger(sqlRows) && sqlRows >= 1 && sqlRows <= 500) ||
+  !['all', 'own'].includes(faultSet)
+) {
+  console.error('chaos: --seconds must be ≥ 20, --drain-seconds > 0, --mode poll|wal, --capture outbox|emit|logical, --rounds ≥ 1, --sql-rows 1..500, --faults all|own')
   process.exit(2)
 }
+const startedAt = new Date()
+const loadAtStart = loadavg()[0]!
 // emit mode writes no outbox rows: its relay reads the WAL (logical mode ignores relay.mode)
 const effectiveRelayMode = captureMode === 'emit' ? 'wal' : relayMode
 
@@ -110,7 +140,9 @@ async function sqlLoop() {
           ])
           productIds.push(p!.id)
         } else {
-          await tx.query('update products set price = price + 1 where id = $1', [pick(productIds)])
+          // K products in one statement (K events in one transaction)
+          const ids = [...new Set(Array.from({ length: sqlRows }, () => pick(productIds)))]
+          await tx.query('update products set price = price + 1 where id = any($1::int[])', [ids])
           await tx.query('update customers set phone = $1 where id = $2', [`+1-555-${i}`, pick(customerIds.length ? customerIds : [0])])
         }
       })
@@ -166,16 +198,15 @@ const faults: Fault[] = [
   restartAfterKill('relay'),
   restartAfterKill('consume'),
   restartAfterKill('serve'),
-  serverOutage('postgres'),
-  serverOutage('kafka'),
-  serverOutage('mongo'),
+  ...(faultSet === 'all' ? [serverOutage('postgres'), serverOutage('kafka'), serverOutage('mongo')] : []),
   relayCutOff,
-  mongoStalled,
+  ...(faultSet === 'all' ? [mongoStalled] : []),
 ]
 const injected: { fault: string; at: string; ok: boolean; error?: string }[] = []
-const step = (seconds * 1000) / (faults.length + 1)
+const schedule = Array.from({ length: rounds }, () => faults).flat()
+const step = (seconds * 1000) / (schedule.length + 1)
 const t0 = Date.now()
-for (const fault of faults) {
+for (const fault of schedule) {
   await Bun.sleep(Math.max(0, t0 + step * (injected.length + 1) - Date.now()))
   say(`fault: ${fault.name}`)
   try {
@@ -187,12 +218,14 @@ for (const fault of faults) {
   }
 }
 await Bun.sleep(Math.max(0, t0 + seconds * 1000 - Date.now()))
+const loadSeconds = (Date.now() - t0) / 1000
 stopLoad = true
 await Promise.all(loops)
 say(`load stopped: api ok ${stats.apiOk} failed ${stats.apiFailed}, sql ok ${stats.sqlOk} failed ${stats.sqlFailed}`)
 
 // --- drain and verify -------------------------------------------------------------------------------------------------
-stack('up') // every server must be back
+// Every server must be back (a run with only its own faults leaves that to the run that stops them).
+if (faultSet === 'all') stack('up')
 // Bounded operations: a MongoDB server that stopped answering fails the run instead of hanging it.
 const store = healingStore(() => connectMongo({ url: config.mongo.url, database: config.mongo.database }))
 const tables = config.capture.tracked
@@ -234,8 +267,9 @@ await store.close()
 await db.end()
 
 const ok = drained && verdict.ok
+const relayShown = captureMode === 'logical' ? 'logical' : effectiveRelayMode
 const table = [
-  `Chaos run ${tag}: ${seconds} s of load, capture mode ${captureMode}, relay mode ${captureMode === 'logical' ? 'logical' : effectiveRelayMode}, logs in ${logDir}`,
+  `Chaos run ${tag}: ${seconds} s of load, capture mode ${captureMode}, relay mode ${relayShown}, logs in ${logDir}`,
   '',
   '| fault | at | result |',
   '| --- | --- | --- |',
@@ -252,5 +286,23 @@ const table = [
 ].join('\n')
 console.log(table)
 await Bun.write(`${logDir}/report.md`, `${table}\n`)
+{
+  await publishChaos(outDir, {
+    at: startedAt.toISOString(),
+    capture: captureMode,
+    relayMode: relayShown,
+    loadSeconds,
+    durationSeconds: (Date.now() - startedAt.getTime()) / 1000,
+    rounds,
+    sqlRows,
+    faultSet,
+    faults: injected,
+    load: stats,
+    drained,
+    verdict: { ...verdict, problems: verdict.problems.slice(0, 30) },
+    ok,
+    machine: { cpus: cpus().length, loadStart: loadAtStart, loadEnd: loadavg()[0]! },
+  })
+}
 if (ok) await pipeline.dropDatabase()
 process.exit(ok ? 0 : 1)
