@@ -12,6 +12,8 @@ export interface ChaosResult {
   durationSeconds: number
   rounds: number
   sqlRows: number
+  /** The plain-SQL load's cap in events per second (null: none). */
+  sqlRate: number | null
   /** all: this run injected every fault; own: only those on its own processes, beside a run that did the servers'. */
   faultSet: string
   faults: { fault: string; at: string; ok: boolean; error?: string }[]

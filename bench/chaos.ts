@@ -25,6 +25,7 @@ const { values } = parseArgs({
     capture: { type: 'string' },
     rounds: { type: 'string' },
     'sql-rows': { type: 'string' },
+    'sql-rate': { type: 'string' },
     out: { type: 'string' },
     faults: { type: 'string' },
   },
@@ -36,6 +37,8 @@ const relayMode = values.mode ?? 'poll'
 const captureMode = values.capture ?? 'outbox'
 const rounds = Number(values.rounds ?? 1)
 const sqlRows = Number(values['sql-rows'] ?? 1)
+// Events per second the plain-SQL load holds at most (a pipeline that cannot keep up would only build a backlog).
+const sqlRate = Number(values['sql-rate'] ?? Infinity)
 // own: only the faults that touch this run's processes (its roles, its relay's proxy), for a second run beside one that
 // stops and stalls the shared servers (both runs live through those).
 const faultSet = values.faults ?? 'all'
@@ -47,9 +50,10 @@ if (
   !['outbox', 'emit', 'logical'].includes(captureMode) ||
   !(Number.isInteger(rounds) && rounds >= 1) ||
   !(Number.isInteger(sqlRows) && sqlRows >= 1 && sqlRows <= 500) ||
+  !(sqlRate > 0) ||
   !['all', 'own'].includes(faultSet)
 ) {
-  console.error('chaos: --seconds must be ≥ 20, --drain-seconds > 0, --mode poll|wal, --capture outbox|emit|logical, --rounds ≥ 1, --sql-rows 1..500, --faults all|own')
+  console.error('chaos: --seconds must be ≥ 20, --drain-seconds > 0, --mode poll|wal, --capture outbox|emit|logical, --rounds ≥ 1, --sql-rows 1..500, --sql-rate > 0, --faults all|own')
   process.exit(2)
 }
 const startedAt = new Date()
@@ -68,7 +72,7 @@ pgUrl.port = String(pgProxy.port)
 pipeline.setRoleEnv('relay', { CDC_POSTGRES_URL: pgUrl.toString() })
 for (const role of ['relay', 'consume', 'serve'] as const) pipeline.start(role)
 const db: Db = connect({ url: config.postgres.url, max: 6 })
-await waitFor(async () => (await fetch(`${api}/healthz`).catch(() => null))?.ok ?? false, 30_000, 'API up')
+await waitFor(async () => (await fetch(`${api}/healthz`).catch(() => null))?.ok ?? false, 120_000, 'API up')
 
 // --- the load: API commands and plain SQL, tolerant of outages (only committed writes count) -----------------------
 let stopLoad = false
@@ -125,24 +129,29 @@ async function apiLoop(n: number) {
   }
 }
 
+const SQL_LOOPS = 2
 async function sqlLoop() {
   let i = 0
   while (!stopLoad) {
     i++
+    const started = Date.now()
+    let events = 0
     try {
       await db.begin(async (tx) => {
         await tx.query("select set_config('cdc.actor', 'batch-job', true), set_config('cdc.reason', 'nightly sync', true)")
         if (i % 3 === 0 || productIds.length < 3) {
-          const [p] = await tx.query<{ id: number }>('insert into products (category, name, price) values ($1, $2, $3) returning id', [
-            pick(['books', 'tools', 'games']),
-            `P${i}`,
-            (i % 50) + 0.99,
-          ])
-          productIds.push(p!.id)
+          // a tenth of K new products at once, so the updates below soon have K distinct rows to touch
+          const created = await tx.query<{ id: number }>(
+            'insert into products (category, name, price) select $1, $2 || n, $3 from generate_series(1, $4::int) n returning id',
+            [pick(['books', 'tools', 'games']), `P${i}-`, (i % 50) + 0.99, Math.ceil(sqlRows / 10)],
+          )
+          productIds.push(...created.map((p) => p.id))
+          events = created.length
         } else {
           // K products in one statement (K events in one transaction)
           const ids = [...new Set(Array.from({ length: sqlRows }, () => pick(productIds)))]
           await tx.query('update products set price = price + 1 where id = any($1::int[])', [ids])
+          events = ids.length + 1
           await tx.query('update customers set phone = $1 where id = $2', [`+1-555-${i}`, pick(customerIds.length ? customerIds : [0])])
         }
       })
@@ -151,11 +160,11 @@ async function sqlLoop() {
       stats.sqlFailed++
       await Bun.sleep(200)
     }
-    await Bun.sleep(40)
+    await Bun.sleep(Math.max(40, (events / (sqlRate / SQL_LOOPS)) * 1000 - (Date.now() - started)))
   }
 }
 
-const loops = [apiLoop(1), apiLoop(2), apiLoop(3), sqlLoop(), sqlLoop()]
+const loops = [apiLoop(1), apiLoop(2), apiLoop(3), ...Array.from({ length: SQL_LOOPS }, sqlLoop)]
 
 // --- the faults, in turn ---------------------------------------------------------------------------------------------
 interface Fault {
@@ -295,6 +304,7 @@ await Bun.write(`${logDir}/report.md`, `${table}\n`)
     durationSeconds: (Date.now() - startedAt.getTime()) / 1000,
     rounds,
     sqlRows,
+    sqlRate: Number.isFinite(sqlRate) ? sqlRate : null,
     faultSet,
     faults: injected,
     load: stats,
