@@ -360,7 +360,7 @@ function renderMarkdown(): string {
   ].join('\n')
 }
 
-/** Four panels over time: backlog, stored/s, RSS of cdc, probe commit→history latency (p99 per sample window). */
+/** Four panels over time: lag (backlog and consumer lag), stored/s, RSS of cdc, probe commit→history p99 per window. */
 function renderChart(): string {
   const W = 420
   const H = 150
@@ -372,8 +372,13 @@ function renderChart(): string {
     const inWindow = probeLatency.filter((p) => p.at >= from && p.at < to).map((p) => p.ms).sort((a, b) => a - b)
     return { t: s.t, y: inWindow.length ? percentile(inWindow, 99) : 0 }
   })
-  const panels: { title: string; pts: { t: number; y: number }[]; color: string }[] = [
-    { title: 'backlog (events committed, not in history)', pts: samples.map((s) => ({ t: s.t, y: s.backlog })), color: '#c0392b' },
+  const panels: { title: string; pts: { t: number; y: number }[]; color: string; second?: { t: number; y: number }[] }[] = [
+    {
+      title: 'lag: backlog (red, committed not stored), consumer lag (grey)',
+      pts: samples.map((s) => ({ t: s.t, y: s.backlog })),
+      color: '#c0392b',
+      second: samples.map((s) => ({ t: s.t, y: s.consumerLag })),
+    },
     { title: 'events stored per second', pts: samples.map((s) => ({ t: s.t, y: s.storedPerSecond })), color: '#1f5f99' },
     { title: 'RSS of cdc all (MiB)', pts: samples.map((s) => ({ t: s.t, y: rssOf(s) })), color: '#2e8b57' },
     { title: 'commit→history p99 per window (ms)', pts: windows, color: '#e0a800' },
@@ -382,8 +387,11 @@ function renderChart(): string {
   panels.forEach((p, i) => {
     const x0 = pad + (i % 2) * (W + pad)
     const y0 = pad + Math.floor(i / 2) * (H + 2 * pad)
-    const yMax = Math.max(1, ...p.pts.map((q) => q.y))
-    const path = p.pts.map((q, j) => `${j ? 'L' : 'M'}${(x0 + (q.t / tMax) * W).toFixed(1)},${(y0 + H - (q.y / yMax) * H).toFixed(1)}`).join(' ')
+    const yMax = Math.max(1, ...p.pts.map((q) => q.y), ...(p.second ?? []).map((q) => q.y))
+    const line = (pts: { t: number; y: number }[]) =>
+      pts.map((q, j) => `${j ? 'L' : 'M'}${(x0 + (q.t / tMax) * W).toFixed(1)},${(y0 + H - (q.y / yMax) * H).toFixed(1)}`).join(' ')
+    const path = line(p.pts)
+    if (p.second) parts.push(`<path d="${line(p.second)}" fill="none" stroke="#888" stroke-width="1" stroke-dasharray="3,2"/>`)
     parts.push(
       `<text x="${x0}" y="${y0 - 8}" font-weight="bold">${p.title}</text>`,
       `<rect x="${x0}" y="${y0}" width="${W}" height="${H}" fill="none" stroke="#ccc"/>`,
