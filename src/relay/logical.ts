@@ -48,7 +48,7 @@ export async function runLogical(s: RelaySession): Promise<void> {
 
 /** Publication with every tracked table, and the persistent slot (never silently re-created once lost). */
 async function prepare(s: RelaySession) {
-  const db = s.rt.db()
+  const db = s.rt.relayDb()
   const { slot, publication } = s.rt.config.relay
   if ((await ensureLogicalSlot(db, slot, publication, s.log)) === 'lost') throw new SlotLost(`replication slot ${slot} is lost`)
   relayMetrics.slotLost.set(0, { slot })
@@ -56,7 +56,7 @@ async function prepare(s: RelaySession) {
 
 /** Whether the server now reports the slot missing or invalidated (a failed stream is then not retried blindly). */
 async function slotLost(s: RelaySession): Promise<boolean> {
-  const db = s.rt.db()
+  const db = s.rt.relayDb()
   const slot = s.rt.config.relay.slot
   const rows = await db.query<{ wal_status: string | null }>(slotStatsSql, [slot]).catch(() => undefined)
   if (!rows || (rows.length > 0 && rows[0]!.wal_status !== 'lost')) return false
@@ -65,7 +65,7 @@ async function slotLost(s: RelaySession): Promise<boolean> {
 }
 
 function logicalMode(s: RelaySession): StreamMode<Item> {
-  const db = s.rt.db()
+  const db = s.rt.relayDb()
   const slot = s.rt.config.relay.slot
   return {
     name: 'logical',
