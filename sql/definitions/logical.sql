@@ -78,6 +78,8 @@ declare
   v_spec jsonb;
   v_fn text;
   v_call text;
+  v_gen text;
+  v_g jsonb;
   v_agg text;
   v_keys text[];
   v_n int;
@@ -118,6 +120,13 @@ begin
              where t.schema_name = v_it->>'s' and t.table_name = v_it->>'t' and t.active and t.mode = 'logical';
             v_call := format('select cdc.%I($1, jsonb_populate_record(null::%I.%I, $2), jsonb_populate_record(null::%I.%I, $3))',
               v_fn, v_it->>'s', v_it->>'t', v_it->>'s', v_it->>'t');
+            -- stored generated columns are not in pgoutput's tuples (PostgreSQL 15–17): computed here from the decoded
+            -- row with the table's own generation expressions (they may only read the row itself)
+            select format('select jsonb_build_object(%s) from jsonb_populate_record(null::%I.%I, $1) as r',
+                     string_agg(format('%L, %s', a.attname, pg_get_expr(d.adbin, d.adrelid)), ', ' order by a.attnum), v_it->>'s', v_it->>'t')
+              into v_gen from pg_attribute a join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
+             where a.attrelid = format('%I.%I', v_it->>'s', v_it->>'t')::regclass and a.attgenerated = 's' and not a.attisdropped
+            having count(*) > 0;
           end if;
           -- a table in the publication but no longer tracked (or tracked by a trigger now): nothing to capture here
           continue when v_spec is null;
@@ -139,6 +148,10 @@ begin
           v_old := case when v_it->>'k' = 'c' then null
                         when v_it->>'full' = 'true' then v_it->'old'
                         else coalesce(v_prev, v_it->'old') end;
+          if v_gen is not null then
+            if v_new is not null then execute v_gen into v_g using v_new; v_new := v_new || v_g; end if;
+            if v_it->>'full' = 'true' then execute v_gen into v_g using v_old; v_old := v_old || v_g; end if;
+          end if;
           execute v_call using case v_it->>'k' when 'c' then 'INSERT' when 'u' then 'UPDATE' else 'DELETE' end, v_new, v_old;
           if v_it->>'k' = 'd' or v_it ? 'okey' then
             delete from cdc.logical_images i where i.rel = v_rel and i.key = v_key;
