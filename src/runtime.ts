@@ -13,6 +13,11 @@ export interface Runtime {
   /** TLS and credentials per server, PEM files read (a bad path throws a ConfigError when the runtime is made). */
   security: Security
   db(): Db
+  /**
+   * The relay's own small pool: in `cdc all` the API's write transactions can hold every connection of the shared pool,
+   * and the relay's reads and deletes would queue behind them (seconds of commit→Kafka latency under write load).
+   */
+  relayDb(): Db
   kafka(): KafkaClient
   /**
    * Connects on first use. Operations fail with a transient StoreError while MongoDB is unreachable, and the client
@@ -32,6 +37,7 @@ export interface Role {
 
 export function createRuntime(config: Config, log: Logger = rootLog): Runtime {
   let db: Db | undefined
+  let relayDb: Db | undefined
   let kafka: KafkaClient | undefined
   let mongo: Store | undefined
   let tracked: TrackedSet | undefined
@@ -50,6 +56,15 @@ export function createRuntime(config: Config, log: Logger = rootLog): Runtime {
     log,
     security,
     db: openDb,
+    relayDb() {
+      if (!relayDb) {
+        // Read-ahead, delete and the stats/wake-up queries of the pipelined poll loop, plus one to spare.
+        const opened = connect({ url: config.postgres.url, ssl: security.postgres, max: 4, name: 'cdc-relay' })
+        closers.push(() => opened.end())
+        relayDb = opened
+      }
+      return relayDb
+    },
     kafka() {
       if (!kafka) {
         const opened = createKafka({ brokers: config.kafka.brokers, clientId: config.kafka.clientId, log, ...security.kafka })

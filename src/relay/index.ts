@@ -16,7 +16,7 @@ const SLOT_SAMPLE_MS = 5_000
 
 async function sampleSlot(rt: Runtime) {
   const slot = rt.config.relay.slot
-  const [row] = await rt.db().query<{ bytes: number | null; active: boolean }>(slotLagSql, [slot])
+  const [row] = await rt.relayDb().query<{ bytes: number | null; active: boolean }>(slotLagSql, [slot])
   relayMetrics.slotActive.set(row?.active ? 1 : 0, { slot })
   if (row?.bytes != null) relayMetrics.slotLagBytes.set(row.bytes, { slot })
 }

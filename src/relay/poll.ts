@@ -53,7 +53,7 @@ export async function fetchBatch(db: Db, batchSize: number, upTo = Number.MAX_SA
 
 /** Publishes and deletes the outbox rows up to seq `upTo` (wal mode: the rows older than its slot). */
 export async function drainOutbox(s: RelaySession, mode: string, upTo: number): Promise<number> {
-  const db = s.rt.db()
+  const db = s.rt.relayDb()
   let total = 0
   while (!s.signal.aborted) {
     const { seqs, events } = await fetchBatch(db, s.rt.config.relay.batchSize, upTo)
@@ -74,7 +74,7 @@ export async function drainOutbox(s: RelaySession, mode: string, upTo: number): 
 export async function runPoll(s: RelaySession): Promise<void> {
   const { rt, log, signal } = s
   const cfg = rt.config.relay
-  const db = rt.db()
+  const db = rt.relayDb()
   const backoff = new Backoff(cfg.retryMaxMs)
   let wake: (() => void) | undefined
   let notified = false

@@ -37,7 +37,7 @@ export async function runWal(s: RelaySession): Promise<void> {
  * repeats it (rows committed around the slot's creation may be published twice, never lost).
  */
 async function prepare(s: RelaySession) {
-  const db = s.rt.db()
+  const db = s.rt.relayDb()
   const { slot, publication } = s.rt.config.relay
   if ((await db.query(findPublicationSql, [publication])).length === 0) {
     await db
@@ -93,10 +93,10 @@ function walMode(s: RelaySession): StreamMode<Item> {
         }
       }
     },
-    materialize: (batch, signal) => loadEvents(s.rt.db(), batch.flatMap((t) => t.items.map((i) => i.event)), signal),
+    materialize: (batch, signal) => loadEvents(s.rt.relayDb(), batch.flatMap((t) => t.items.map((i) => i.event)), signal),
     async settle(batch) {
       const seqs = batch.flatMap((t) => t.items.flatMap((i) => (i.seq === undefined ? [] : [i.seq])))
-      if (seqs.length) await s.rt.db().query(deletePublishedSql, [seqs])
+      if (seqs.length) await s.rt.relayDb().query(deletePublishedSql, [seqs])
     },
   }
 }
