@@ -14,7 +14,7 @@ import * as metrics from './metrics.ts'
 import { startOutcomeLog } from './outcomes.ts'
 import { FencedError, Ownership } from './ownership.ts'
 import { processUnderPolicy, retrying } from './retry.ts'
-import { StateWriter } from './state.ts'
+import { StateWriter, ensureStateIndexes } from './state.ts'
 import { redrivenCount } from '../redrive/ledger.ts'
 
 const GAP_SWEEP_MS = 1_000
@@ -76,7 +76,11 @@ export async function startConsumer(rt: Runtime, hooks: ConsumerHooks = {}): Pro
         })),
       ),
     )
-    await patiently('creating indexes', () => ensureHistoryIndexes(store, tables.filter((t) => !known.has(t))))
+    await patiently('creating indexes', async () => {
+      const fresh = tables.filter((t) => !known.has(t))
+      await ensureHistoryIndexes(store, fresh)
+      await ensureStateIndexes(store, fresh)
+    })
     shared.tables = new Set(tables)
     if (stopping || next.length === 0) return
     if (consumer) {

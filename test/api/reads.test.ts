@@ -10,7 +10,7 @@ import { backfillHistory } from '../../src/consume/backfill.ts'
 import { Gaps } from '../../src/consume/gaps.ts'
 import { DAYS_COLLECTION, READ_KEYS, daysOf, ensureHistoryIndexes, historyDoc } from '../../src/consume/history.ts'
 import { pruneHistory } from '../../src/consume/retention.ts'
-import { StateWriter } from '../../src/consume/state.ts'
+import { StateWriter, ensureStateIndexes, findKey, findKeys } from '../../src/consume/state.ts'
 import { REDRIVEN_COLLECTION } from '../../src/consume/dlq.ts'
 import { dlqPosition, recordRedriven, redrivenCount, redrivenPositions } from '../../src/redrive/ledger.ts'
 import type { CdcEvent } from '../../src/events.ts'
@@ -63,6 +63,7 @@ beforeAll(async () => {
   api = await createApiEnv()
   store = await api.rt.mongo()
   await ensureHistoryIndexes(store, ['customers', 'products'])
+  await ensureStateIndexes(store, ['customers'])
 })
 afterAll(() => api.cleanup())
 
@@ -131,6 +132,38 @@ describe('GET /state/:table/:id', () => {
     expect((await api.call('GET', '/state/not_tracked/1')).status).toBe(404)
     const spec = await api.call('GET', '/openapi.json')
     expect(spec.body.paths['/state/{table}/{id}'].get).toBeDefined()
+  })
+})
+
+describe('console find by value', () => {
+  test('one equality on the state\'s find keys: deleted rows; legacy states after backfill; long values refused', async () => {
+    const writer = new StateWriter(store, new Gaps(store), createLogger({ test: 'reads' }, () => {}))
+    const t0 = Date.UTC(2026, 3, 2)
+    const f1 = [event('f1', 1, t0, 'alice', { after: { id: 'f1', name: 'Fay', email: 'fay@example.com', score: 7 } })]
+    const f2 = [
+      event('f2', 1, t0, 'alice', { after: { id: 'f2', name: 'Fay', email: 'gus@example.com', score: 8 } }),
+      event('f2', 2, t0 + 1000, 'alice', { type: 'CustomerDeleted', op: 'd', before: { id: 'f2', name: 'Fay', email: 'gus@example.com', score: 8 }, after: null }),
+    ]
+    await storeAsConsumer('customers', [...f1, ...f2])
+    await writer.apply('customers', [...f1, ...f2], { topic: 'test', partition: 0 })
+    // A state as the code before the find keys wrote it.
+    await store.collection('customers_state').insertMany([{ _id: 'f3', aggregate: { type: 'customers', id: 'f3' }, version: 1, deleted: false, row: { id: 'f3', name: 'Fay' }, occurredAt: f1[0]!.occurredAt, eventId: f1[0]!.id }])
+    const find = async (field: string, value: string) => {
+      const res = await api.app.request(`http://localhost/ui/find?field=${encodeURIComponent(field)}&value=${encodeURIComponent(value)}`)
+      const html = await res.text()
+      return { status: res.status, ids: [...html.matchAll(/href="\/ui\/t\/customers\/(f\d)"/g)].map((m) => m[1]) }
+    }
+    expect(await find('customers.name', 'Fay')).toEqual({ status: 200, ids: ['f1', 'f2'] })
+    expect((await find('customers.email', 'gus@example.com')).ids).toEqual(['f2'])
+    expect((await find('customers.name', 'fay')).ids).toEqual([])
+    const { backfillState } = await import('../../src/consume/backfill.ts')
+    expect((await backfillState(store, 'customers')).updated).toBeGreaterThanOrEqual(1)
+    expect((await find('customers.name', 'Fay')).ids).toEqual(['f1', 'f2', 'f3'])
+    expect((await backfillState(store, 'customers')).scanned).toBe(0)
+    expect((await find('customers.name', 'x'.repeat(201))).status).toBe(400)
+    expect(findKeys({ a: 'x', n: 7, b: false, z: null, o: { p: 1 }, l: 'y'.repeat(201) })).toEqual([findKey('a', 'x'), findKey('n', '7'), findKey('b', 'false')])
+    // Stored, never served.
+    expect(Object.keys((await api.call('GET', '/state/customers/f1')).body)).not.toContain('find')
   })
 })
 
@@ -247,6 +280,14 @@ describe('FerretDB on PostgreSQL', () => {
         `explain select _jsonb from ${JSON.stringify(api.config.mongo.database)}.${JSON.stringify(meta.t)} where _jsonb -> 'aggKey' @> '"k1"'`,
       )
       expect(plan.map((r) => r['QUERY PLAN']).join('\n')).toContain(aggKey!.split('.').pop()!.replaceAll('"', ''))
+      // The console's find by value: a GIN index on the states' find keys serves its pushed-down equality.
+      const [state] = await pg.query<{ t: string }>(
+        `select _jsonb->>'table' as t from ${JSON.stringify(api.config.mongo.database)}._ferretdb_database_metadata where _jsonb->>'_id' = 'customers_state'`,
+      )
+      const statePlan = await pg.query<{ 'QUERY PLAN': string }>(
+        `explain select _jsonb from ${JSON.stringify(api.config.mongo.database)}.${JSON.stringify(state!.t)} where _jsonb -> 'find' @> '"[\\"name\\",\\"Fay\\"]"'`,
+      )
+      expect(statePlan.map((r) => r['QUERY PLAN']).join('\n')).toMatch(/Bitmap Index Scan on \S+_expr_idx\d*/)
     } finally {
       await pg.end()
     }
