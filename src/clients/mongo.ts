@@ -57,6 +57,8 @@ export interface Collection<T extends Doc = Doc> {
   scan(filter: Filter, options: { batchSize: number; projection?: Record<string, 0 | 1> }): AsyncIterable<T[]>
   count(filter?: Filter): Promise<number>
   deleteMany(filter: Filter): Promise<number>
+  /** Drops the whole collection (absent is fine): instant where a deleteMany of it would read every document. */
+  drop(): Promise<void>
   createIndexes(indexes: IndexSpec[]): Promise<void>
 }
 
@@ -314,6 +316,12 @@ export async function connectMongo(options: MongoOptions): Promise<Store> {
       },
       count: (filter = {}) => c.countDocuments(filter, { maxTimeMS }).catch(rethrow),
       deleteMany: async (filter) => (await c.deleteMany(filter, { maxTimeMS }).catch(rethrow)).deletedCount,
+      async drop() {
+        await c.drop({ maxTimeMS }).catch((e: unknown) => {
+          // NamespaceNotFound: nothing to drop.
+          if ((e as { code?: number }).code !== 26) rethrow(e)
+        })
+      },
       async createIndexes(indexes) {
         await c
           .createIndexes(
@@ -443,6 +451,7 @@ export function healingStore(open: () => Promise<Store>, options: HealingOptions
       },
       count: (filter) => guard((s) => s.collection<T>(name).count(filter), `count ${name}`),
       deleteMany: (filter) => guard((s) => s.collection<T>(name).deleteMany(filter), `deleteMany ${name}`),
+      drop: () => guard((s) => s.collection<T>(name).drop(), `drop ${name}`),
       createIndexes: (indexes) => guard((s) => s.collection<T>(name).createIndexes(indexes), `createIndexes ${name}`),
     }),
     ping: () => guard((s) => s.ping(), 'ping'),
