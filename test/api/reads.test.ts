@@ -238,7 +238,7 @@ describe('DLQ depth', () => {
 })
 
 describe('FerretDB on PostgreSQL', () => {
-  test('one aggregate\'s history page and an audit page are served by the GIN indexes of their read keys', async () => {
+  test('one aggregate\'s history page and an audit page are served by the GIN indexes of their read keys (without fast update)', async () => {
     const pgUrl = new URL(stackConfigEnv().CDC_POSTGRES_URL ?? api.config.postgres.url)
     pgUrl.pathname = '/ferretdb'
     const pg = connect({ url: pgUrl.toString(), max: 1 })
@@ -261,6 +261,9 @@ describe('FerretDB on PostgreSQL', () => {
       const actorDay = await ginOf('actorDay')
       expect(aggKey).toBeDefined()
       expect(actorDay).toBeDefined()
+      // Without GIN's fast update: a pending list of recent inserts would be read whole by every lookup.
+      const [opts] = await pg.query<{ o: string[] | null }>('select reloptions as o from pg_class where oid = $1::regclass', [aggKey!])
+      expect(opts!.o).toContain('fastupdate=off')
       // Statistics reach pg_stat_user_indexes when the server's backend reports them (at most once a second).
       const before = [await scans(aggKey!), await scans(actorDay!)]
       expect((await api.call('GET', '/history/customers/k1')).status).toBe(200)
