@@ -162,7 +162,6 @@ for (const mode of MODES) {
     }
     const events = (await storedEvents(db)).map(comparable)
     if (process.env.CONF_DEBUG) console.log(JSON.stringify(events.map((e) => `${e.aggregate.type}:${e.type}:${e.version}:${e.actor.id}`)))
-    if (process.env.CONF_DEBUG && mode === 'outbox') console.log(JSON.stringify(events.filter((e) => e.aggregate.type === 'orders' || e.aggregate.type === 'stock' || e.aggregate.type === 'carts').map(({ type, version, op, changes, after, before, reason }) => ({ type, version, op, changes, after, before, reason }))))
     if (expected !== undefined) expect(events.length).toBe(expected)
     results.set(mode, events)
     if (mode !== 'outbox') expect(events).toEqual(results.get('outbox')!)
@@ -174,10 +173,32 @@ test('the scenarios produce what trigger mode promises (sanity of the reference 
   const types = events.map((e) => `${e.aggregate.type}:${e.type}:${e.version}`)
   expect(types).toContain('customers:CustomerContacted:6')
   expect(types.filter((t) => t.startsWith('carts:'))).toEqual(['carts:CartCreated:1', 'carts:CartDocumentChanged:2', 'carts:CartUpdated:3', 'carts:CartDocumentChanged:4', 'carts:CartDeleted:5'])
+  // a root's events carry its lines; lookups stay as each line was written (a line rewritten later takes the new ones)
+  const orders = events.filter((e) => e.aggregate.type === 'orders')
+  expect(orders.map((e) => `${e.aggregate.id}:${e.type}:${e.op}:${e.reason}`)).toEqual([
+    '1:OrderPlaced:c:null', '1:OrderUpdated:u:null', '1:PaymentConfirmed:u:null', '1:OrderUpdated:u:null', '1:OrderCancelled:u:null',
+    '1:OrderCancelled:d:HARD_DELETE', '2:OrderPlaced:c:null', '2:PaymentConfirmed:u:null', '2:OrderUpdated:u:null', '2:OrderCancelled:d:customer asked',
+  ])
+  const names = (e: Pick<CdcEvent, 'before' | 'after'> | undefined, image: 'before' | 'after' = 'after') =>
+    (e?.[image]?.order_lines as { quantity: number; product: { name: string; price: number } }[]).map((l) => `${l.quantity} ${l.product.name} ${l.product.price}`)
+  expect(names(orders[0])).toEqual(['2 Big hammer 11.25', '1 Big hammer 11.25'])
+  expect(names(orders[3])).toEqual(['2 Big hammer 11.25', '3 Renamed hammer 11.25'])
+  expect(orders[3]!.changes.map((c) => c.path)).toEqual(['order_lines'])
+  expect(names(orders[5], 'before')).toEqual(['2 Big hammer 11.25', '3 Renamed hammer 11.25'])
+  expect(names(orders[7])).toEqual(['1 Renamed hammer 11.25'])
+  expect(names(orders[8])).toEqual(['2 Renamed hammer 12'])
+  // updated_at is bookkeeping: never a change, yet the images carry it
+  expect(events.some((e) => e.changes.some((c) => c.path === 'updated_at'))).toBe(false)
+  expect([orders[7]!.before!.updated_at, orders[7]!.after!.updated_at]).toEqual(['2026-01-03T00:00:00+00:00', '2026-01-03T01:00:00+00:00'])
+  // the separate document event froze the cart item's product name too
+  const carts = events.filter((e) => e.type === 'CartDocumentChanged')
+  expect(carts[1]!.changes.map((c) => c.path)).toEqual(['owner'])
   const anne = events.find((e) => e.type === 'CustomerUpdated' && e.changes.some((c) => c.path === 'phone' && c.after === '***'))
   expect(anne).toBeDefined()
   expect(events.every((e) => !('category' in (e.after ?? {})))).toBe(true)
   // the key changes and the REPLICA IDENTITY FULL table made their events (compared above in the other modes)
   expect(types.filter((t) => t.startsWith('tags:')).length).toBeGreaterThanOrEqual(5)
   expect(types).toContain('stock:StockDeleted:2')
+  // incidental: rides along with the first event's changes; alone it makes none
+  expect(events.filter((e) => e.type === 'StockUpdated').map((e) => e.changes.map((c) => c.path))).toEqual([['sku', 'qty', 'note']])
 })
