@@ -41,7 +41,11 @@ export const RuleSchema = v.pipe(
     reason: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(200))),
   }),
   v.forward(
-    v.check((r) => r.reason === undefined || r.op !== 'u', 'a reason is for insert and delete rules (op c or d)'),
+    v.rawCheck(({ dataset, addIssue }) => {
+      if (dataset.typed && dataset.value.op === 'u' && dataset.value.reason !== undefined) {
+        addIssue({ message: 'a reason is for insert and delete rules', expected: 'no reason on an update rule (op c or d only)', input: dataset.value.reason })
+      }
+    }),
     ['reason'],
   ),
 )
