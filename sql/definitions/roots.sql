@@ -183,25 +183,25 @@ declare
   v_ids text[];
   v_id text;
   v_last bigint;
-  -- per root row: the last version folded in this transaction
+  -- per root row: the last version folded in this transaction, and by which statement
   v_done jsonb := coalesce(nullif(current_setting('cdc.roots_done', true), ''), '{}')::jsonb;
+  v_at text := statement_timestamp()::text;
 begin
   v_ids := case TG_OP when 'INSERT' then array[to_jsonb(NEW)->>TG_ARGV[0]]
                       when 'DELETE' then array[to_jsonb(OLD)->>TG_ARGV[0]]
                       else array[to_jsonb(NEW)->>TG_ARGV[0], to_jsonb(OLD)->>TG_ARGV[0]] end;
   foreach v_id in array v_ids loop
     continue when v_id is null;
+    -- once per root per transaction: at commit every firing is the COMMIT's; under SET CONSTRAINTS … IMMEDIATE
+    -- a later statement's firing folds what came since
+    continue when v_done->(%2$L || '/' || v_id)->>1 = v_at;
     -- serializes with writers of the root row, so the version follows theirs and the document sees their commit
     perform 1 from public.%5$I where %6$I = v_id::%7$s for update;
-    -- once per root per transaction, unless events came after the last fold (SET CONSTRAINTS … IMMEDIATE)
-    select e.version into v_last from cdc.event_store e where e.aggregate_type = %2$L and e.aggregate_id = v_id
-     order by e.version desc limit 1;
-    continue when (v_done->>(%2$L || '/' || v_id))::bigint = coalesce(v_last, 0);
     perform cdc.fold_document(%2$L, v_id, cdc.%4$I(v_id), %9$L::jsonb, %3$L, %10$L::boolean,
-      coalesce((v_done->>(%2$L || '/' || v_id))::bigint, 0), %8$L);
+      coalesce((v_done->(%2$L || '/' || v_id)->>0)::bigint, 0), %8$L);
     select e.version into v_last from cdc.event_store e where e.aggregate_type = %2$L and e.aggregate_id = v_id
      order by e.version desc limit 1;
-    v_done := v_done || jsonb_build_object(%2$L || '/' || v_id, coalesce(v_last, 0));
+    v_done := v_done || jsonb_build_object(%2$L || '/' || v_id, jsonb_build_array(coalesce(v_last, 0), v_at));
     perform set_config('cdc.roots_done', v_done::text, true);
   end loop;
   return null;

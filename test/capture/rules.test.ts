@@ -126,6 +126,24 @@ test('cancelling an order, then deleting it: OrderCancelled twice, the hard dele
   expect(setting!.reason ?? '').toBe('')
 })
 
+test('SET CONSTRAINTS ALL IMMEDIATE folds early; what the transaction changes afterwards is folded and published too', async () => {
+  const customer = await newCustomer('immediate@example.com')
+  const [product] = await db().query<{ id: number }>(`insert into products (category, name, price) values ('pens', 'Stylus', 7) returning id`)
+  const id = await db().begin(async (tx) => {
+    const [o] = await tx.query<{ id: number }>(`insert into orders (customer_id, shipping_address) values ($1, 'S') returning id`, [customer])
+    await tx.query('set constraints all immediate')
+    await tx.query(`insert into order_lines (order_id, product_id, quantity, unit_price) values ($1, $2, 1, 7)`, [o!.id, product!.id])
+    await tx.query(`update orders set status = 'PAYMENT_CONFIRMED' where id = $1`, [o!.id])
+    return String(o!.id)
+  })
+  const events = (await storedEvents(db(), 'orders')).filter((e) => e.aggregate.id === id)
+  expect(events.map((e) => e.type)).toEqual(['OrderPlaced', 'OrderUpdated', 'PaymentConfirmed'])
+  expect((events[2]!.after!.order_lines as unknown[]).length).toBe(1)
+  // every one of them went to the outbox (none held back in the event store)
+  const queued = await db().query(`select 1 from cdc.outbox o join cdc.event_store e on e.id = o.event_id where e.aggregate_type = 'orders' and e.aggregate_id = $1`, [id])
+  expect(queued.length).toBe(3)
+})
+
 test('with documentEvent the order events stay row images and <Aggregate>DocumentChanged follows them', async () => {
   const env2 = await migratedEnv((c) => {
     c.capture.roots.orders!.documentEvent = true
