@@ -208,11 +208,15 @@ $$;
 -- Where a large source transaction stands before its parts are applied: applied wholly, or how many of its items and
 -- events a crashed attempt applied (the relay reads those events back with cdc.logical_events and sends the rest).
 create or replace function cdc.logical_progress(p_slot text, p_lsn pg_lsn) returns table (applied boolean, items int, events int)
-language sql stable as $$
-  select coalesce(s.applied_lsn >= p_lsn, false),
+language plpgsql stable as $$
+-- (PL/pgSQL: its body is checked when first run, after migration 004 made cdc.logical_slots; a database adopted from
+-- the old numbering gets the definitions before that)
+begin
+  return query select coalesce(s.applied_lsn >= p_lsn, false),
          case when s.partial_lsn = p_lsn then s.partial_items else 0 end,
          case when s.partial_lsn = p_lsn then s.partial_index else 0 end
-    from (select 1) one left join cdc.logical_slots s on s.slot = p_slot
+    from (select 1) one left join cdc.logical_slots s on s.slot = p_slot;
+end
 $$;
 
 -- The events of the source transaction committed at p_lsn with indexes p_from … p_from + p_count - 1, in order.
