@@ -106,11 +106,18 @@ describe('cdc replay', () => {
   }, 120_000)
 
   test('a replay while writes continue loses nothing: every event ends in the swapped-in collections', async () => {
+    await writeSome(6, 'base')
+    await eventually(() => complete('customers'), 40_000)
+    // Updates of the aggregates the replay reads first (and so passes early), and new ones: both kinds must survive.
+    const ids = (await all('customers_state')).map((d) => String(d._id)).sort()
     let writing = true
     const writer = (async () => {
       let n = 0
       while (writing) {
-        await writeSome(1, `w${n++}`)
+        const res = await api.call('PATCH', `/customers/${ids[n % 4]}`, { body: { address: `Moved ${n}` } })
+        expect(res.status).toBe(200)
+        if (n % 5 === 0) await writeSome(1, `w${n}`)
+        n++
         await Bun.sleep(20)
       }
       return n
