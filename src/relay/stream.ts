@@ -155,9 +155,66 @@ export async function streamTransactions<T>(s: RelaySession, backoff: Backoff, m
     mode.heartbeat?.()
   }, cfg.heartbeatMs)
 
+  // Retries `step` with backoff until it succeeds; gives up when the session is failing or over.
+  const retrying = async <R>(what: string, items: number, step: () => Promise<R>): Promise<R> => {
+    for (;;) {
+      try {
+        const result = await step()
+        backoff.reset()
+        return result
+      } catch (error) {
+        if (signal.aborted || error instanceof LeadershipLost || failure) throw error
+        relayMetrics.errors.inc({ mode: mode.name })
+        const delayMs = backoff.next()
+        log.warn(`relay batch ${what} failed; retrying`, { error, delayMs, items })
+        await sleep(delayMs, signal)
+      }
+    }
+  }
+
+  // Publishes a materialized batch (the head of `ready`), then settles it and confirms its LSN. Runs while the next
+  // batch is materialized; never rejects: a failure ends the session through `failure`.
+  const publishBatch = async (batch: StreamTx<T>[], count: number, events: Outgoing[]) => {
+    try {
+      await retrying('publish', count, () => s.publisher.publish(events, () => s.leader.check()))
+    } catch (error) {
+      failure ??= error as Error
+      wake()
+      return
+    }
+    ready.splice(0, batch.length)
+    taken -= batch.length
+    readyItems -= count
+    // Settling this batch and then confirming its LSN overlaps with the next batches. A failed settle ends the
+    // session: it restarts from the last confirmed LSN (duplicates, never a row left behind).
+    await settling
+    const lsn = batch.at(-1)!.endLsn
+    unsettled++
+    settling = (mode.settle ? mode.settle(batch) : Promise.resolve()).then(
+      () => {
+        unsettled--
+        if (!failure) confirm(lsn)
+      },
+      (error: Error) => {
+        unsettled--
+        failure ??= error
+        wake()
+      },
+    )
+    log.debug('published', { items: count, lsn: formatLsn(lsn) })
+    if (paused && readyItems < maxBuffered / 2) {
+      paused = false
+      replication.resume()
+    }
+    reportStats()
+  }
+
+  // `ready` holds the transactions not yet in Kafka; its first `taken` are materialized (one batch being published).
+  let taken = 0
+  let publishing: Promise<void> = Promise.resolve()
   try {
     while (!signal.aborted && !failure) {
-      if (ready.length === 0) {
+      if (ready.length === taken) {
         await new Promise<void>((resolve) => {
           wake = resolve
           signal.addEventListener('abort', () => resolve(), { once: true })
@@ -165,55 +222,32 @@ export async function streamTransactions<T>(s: RelaySession, backoff: Backoff, m
         wake = () => {}
         continue
       }
-      if (readyItems < cfg.batchSize && cfg.lingerMs > 0) await sleep(cfg.lingerMs, signal)
+      const waiting = ready.slice(taken).reduce((n, tx) => n + tx.items.length, 0)
+      if (cfg.lingerMs > 0 && waiting < cfg.batchSize) await sleep(cfg.lingerMs, signal)
       // Whole transactions up to batchSize items (at least one transaction, however large).
-      let n = 0
+      let n = taken
       let count = 0
-      while (n < ready.length && (n === 0 || count + ready[n]!.items.length <= cfg.batchSize)) count += ready[n++]!.items.length
-      const batch = ready.slice(0, n)
+      while (n < ready.length && (n === taken || count + ready[n]!.items.length <= cfg.batchSize)) count += ready[n++]!.items.length
+      const batch = ready.slice(taken, n)
+      taken = n
       busy = true
-      for (;;) {
-        try {
-          const events = await mode.materialize(batch, signal)
-          await s.publisher.publish(events, () => s.leader.check())
-          backoff.reset()
-          break
-        } catch (error) {
-          if (signal.aborted || error instanceof LeadershipLost || failure) throw error
-          relayMetrics.errors.inc({ mode: mode.name })
-          const delayMs = backoff.next()
-          log.warn('relay batch failed; retrying', { error, delayMs, items: count })
-          await sleep(delayMs, signal)
-        }
-      }
-      ready.splice(0, n)
-      readyItems -= count
+      // Materializing this batch overlaps with publishing the previous one; Kafka still gets them in order.
+      const events = await retrying('materialize', count, () => mode.materialize(batch, signal)).catch((error: unknown) => {
+        throw failure ?? error
+      })
       busy = false
-      // Settling this batch and then confirming its LSN overlaps with publishing the next batch. A failed settle ends
-      // the session: it restarts from the last confirmed LSN (duplicates, never a row left behind).
-      await settling
-      const lsn = batch.at(-1)!.endLsn
-      unsettled++
-      settling = (mode.settle ? mode.settle(batch) : Promise.resolve()).then(
-        () => {
-          unsettled--
-          if (!failure) confirm(lsn)
-        },
-        (error: Error) => {
-          unsettled--
-          failure ??= error
-          wake()
-        },
-      )
-      log.debug('published', { items: count, lsn: formatLsn(lsn) })
-      if (paused && readyItems < maxBuffered / 2) {
-        paused = false
-        replication.resume()
-      }
-      reportStats()
+      await publishing
+      if (failure) break
+      publishing = publishBatch(batch, count, events)
     }
+    await publishing
     if (failure && !signal.aborted) throw failure
+  } catch (error) {
+    // the batch being published stops retrying too
+    failure ??= error as Error
+    throw error
   } finally {
+    await publishing
     await settling
     clearInterval(heartbeat)
     await replication.end()

@@ -160,6 +160,30 @@ describe('in-process relay', () => {
     expect(published).toEqual([])
   }, 30_000)
 
+  test('a table in its own schema: composite key, a stored generated column and an unchanged TOASTed value in full', async () => {
+    const db = env.rt.db()
+    await db.query(`create schema shop`)
+    await db.query(`create table shop.lines (order_id int, line text, qty int not null, price numeric(10,2) not null,
+      total numeric(12,2) generated always as (qty * price) stored, notes text, primary key (order_id, line))`)
+    const spec = { ...captureSpec(env.config, { schema: 'shop', name: 'lines' }), mode: 'logical' }
+    await db.query(`select cdc.track('shop', 'lines', $1::text::jsonb)`, [JSON.stringify(spec)])
+    // incompressible, so it is stored out of line and an UPDATE that leaves it alone sends no value for it
+    const notes = Array.from({ length: 400 }, (_, i) => Bun.hash(String(i)).toString(36)).join(' ')
+    await db.query(`insert into shop.lines (order_id, line, qty, price, notes) values (7, 'a:b', 2, 1.50, $1)`, [notes])
+    await db.query(`update shop.lines set qty = 3 where order_id = 7`)
+    const events = await eventually(async () => {
+      const rows = await db.query<{ type: string; payload: { before: Record<string, unknown> | null; after: Record<string, unknown>; changes: { path: string }[] } }>(
+        `select type, payload from cdc.event_store where aggregate_type = 'shop.lines' and aggregate_id = '7:a%3Ab' order by version`,
+      )
+      return rows.length === 2 && rows
+    })
+    const [created, updated] = events
+    expect(created!.payload.after).toMatchObject({ qty: 2, total: 3, notes })
+    expect(updated!.payload.before).toMatchObject({ qty: 2, total: 3, notes })
+    expect(updated!.payload.after).toMatchObject({ qty: 3, total: 4.5, notes })
+    expect(updated!.payload.changes.map((c) => c.path).sort()).toEqual(['qty', 'total'])
+  }, 30_000)
+
   test('TRUNCATE of a tracked table is refused', async () => {
     const error = await env.rt.db().query('truncate customers cascade').catch((e: Error) => e)
     expect(String(error)).toContain('TRUNCATE of tracked table public.customers is refused')
