@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { startConsumer } from '../../src/consume/index.ts'
 import { DlqHeaders } from '../../src/events.ts'
 import { startRelay } from '../../src/relay/index.ts'
+import { status } from '../../src/status.ts'
 import { listDlq, redrive } from '../../src/redrive/index.ts'
 import type { Role } from '../../src/runtime.ts'
 import { consumedTopics, tableOfTopic, tableTopicPattern } from '../../src/topics.ts'
@@ -68,6 +69,12 @@ describe('per-type topics', () => {
     })
     expect((state.row as { name: string }).name).toBe('Ada 2')
     expect((state.row as { address: string }).address).toBe('Street 3')
+    // cdc status: the table's topic template, and the lag summed over its type topics.
+    const row = await eventually(async () => {
+      const r = (await status(env.rt)).tables.find((t) => t.table === 'customers')
+      return r?.consumerLag === 0 && r
+    })
+    expect(row.topic).toBe(topicOf('{type}'))
   }, 60_000)
 
   test('versions out of order across topics (2 and 3 first, on topics that appear later): no lost event, no stuck gap', async () => {
