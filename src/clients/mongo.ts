@@ -62,7 +62,8 @@ export interface Collection<T extends Doc = Doc> {
    * Renames this collection to `target` in the same database, replacing `target` if it exists. MongoDB does it in one
    * command (renameCollection with dropTarget: readers see the old or the new collection, never none); FerretDB 1.24
    * does not implement dropTarget, so there the target is dropped first and, for a few milliseconds, is missing (a
-   * writer may even create it again meanwhile: then it is dropped again, up to a few times).
+   * writer may even create it again meanwhile: then it is dropped again, up to a few times). A missing source fails
+   * with code 26 (NamespaceNotFound) and leaves the target alone.
    */
   renameTo(target: string): Promise<void>
   /** Drops the collection (no error when it does not exist). */
@@ -110,7 +111,7 @@ export class StoreError extends Error {
 }
 
 const DUPLICATE = 11000
-const NAMESPACE_NOT_FOUND = 26
+export const NAMESPACE_NOT_FOUND = 26
 const NAMESPACE_EXISTS = 48
 const NOT_IMPLEMENTED = 238
 /** Server codes that mean "not now" (shutdown in progress, not primary, …), not "never". */
@@ -343,16 +344,17 @@ export async function connectMongo(options: MongoOptions): Promise<Store> {
         } catch (error) {
           if ((error as { code?: number }).code !== NOT_IMPLEMENTED) rethrow(error)
         }
+        // Rename first: a missing source fails here, before anything of the target is dropped.
         for (let attempt = 1; ; attempt++) {
-          await db.dropCollection(target).catch((error) => {
-            if ((error as { code?: number }).code !== NAMESPACE_NOT_FOUND) rethrow(error)
-          })
           try {
             await c.rename(target)
             return
           } catch (error) {
             if ((error as { code?: number }).code !== NAMESPACE_EXISTS || attempt >= 5) rethrow(error)
           }
+          await db.dropCollection(target).catch((error) => {
+            if ((error as { code?: number }).code !== NAMESPACE_NOT_FOUND) rethrow(error)
+          })
         }
       },
       async drop() {

@@ -14,7 +14,7 @@
 // seen by S (and read by the build, whose pages see at least what S sees) or not (and read by the catch-up, whose
 // query runs after the swap). Whatever the consumer writes after the swap lands in the new collections directly.
 import type { InMessage } from '../clients/kafka.ts'
-import { StoreError, type Doc, type Store, type WriteOp } from '../clients/mongo.ts'
+import { NAMESPACE_NOT_FOUND, StoreError, type Doc, type Store, type WriteOp } from '../clients/mongo.ts'
 import type { CdcEvent } from '../events.ts'
 import type { Logger } from '../log.ts'
 import type { Runtime } from '../runtime.ts'
@@ -63,6 +63,8 @@ export interface ReplayOptions {
   pageSize?: number
   /** Called after each page (progress reporting; tests interrupt a replay here). */
   onPage?: (progress: ReplayProgress) => void | Promise<void>
+  /** Called once a phase is entered and noted in the cursor (tests interrupt a replay here). */
+  onPhase?: (phase: Phase) => void | Promise<void>
 }
 
 export interface ReplayResult {
@@ -162,6 +164,7 @@ export async function replayTable(rt: Runtime, table: string, options: ReplayOpt
     }
     doc.phase = 'swap'
     await save({ phase: 'swap' })
+    await options.onPhase?.('swap')
   }
 
   if (doc.phase === 'swap') {
@@ -170,13 +173,20 @@ export async function replayTable(rt: Runtime, table: string, options: ReplayOpt
       [rebuilt.state, live.state],
     ] as const) {
       if (doc.swapped.includes(to)) continue
-      await store.collection(from).renameTo(to)
+      try {
+        await store.collection(from).renameTo(to)
+      } catch (error) {
+        // Renamed already by a run interrupted before it could note it (nothing else removes the rebuilt collection).
+        if (!(resumed && error instanceof StoreError && error.code === NAMESPACE_NOT_FOUND)) throw error
+        log.info('collection was swapped in before the interruption', { collection: to })
+      }
       doc.swapped.push(to)
       await save({ swapped: doc.swapped })
       log.info('collection swapped in', { collection: to })
     }
     doc.phase = 'catch-up'
     await save({ phase: 'catch-up' })
+    await options.onPhase?.('catch-up')
   }
 
   // Like the consumer (a gap found here would be one the event store has too: it never has one).

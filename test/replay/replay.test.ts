@@ -158,6 +158,26 @@ describe('cdc replay', () => {
     await eventually(() => complete('customers'), 40_000)
   }, 120_000)
 
+  test('interrupted after the swap: a resumed replay renames nothing twice, catches up and finishes', async () => {
+    await eventually(() => complete('customers'), 40_000)
+    const before = await all('customers_state')
+    const cursors = storeOf(api).collection<ReplayDoc>(REPLAY_COLLECTION)
+    await expect(
+      replayTable(api.rt, 'customers', {
+        onPhase: (phase) => {
+          if (phase === 'catch-up') throw new Error('interrupted')
+        },
+      }),
+    ).rejects.toThrow('interrupted')
+    // As if the run had died right after its renames, before it could note them.
+    await cursors.bulkWrite([{ updateOne: { filter: { _id: 'customers' }, update: { $set: { phase: 'swap', swapped: [] } } } }])
+    const resumed = await replayTable(api.rt, 'customers')
+    expect(resumed).toMatchObject({ resumed: true, events: 0 })
+    expect(await all('customers_state')).toEqual(before)
+    expect(await cursors.findOne({ _id: 'customers' })).toBeNull()
+    await eventually(() => complete('customers'), 40_000)
+  }, 120_000)
+
   test('bad arguments exit 2 naming the problem', () => {
     const env = { ...process.env, ...stackConfigEnv(), CDC_CONFIG: '', CDC_POSTGRES_URL: api.config.postgres.url, CDC_MONGO_URL: api.config.mongo.url }
     const run = (...args: string[]) => {
