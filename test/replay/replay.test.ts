@@ -178,7 +178,7 @@ describe('cdc replay', () => {
     await eventually(() => complete('customers'), 40_000)
   }, 120_000)
 
-  test('bad arguments exit 2 naming the problem', () => {
+  test('bad arguments exit 2 naming the problem; a good run prints its result', async () => {
     const env = { ...process.env, ...stackConfigEnv(), CDC_CONFIG: '', CDC_POSTGRES_URL: api.config.postgres.url, CDC_MONGO_URL: api.config.mongo.url }
     const run = (...args: string[]) => {
       const p = Bun.spawnSync(['bun', 'run', `${ROOT}src/cli.ts`, 'replay', ...args], { cwd: '/tmp', env, stdout: 'pipe', stderr: 'pipe' })
@@ -187,5 +187,17 @@ describe('cdc replay', () => {
     expect(run('--page-size', '0')).toMatchObject({ code: 2, err: expect.stringContaining('--page-size') })
     expect(run('--frobnicate')).toMatchObject({ code: 2 })
     expect(run('no_such_table')).toMatchObject({ code: 2, err: expect.stringContaining('no_such_table: not a consumed table') })
+
+    // A good run: one JSON result per table on stdout, JSON logs on stderr.
+    const p = Bun.spawnSync(['bun', 'run', `${ROOT}src/cli.ts`, 'replay', 'orders'], {
+      cwd: '/tmp',
+      env: { ...env, CDC_MONGO_DATABASE: api.config.mongo.database, CDC_DEMO_ENABLED: 'true' },
+      stdout: 'pipe',
+      stderr: 'pipe',
+    })
+    expect(p.exitCode).toBe(0)
+    expect(JSON.parse(p.stdout.toString().trim())).toMatchObject({ table: 'orders', resumed: false, skipped: 0 })
+    const logs = p.stderr.toString().trim().split('\n').map((l) => JSON.parse(l) as { msg?: string; message?: string })
+    expect(logs.some((l) => JSON.stringify(l).includes('replay done'))).toBe(true)
   }, 60_000)
 })
