@@ -50,7 +50,7 @@ end
 $$;
 
 -- The relay's apply step: one call per batch of decoded source transactions, in commit order, in the relay's own
--- transaction. p_batch: [{ lsn, at, xid, ctx: [context…], items: [item…] }], items in WAL order:
+-- transaction. p_batch: [{ lsn, at, xid, ctx: [context…], items: [item…], part? }], items in WAL order:
 --   { x: context index, k: 'c'|'u'|'d', s: schema, t: table, key: text, okey?: text, new?: {…}, old?: {…}, u?: [col] }
 --   { x, k: 'a', a: { aggregate_type, aggregate_id, op, type, changes, before, after, data } }   (cdc.append)
 --   { x, k: 'doc', a: { aggregate_type, aggregate_id, type, after } }                           (root document)
@@ -58,11 +58,22 @@ $$;
 -- previous image. Transactions at or below the slot's applied_lsn were applied before (a replay after a crash):
 -- they are not applied again, only their events are read back (ids derive from lsn and index). Returns the events of
 -- the whole batch in order.
+-- A large source transaction comes in parts, one per call, alone in its batch: part = { first, last } (first: the
+-- offset of its first item in the transaction), ctx all contexts so far. The slot records how far it got (partial_*),
+-- so a replay skips the items applied before; a part returns only the events it made (cdc.logical_events reads back
+-- the others).
 create or replace function cdc.logical_apply(p_slot text, p_batch jsonb)
 returns table (event_id text, aggregate_type text, aggregate_id text, version bigint, type text, payload text)
 language plpgsql set enable_seqscan = off as $$
 declare
   v_applied pg_lsn;
+  v_plsn pg_lsn;
+  v_pitems int;
+  v_pindex int;
+  v_part boolean;
+  v_skip int;
+  v_start int;
+  v_o int;
   v_tx jsonb;
   v_it jsonb;
   v_ctx jsonb;
@@ -84,7 +95,8 @@ declare
   v_keys text[];
   v_n int;
 begin
-  select s.applied_lsn into v_applied from cdc.logical_slots s where s.slot = p_slot for update;
+  select s.applied_lsn, s.partial_lsn, s.partial_items, s.partial_index into v_applied, v_plsn, v_pitems, v_pindex
+    from cdc.logical_slots s where s.slot = p_slot for update;
   if not found then
     insert into cdc.logical_slots (slot) values (p_slot);
     v_applied := '0/0';
@@ -92,11 +104,16 @@ begin
   for v_tx in select x from jsonb_array_elements(p_batch) x loop
     v_lsn := (v_tx->>'lsn')::pg_lsn;
     v_at := (v_tx->>'at')::timestamptz;
+    v_part := v_tx ? 'part';
     if v_lsn > v_applied then
+      -- a transaction applied in part before: go on where it stopped
+      v_skip := case when v_plsn = v_lsn then v_pitems else 0 end;
+      v_start := case when v_plsn = v_lsn then v_pindex else 0 end;
       perform set_config('cdc.commit_lsn', v_lsn::text, true), set_config('cdc.commit_time', v_tx->>'at', true),
-        set_config('cdc.tx_id', v_tx->>'xid', true), set_config('cdc.tx_index', '0', true);
+        set_config('cdc.tx_id', v_tx->>'xid', true), set_config('cdc.tx_index', v_start::text, true);
       v_x := '';
-      for v_it in select x from jsonb_array_elements(v_tx->'items') x loop
+      for v_it, v_o in select x, coalesce((v_tx->'part'->>'first')::int, 0) + o::int - 1
+                         from jsonb_array_elements(v_tx->'items') with ordinality as i(x, o) loop
         -- the who/why in force: set again only when this item's context differs from the previous item's
         if coalesce(v_it->>'x', '-') is distinct from v_x then
           v_x := coalesce(v_it->>'x', '-');
@@ -105,6 +122,7 @@ begin
             set_config('cdc.reason', coalesce(v_ctx->>3, ''), true), set_config('cdc.correlation_id', coalesce(v_ctx->>4, ''), true),
             set_config('cdc.causation_id', coalesce(v_ctx->>5, ''), true);
         end if;
+        continue when v_o < v_skip;
         if v_it->>'k' = 'a' then
           perform cdc.append(v_it->'a'->>'aggregate_type', v_it->'a'->>'aggregate_id', v_it->'a'->>'op', v_it->'a'->>'type',
             v_it->'a'->'changes', v_it->'a'->'before', v_it->'a'->'after', v_it->'a'->'data', 'logical');
@@ -162,12 +180,16 @@ begin
           end if;
         end if;
       end loop;
-      v_applied := v_lsn;
-      -- the events it just made, in order: one id per index the capture code took
       v_n := current_setting('cdc.tx_index')::int;
+      if v_part and not (v_tx->'part'->>'last')::boolean then
+        v_plsn := v_lsn; v_pitems := (v_tx->'part'->>'first')::int + jsonb_array_length(v_tx->'items'); v_pindex := v_n;
+      else
+        v_applied := v_lsn; v_plsn := null; v_pitems := null; v_pindex := null;
+      end if;
+      -- its events in order (one id per index the capture code took): a part's own, a whole transaction's all
       return query select e.id::text, e.aggregate_type, e.aggregate_id, e.version, e.type, e.payload::text
-        from generate_series(0, v_n - 1) g join cdc.event_store e on e.id = cdc.logical_event_id(v_lsn, v_at, g) order by g;
-    else
+        from generate_series(case when v_part then v_start else 0 end, v_n - 1) g join cdc.event_store e on e.id = cdc.logical_event_id(v_lsn, v_at, g) order by g;
+    elsif not v_part then
       -- applied before this replay: read its events back (ids derive from its commit position)
       v_n := 0;
       loop
@@ -178,8 +200,28 @@ begin
       end loop;
     end if;
   end loop;
-  update cdc.logical_slots s set applied_lsn = v_applied where s.slot = p_slot and s.applied_lsn < v_applied;
+  update cdc.logical_slots s set applied_lsn = greatest(s.applied_lsn, v_applied), partial_lsn = v_plsn,
+    partial_items = v_pitems, partial_index = v_pindex where s.slot = p_slot;
 end
+$$;
+
+-- Where a large source transaction stands before its parts are applied: applied wholly, or how many of its items and
+-- events a crashed attempt applied (the relay reads those events back with cdc.logical_events and sends the rest).
+create or replace function cdc.logical_progress(p_slot text, p_lsn pg_lsn) returns table (applied boolean, items int, events int)
+language sql stable as $$
+  select coalesce(s.applied_lsn >= p_lsn, false),
+         case when s.partial_lsn = p_lsn then s.partial_items else 0 end,
+         case when s.partial_lsn = p_lsn then s.partial_index else 0 end
+    from (select 1) one left join cdc.logical_slots s on s.slot = p_slot
+$$;
+
+-- The events of the source transaction committed at p_lsn with indexes p_from … p_from + p_count - 1, in order.
+create or replace function cdc.logical_events(p_lsn pg_lsn, p_at timestamptz, p_from int, p_count int)
+returns table (event_id text, aggregate_type text, aggregate_id text, version bigint, type text, payload text)
+language sql stable set enable_seqscan = off as $$
+  select e.id::text, e.aggregate_type, e.aggregate_id, e.version, e.type, e.payload::text
+    from generate_series(p_from, p_from + p_count - 1) g join cdc.event_store e on e.id = cdc.logical_event_id(p_lsn, p_at, g)
+   order by g
 $$;
 
 -- The aggregate id of a tracked table's row from its key image (column → text), as the generated capture code
