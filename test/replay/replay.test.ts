@@ -65,6 +65,36 @@ async function writeSome(n: number, tag: string) {
   return ids
 }
 
+/** Updates of the aggregates the replay reads first (and so passes early), and new ones, while it runs: all must survive. */
+async function writesContinue() {
+  await writeSome(6, 'base')
+  await eventually(() => complete('customers'), 40_000)
+  // Updates of the aggregates the replay reads first (and so passes early), and new ones: both kinds must survive.
+  const ids = (await all('customers_state')).map((d) => String(d._id)).sort()
+  let writing = true
+  const writer = (async () => {
+    let n = 0
+    while (writing) {
+      const res = await api.call('PATCH', `/customers/${ids[n % 4]}`, { body: { address: `Moved ${n}` } })
+      expect(res.status).toBe(200)
+      if (n % 5 === 0) await writeSome(1, `w${n}`)
+      n++
+      await Bun.sleep(20)
+    }
+    return n
+  })()
+  await Bun.sleep(500)
+  // Small pages: the replay runs long enough for the consumer to write many events into the old collections.
+  const result = await replayTable(api.rt, 'customers', { pageSize: 3, onPage: () => Bun.sleep(30) })
+  await Bun.sleep(500)
+  writing = false
+  const written = await writer
+  expect(written).toBeGreaterThan(3)
+  expect(result.caughtUp).toBeGreaterThan(0)
+  await eventually(() => complete('customers'), 60_000)
+  expect(await storeOf(api).collection('cdc_gaps').count({ table: 'customers' })).toBe(0)
+}
+
 /** A history document without what only says when and from where it was stored. */
 const envelope = ({ storedAt, kafka, ...rest }: Doc) => rest
 
@@ -105,34 +135,7 @@ describe('cdc replay', () => {
     expect(res.body.items.length).toBe(before.history.filter((d) => (d.aggregate as { id: string }).id === id).length)
   }, 120_000)
 
-  test('a replay while writes continue loses nothing: every event ends in the swapped-in collections', async () => {
-    await writeSome(6, 'base')
-    await eventually(() => complete('customers'), 40_000)
-    // Updates of the aggregates the replay reads first (and so passes early), and new ones: both kinds must survive.
-    const ids = (await all('customers_state')).map((d) => String(d._id)).sort()
-    let writing = true
-    const writer = (async () => {
-      let n = 0
-      while (writing) {
-        const res = await api.call('PATCH', `/customers/${ids[n % 4]}`, { body: { address: `Moved ${n}` } })
-        expect(res.status).toBe(200)
-        if (n % 5 === 0) await writeSome(1, `w${n}`)
-        n++
-        await Bun.sleep(20)
-      }
-      return n
-    })()
-    await Bun.sleep(500)
-    // Small pages: the replay runs long enough for the consumer to write many events into the old collections.
-    const result = await replayTable(api.rt, 'customers', { pageSize: 3, onPage: () => Bun.sleep(30) })
-    await Bun.sleep(500)
-    writing = false
-    const written = await writer
-    expect(written).toBeGreaterThan(3)
-    expect(result.caughtUp).toBeGreaterThan(0)
-    await eventually(() => complete('customers'), 60_000)
-    expect(await storeOf(api).collection('cdc_gaps').count({ table: 'customers' })).toBe(0)
-  }, 180_000)
+  test('a replay while writes continue loses nothing: every event ends in the swapped-in collections', () => writesContinue(), 180_000)
 
   test('an interrupted replay resumes from its cursor and ends with the same documents', async () => {
     await eventually(() => complete('customers'), 40_000)
@@ -200,4 +203,24 @@ describe('cdc replay', () => {
     const logs = p.stderr.toString().trim().split('\n').map((l) => JSON.parse(l) as { msg?: string; message?: string })
     expect(logs.some((l) => JSON.stringify(l).includes('replay done'))).toBe(true)
   }, 60_000)
+})
+
+describe('cdc replay, capture.mode = "logical" (the relay writes the event store after the source commit)', () => {
+  let outer: ApiEnv
+  const logicalRoles: Role[] = []
+  beforeAll(async () => {
+    outer = api
+    api = await createApiEnv((c) => {
+      c.capture.mode = 'logical'
+    })
+    logicalRoles.push(await startRelay(api.rt))
+    logicalRoles.push(await startConsumer(api.rt))
+  })
+  afterAll(async () => {
+    for (const role of logicalRoles.reverse()) await role.stop().catch(() => {})
+    await api?.cleanup()
+    api = outer
+  })
+
+  test('a replay while writes continue loses nothing', () => writesContinue(), 180_000)
 })
