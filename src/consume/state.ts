@@ -74,7 +74,7 @@ export async function readStates(store: Store, table: string, ids: string[]): Pr
 }
 
 /** The $set that moves a state through `events` (contiguous, ascending, all newer than the state). */
-function advance(events: CdcEvent[], exists: boolean): Doc {
+export function advance(events: CdcEvent[], exists: boolean): Doc {
   const last = events.at(-1)!
   const set: Doc = { aggregate: last.aggregate, version: last.version, occurredAt: last.occurredAt, eventId: last.id }
   // Application events (op "m") carry no image: the row stays what the last row change made it.
