@@ -28,15 +28,27 @@ const tableName = v.pipe(
 const eventType = v.pipe(v.string(), v.regex(/^[A-Z][A-Za-z0-9]{0,99}$/, 'a PascalCase event type'))
 
 /** Maps a change of one table to a business event type (first matching rules win, see capture/rules). */
-export const RuleSchema = v.strictObject({
-  table: tableName,
-  op: v.picklist(['c', 'u', 'd']),
-  /** For updates: the rule matches when any of these columns changed; its event carries only their changes. */
-  columns: v.optional(v.array(column)),
-  /** With `columns` of one column: match only when that column's new value equals this (e.g. status SHIPPED). */
-  value: v.optional(v.union([v.string(), v.number(), v.boolean()])),
-  type: eventType,
-})
+export const RuleSchema = v.pipe(
+  v.strictObject({
+    table: tableName,
+    op: v.picklist(['c', 'u', 'd']),
+    /** For updates: the rule matches when any of these columns changed; its event carries only their changes. */
+    columns: v.optional(v.array(column)),
+    /** With `columns` of one column: match only when that column's new value equals this (e.g. status SHIPPED). */
+    value: v.optional(v.union([v.string(), v.number(), v.boolean()])),
+    type: eventType,
+    /** Inserts and deletes: the event's reason when the writer gave none (e.g. HARD_DELETE). */
+    reason: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(200))),
+  }),
+  v.forward(
+    v.rawCheck(({ dataset, addIssue }) => {
+      if (dataset.typed && dataset.value.op === 'u' && dataset.value.reason !== undefined) {
+        addIssue({ message: 'a reason is for insert and delete rules', expected: 'no reason on an update rule (op c or d only)', input: dataset.value.reason })
+      }
+    }),
+    ['reason'],
+  ),
+)
 
 export const TableCaptureSchema = v.strictObject({
   /** Columns never captured. */
@@ -45,10 +57,20 @@ export const TableCaptureSchema = v.strictObject({
   mask: v.optional(v.array(column), []),
   /** Columns (e.g. updated_at) whose change alone makes no event; they ride along with the update's first event. */
   incidental: v.optional(v.array(column), []),
+  /**
+   * Bookkeeping columns (e.g. updated_at): in `before`/`after`, but never in `changes`, never matched by a rule, and
+   * their change alone makes no event.
+   */
+  bookkeeping: v.optional(v.array(column), []),
 })
 
-/** An aggregate root whose children are folded into one event per transaction (built at commit time). */
+/**
+ * An aggregate root: its events carry its document as of the commit (the root row plus one array per child table,
+ * each child with copies of its lookups as they were when the child row was written).
+ */
 export const RootSchema = v.strictObject({
+  /** Instead, keep the root's events as row images and add one `<Aggregate>DocumentChanged` per transaction. */
+  documentEvent: v.optional(v.boolean(), false),
   children: v.array(
     v.strictObject({
       table: identifier,

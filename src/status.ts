@@ -3,7 +3,7 @@
 // that the consumer group has not committed). Each source is asked on its own: Kafka being down blanks only the lag.
 import statusSql from '../sql/tracking/status.sql' with { type: 'text' }
 import type { Runtime } from './runtime.ts'
-import { topicFor } from './topics.ts'
+import { perTypeTopics, tableTopicPattern, topicFor } from './topics.ts'
 
 export interface TableStatus {
   table: string
@@ -48,13 +48,21 @@ export async function status(rt: Runtime): Promise<{ tables: TableStatus[]; prob
     lastEventAt: r.last_event_at,
     relayBacklog: r.backlog,
     consumerLag: null,
-    topic: topicFor(rt.config, r.aggregate_type, ''),
+    // Under a {type} template: the template for the table, e.g. `customers.{type}.v1`.
+    topic: topicFor(rt.config, r.aggregate_type, '{type}'),
   }))
+  let topicList: Promise<string[]> | undefined
+  const listed = () => (topicList ??= rt.kafka().listTopics())
   const lags = Promise.all(
     tables.map(async (t) => {
       try {
-        const partitions = await rt.kafka().lag(rt.config.consume.groupId, t.topic)
-        t.consumerLag = partitions.reduce((n, p) => n + Math.max(0, p.end - p.committed), 0)
+        // Per-type topics: the lag of every topic of the table that exists so far.
+        const topics = perTypeTopics(rt.config) ? (await listed()).filter((name) => tableTopicPattern(rt.config, t.table).test(name)) : [t.topic]
+        t.consumerLag = 0
+        for (const topic of topics) {
+          const partitions = await rt.kafka().lag(rt.config.consume.groupId, topic)
+          t.consumerLag += partitions.reduce((n, p) => n + Math.max(0, p.end - p.committed), 0)
+        }
       } catch (error) {
         // No topic yet: the relay has published nothing for this table, so the consumer has nothing to catch up on.
         if ((error as { type?: string }).type === 'UNKNOWN_TOPIC_OR_PARTITION' || /does not host this topic/.test((error as Error).message)) {

@@ -34,7 +34,7 @@ create or replace function cdc.envelope(
     || ',"schema":1}'
 $$;
 
--- Appends one event (cdc.emit, snapshots, root documents): the same steps as the generated triggers (cdc.append_sql
+-- Appends one event (cdc.emit, snapshots, root documents, split updates): the same steps as the generated triggers (cdc.append_sql
 -- in track.sql). Callers serialize writers of one aggregate (row lock of a tracked row, or the advisory lock of
 -- cdc.emit). enable_seqscan = off: the version probe must always use the unique index, even in a plan cached while
 -- the event store was small. Logical mode: in a writer's transaction the request goes to the WAL (message
@@ -79,13 +79,23 @@ begin
   v_event := v_text::jsonb;
   insert into cdc.event_store (id, aggregate_type, aggregate_id, version, type, tx_id, occurred_at, payload)
     values (v_id, p_aggregate_type, p_aggregate_id, v_version, p_type, v_tx, v_at, v_event);
-  if p_mode = 'emit' then
-    perform pg_logical_emit_message(true, 'cdc', v_text);
-  elsif p_mode <> 'logical' then
-    insert into cdc.outbox (event_id, tx_id) values (v_id, v_tx);
-    if v_index = 0 and pg_sequence_last_value('cdc.relay_wake') = 1 then perform pg_notify('cdc_outbox', ''); end if;
-  end if;
+  perform cdc.publish(v_id, v_tx, v_text, p_mode, v_index = 0);
   return v_event;
+end
+$$;
+
+-- Hands a stored event to the relay: an outbox row (outbox mode, waking an idle poll relay when p_wake and it asked
+-- for it) or the WAL message (emit mode). Nothing in logical mode (the relay wrote it) and 'store' (an aggregate
+-- root's event, published at commit by cdc.fold_document once it carries the document).
+create or replace function cdc.publish(p_id uuid, p_tx xid8, p_text text, p_mode text, p_wake boolean) returns void
+language plpgsql as $$
+begin
+  if p_mode = 'emit' then
+    perform pg_logical_emit_message(true, 'cdc', p_text);
+  elsif p_mode = 'outbox' then
+    insert into cdc.outbox (event_id, tx_id) values (p_id, p_tx);
+    if p_wake and pg_sequence_last_value('cdc.relay_wake') = 1 then perform pg_notify('cdc_outbox', ''); end if;
+  end if;
 end
 $$;
 

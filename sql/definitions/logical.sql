@@ -53,7 +53,7 @@ $$;
 -- transaction. p_batch: [{ lsn, at, xid, ctx: [context…], items: [item…], part? }], items in WAL order:
 --   { x: context index, k: 'c'|'u'|'d', s: schema, t: table, key: text, okey?: text, new?: {…}, old?: {…}, u?: [col] }
 --   { x, k: 'a', a: { aggregate_type, aggregate_id, op, type, changes, before, after, data } }   (cdc.append)
---   { x, k: 'doc', a: { aggregate_type, aggregate_id, type, after } }                           (root document)
+--   { x, k: 'doc', a: { aggregate_type, aggregate_id, aggregate, documentEvent, children, after } } (root document)
 -- Row changes run the table's generated capture function with NEW/OLD built from the decoded tuple and the stored
 -- previous image. Transactions at or below the slot's applied_lsn were applied before (a replay after a crash):
 -- they are not applied again, only their events are read back (ids derive from lsn and index). Returns the events of
@@ -208,11 +208,15 @@ $$;
 -- Where a large source transaction stands before its parts are applied: applied wholly, or how many of its items and
 -- events a crashed attempt applied (the relay reads those events back with cdc.logical_events and sends the rest).
 create or replace function cdc.logical_progress(p_slot text, p_lsn pg_lsn) returns table (applied boolean, items int, events int)
-language sql stable as $$
-  select coalesce(s.applied_lsn >= p_lsn, false),
+language plpgsql stable as $$
+-- (PL/pgSQL: its body is checked when first run, after migration 004 made cdc.logical_slots; a database adopted from
+-- the old numbering gets the definitions before that)
+begin
+  return query select coalesce(s.applied_lsn >= p_lsn, false),
          case when s.partial_lsn = p_lsn then s.partial_items else 0 end,
          case when s.partial_lsn = p_lsn then s.partial_index else 0 end
-    from (select 1) one left join cdc.logical_slots s on s.slot = p_slot
+    from (select 1) one left join cdc.logical_slots s on s.slot = p_slot;
+end
 $$;
 
 -- The events of the source transaction committed at p_lsn with indexes p_from … p_from + p_count - 1, in order.
@@ -234,20 +238,14 @@ begin
 end
 $$;
 
--- A root document (capture.roots) in logical mode: the writer sends the document it built at commit; here, in commit
--- order, it becomes '<Aggregate>DocumentChanged' against the root's previous document, as the trigger modes do.
+-- A root document (capture.roots) in logical mode: the writer sends the document it built at commit (null for a root
+-- it deleted); here, in commit order, it is folded into the root's events of that transaction, as the trigger modes
+-- do at commit (cdc.fold_document).
 create or replace function cdc.logical_document(p_doc jsonb) returns void language plpgsql as $$
-declare
-  v_prev jsonb;
-  v_changes jsonb;
 begin
-  select e.payload->'after' into v_prev from cdc.event_store e where e.aggregate_type = p_doc->>'aggregate_type'
-     and e.aggregate_id = p_doc->>'aggregate_id' and e.type = p_doc->>'type' order by e.version desc limit 1;
-  select coalesce(jsonb_agg(jsonb_build_object('path', n.key, 'before', v_prev->n.key, 'after', n.value)), '[]')
-    into v_changes from jsonb_each(p_doc->'after') n where v_prev is null or n.value is distinct from v_prev->n.key;
-  if v_changes = '[]' then return; end if;
-  perform cdc.append(p_doc->>'aggregate_type', p_doc->>'aggregate_id', 'u', p_doc->>'type', v_changes, v_prev,
-    p_doc->'after', null, 'logical');
+  perform cdc.fold_document(p_doc->>'aggregate_type', p_doc->>'aggregate_id', case when jsonb_typeof(p_doc->'after') = 'object'
+    then p_doc->'after' end, coalesce(p_doc->'children', '{}'), p_doc->>'aggregate', coalesce((p_doc->>'documentEvent')::boolean, false),
+    0, 'logical');
 end
 $$;
 

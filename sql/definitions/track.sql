@@ -1,8 +1,10 @@
 -- Capture installation: cdc.track(schema, table, spec) generates one trigger function per table with its key encoding,
 -- excluded/masked columns and event-type rules compiled in (identifiers from the catalog via %I, config values via %L),
 -- plus a keyset snapshot function. The spec comes from cdc.toml (built by the capture module):
---   { aggregate: 'Customer', mode: 'outbox'|'emit', exclude: [..], mask: [..], incidental: [..],
---     rules: [{ op, columns?, value?, type }] }   (rules of this table only, in config order)
+--   { aggregate: 'Customer', mode: 'outbox'|'emit'|'logical', exclude: [..], mask: [..], incidental: [..],
+--     bookkeeping: [..], rules: [{ op, columns?, value?, type, reason? }], document: bool }
+--   (rules of this table only, in config order; document: an aggregate root whose events carry its document, so in
+--   the trigger modes they go to the event store only and cdc.fold_document publishes them at commit)
 -- A definition file: `create or replace` only, re-applied by `cdc migrate` when it changes (which then regenerates
 -- every tracked table's functions). Changing a signature or removing a function needs a numbered migration.
 --
@@ -10,12 +12,16 @@
 -- column in key order, each with '%' → '%25' and ':' → '%3A', joined by ':' ('7:a%3Ab' = (7, 'a:b')). Stable and
 -- reversible.
 
--- Event type of an insert or delete: the first rule whose `value` (if any) equals the row's value of its column.
+-- The rule of an insert or delete: the first whose `value` (if any) equals the row's value of its column.
+create or replace function cdc.rule_for(p_rules jsonb, p_image jsonb) returns jsonb language sql immutable as $$
+  select r from jsonb_array_elements(p_rules) with ordinality as x(r, n)
+   where not r ? 'value' or p_image->(r->'columns'->>0) = r->'value'
+   order by n limit 1
+$$;
+
+-- Event type of an insert or delete: its rule's, else the default.
 create or replace function cdc.rule_type(p_rules jsonb, p_image jsonb, p_default text) returns text language sql immutable as $$
-  select coalesce((
-    select r->>'type' from jsonb_array_elements(p_rules) with ordinality as x(r, n)
-     where not r ? 'value' or p_image->(r->'columns'->>0) = r->'value'
-     order by n limit 1), p_default)
+  select coalesce(cdc.rule_for(p_rules, p_image)->>'type', p_default)
 $$;
 
 -- Splits the changes of one UPDATE into atomic events by the table's update rules (first match claims its columns).
@@ -110,7 +116,7 @@ returns text language sql immutable as $gen$
   insert into cdc.event_store (id, aggregate_type, aggregate_id, version, type, tx_id, occurred_at, payload)
     values (v_event_id, %1$L, v_id, v_version, v_type, v_tx, v_at, v_text::jsonb);%2$s$f$,
     p_table,
-    case when p_mode = 'logical' then ''
+    case when p_mode in ('logical', 'store') then ''
          when p_mode = 'emit' then $e$
   v_lsn := pg_logical_emit_message(true, 'cdc', v_text);$e$
     else $o$
@@ -215,7 +221,11 @@ declare
   v_exclude text[] := array(select jsonb_array_elements_text(coalesce(p_spec->'exclude', '[]')));
   v_mask text[] := array(select jsonb_array_elements_text(coalesce(p_spec->'mask', '[]')));
   v_incidental text[] := array(select jsonb_array_elements_text(coalesce(p_spec->'incidental', '[]')));
+  v_bookkeeping text[] := array(select jsonb_array_elements_text(coalesce(p_spec->'bookkeeping', '[]')));
   v_mode text := coalesce(p_spec->>'mode', 'outbox');
+  -- where an appended event goes at once ('store': the event store only, published at commit by cdc.fold_document)
+  v_publish text := case when coalesce((p_spec->>'document')::boolean, false) and v_mode <> 'logical' then 'store'
+                         else coalesce(p_spec->>'mode', 'outbox') end;
   v_agg text := p_spec->>'aggregate';
   v_rules jsonb := coalesce(p_spec->'rules', '[]');
   v_rules_c jsonb; v_rules_u jsonb; v_rules_d jsonb;
@@ -223,6 +233,7 @@ declare
   v_mask_obj text;
   v_image_new text; v_image_old text;
   v_type_c text; v_type_d text;
+  v_reason_c text; v_reason_d text;
   v_update text;
   v_body text;
   v_fn text;
@@ -289,7 +300,7 @@ begin
   v_fn := coalesce(v_fn, cdc.generated_name('capture', p_schema, p_table));
   v_snap := coalesce(v_snap, cdc.generated_name('snapshot', p_schema, p_table));
   select string_agg(x, ', ') into v_unknown
-    from unnest(v_exclude || v_mask || v_incidental || array(
+    from unnest(v_exclude || v_mask || v_incidental || v_bookkeeping || array(
       select jsonb_array_elements_text(r->'columns') from jsonb_array_elements(v_rules) r where r ? 'columns')) x
    where not exists (select 1 from pg_attribute a where a.attrelid = v_rel and a.attname = x and a.attnum > 0 and not a.attisdropped);
   if v_unknown is not null then
@@ -315,9 +326,17 @@ begin
   v_type_d := case when jsonb_array_length(v_rules_d) = 0 then quote_literal(v_agg || 'Deleted')
                    when not v_rules_d->0 ? 'value' then quote_literal(v_rules_d->0->>'type')
                    else format('cdc.rule_type(%L::jsonb, v_before::jsonb, %L)', v_rules_d, v_agg || 'Deleted') end;
+  -- a rule's reason stands in for the writer's when it gave none (set for the event, then unset)
+  v_reason_c := case when not exists (select 1 from jsonb_array_elements(v_rules_c) r where r ? 'reason') then null
+                     when not v_rules_c->0 ? 'value' then quote_literal(v_rules_c->0->>'reason')
+                     else format('cdc.rule_for(%L::jsonb, v_after::jsonb)->>''reason''', v_rules_c) end;
+  v_reason_d := case when not exists (select 1 from jsonb_array_elements(v_rules_d) r where r ? 'reason') then null
+                     when not v_rules_d->0 ? 'value' then quote_literal(v_rules_d->0->>'reason')
+                     else format('cdc.rule_for(%L::jsonb, v_before::jsonb)->>''reason''', v_rules_d) end;
 
   if jsonb_array_length(v_rules_u) = 0 and cardinality(v_incidental) = 0 then
     -- UPDATE, one event: the changed columns as JSON text, compiled per column (compared unmasked, reported masked;
+    -- bookkeeping columns not compared: in the images only;
     -- cdc.refresh_capture regenerates this after ALTER TABLE)
     select string_agg(format($f$
     if NEW.%1$I%4$s is distinct from OLD.%1$I%4$s then
@@ -328,7 +347,8 @@ begin
         case when cdc.has_equality(a.atttypid) then '' else '::text' end,
         ',{"path":' || to_json(a.attname::text) || ',"before":'), '' order by a.attnum)
       into v_update
-      from pg_attribute a where a.attrelid = v_rel and a.attnum > 0 and not a.attisdropped and not a.attname = any(v_exclude);
+      from pg_attribute a where a.attrelid = v_rel and a.attnum > 0 and not a.attisdropped and not a.attname = any(v_exclude)
+       and not a.attname = any(v_bookkeeping);
     v_update := E'\n    v_changes := '''';' || v_update || format($f$
     if v_changes = '' then return null; end if;
     v_changes := '[' || substr(v_changes, 2) || ']';
@@ -348,9 +368,13 @@ begin
     v_update := E'\n    v_changes_j := ''[]'';' || v_update || format($f$
     if v_changes_j = '[]' then return null; end if;
     for v_split in select * from cdc.split_update(%L::jsonb, v_changes_j, %L::text[], %s, %L) loop
-      perform cdc.append(%L, v_id, 'u', v_split.type, v_split.changes, v_split.before, v_split.after, null, %L);
+      perform cdc.append(%L, v_id, 'u', v_split.type, %s, v_split.before, v_split.after, null, %L);
     end loop;
-    return null;$f$, v_rules_u, v_incidental, cdc.image_expr('OLD', v_exclude, v_mask_obj), v_agg || 'Updated', v_name, v_mode);
+    return null;$f$, v_rules_u, v_incidental || v_bookkeeping, cdc.image_expr('OLD', v_exclude, v_mask_obj), v_agg || 'Updated', v_name,
+      -- bookkeeping columns ride along like incidental ones (so the images step through them), minus their changes
+      case when cardinality(v_bookkeeping) = 0 then 'v_split.changes'
+           else format('(select coalesce(jsonb_agg(c), ''[]'') from jsonb_array_elements(v_split.changes) c where not c->>''path'' = any(%L::text[]))', v_bookkeeping) end,
+      v_publish);
   end if;
 
   -- logical mode: the same code as a function of (TG_OP, NEW, OLD) that the relay calls with decoded row images
@@ -367,19 +391,20 @@ begin
 create or replace function cdc.%1$I%10$s language plpgsql set enable_seqscan = off as $fn$
 declare
   v_id text; v_op text; v_type text; v_changes text; v_before text; v_after text; v_changes_j jsonb; v_split record;
+  v_reason text;
   v_index int; v_x text; v_version bigint; v_event_id uuid; v_at timestamptz; v_tx xid8; v_text text; v_lsn pg_lsn;
 begin
   if TG_OP = 'INSERT' then
     v_id := %2$s;
     v_after := %3$s;
-    v_op := 'c'; v_type := %4$s; v_changes := '[]';
+    v_op := 'c'; v_type := %4$s; v_changes := '[]';%11$s
   elsif TG_OP = 'DELETE' then
     v_id := %5$s;
     v_before := %6$s;
-    v_op := 'd'; v_type := %7$s; v_changes := '[]';
+    v_op := 'd'; v_type := %7$s; v_changes := '[]';%12$s
   else
     v_id := %2$s;%8$s
-  end if;%9$s
+  end if;%13$s%9$s%14$s
   return null;
 end
 $fn$
@@ -387,9 +412,16 @@ $f$,
     v_fn,
     cdc.key_expr('NEW', v_pk), v_image_new, v_type_c,
     cdc.key_expr('OLD', v_pk), v_image_old, v_type_d,
-    v_update, cdc.append_sql(v_name, v_mode),
+    v_update, cdc.append_sql(v_name, v_publish),
     case when v_mode = 'logical' then format('(tg_op text, new %I.%I, old %I.%I) returns int', p_schema, p_table, p_schema, p_table)
-         else '() returns trigger' end);
+         else '() returns trigger' end,
+    case when v_reason_c is not null then format(E'\n    v_reason := %s;', v_reason_c) else '' end,
+    case when v_reason_d is not null then format(E'\n    v_reason := %s;', v_reason_d) else '' end,
+    case when v_reason_c is null and v_reason_d is null then '' else $r$
+  if v_reason is not null and coalesce(current_setting('cdc.reason', true), '') <> '' then v_reason := null; end if;
+  if v_reason is not null then perform set_config('cdc.reason', v_reason, true); end if;$r$ end,
+    case when v_reason_c is null and v_reason_d is null then '' else $r$
+  if v_reason is not null then perform set_config('cdc.reason', '', true); end if;$r$ end);
   execute v_body;
 
   -- Snapshot batch: the next rows after the cursor key, locked briefly so a concurrent writer's version follows.

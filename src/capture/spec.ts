@@ -10,7 +10,10 @@ export interface CaptureSpec {
   exclude: string[]
   mask: string[]
   incidental: string[]
-  rules: { op: 'c' | 'u' | 'd'; columns?: string[]; value?: string | number | boolean; type: string }[]
+  bookkeeping: string[]
+  rules: { op: 'c' | 'u' | 'd'; columns?: string[]; value?: string | number | boolean; type: string; reason?: string }[]
+  /** An aggregate root whose events carry its document: they are published at commit, once the document is known. */
+  document: boolean
 }
 
 export function captureSpec(config: Config, t: TableName): CaptureSpec {
@@ -23,9 +26,17 @@ export function captureSpec(config: Config, t: TableName): CaptureSpec {
     exclude: options?.exclude ?? [],
     mask: options?.mask ?? [],
     incidental: options?.incidental ?? [],
+    bookkeeping: options?.bookkeeping ?? [],
     rules: config.capture.rules
       .filter((rule) => rule.table === table)
-      .map(({ op, columns, value, type }) => ({ op, type, ...(columns && { columns }), ...(value !== undefined && { value }) })),
+      .map(({ op, columns, value, type, reason }) => ({
+        op,
+        type,
+        ...(columns && { columns }),
+        ...(value !== undefined && { value }),
+        ...(reason !== undefined && { reason }),
+      })),
+    document: t.schema === 'public' && config.capture.roots[t.name]?.documentEvent === false,
   }
 }
 
@@ -34,6 +45,8 @@ export interface RootSpec {
   mode: Config['capture']['mode']
   exclude: string[]
   mask: string[]
+  /** true: a separate <Aggregate>DocumentChanged event; false: the root's own events carry the document. */
+  documentEvent: boolean
   children: Config['capture']['roots'][string]['children']
 }
 
@@ -45,6 +58,7 @@ export function rootSpec(config: Config, root: string): RootSpec {
     mode: config.capture.mode,
     exclude: options?.exclude ?? [],
     mask: options?.mask ?? [],
+    documentEvent: config.capture.roots[root]?.documentEvent ?? false,
     children: config.capture.roots[root]?.children ?? [],
   }
 }

@@ -85,9 +85,8 @@ export async function installCapture(rt: Runtime): Promise<string[]> {
       } else rt.log.warn('a tracked table was renamed; track it by its new name', { table: name })
     }
     for (const table of tables.values()) await trackIn(rt, tx, table)
-    for (const root of Object.keys(rt.config.capture.roots)) {
-      await tx.query('select cdc.track_root($1, $2::text::jsonb)', [root, JSON.stringify(rootSpec(rt.config, root))]).catch(explain)
-    }
+    // roots that are not tracked tables themselves (tracked ones got theirs with their capture)
+    for (const root of Object.keys(rt.config.capture.roots)) if (!tables.has(root)) await trackRoot(rt, tx, root)
     return [...tables.keys()]
   })
 }
@@ -109,7 +108,13 @@ async function trackIn(rt: Runtime, tx: Db, table: TableName): Promise<TrackResu
       JSON.stringify(captureSpec(rt.config, table)),
     ])
     .catch(explain)
+  // a root's events are published by its commit-time fold: its triggers go in with its capture, never apart
+  if (table.schema === 'public' && Object.hasOwn(rt.config.capture.roots, table.name)) await trackRoot(rt, tx, table.name)
   return { table: row!.result.table, tracked: true, key: row!.result.key, keySource: row!.result.keySource }
+}
+
+async function trackRoot(rt: Runtime, tx: Db, root: string) {
+  await tx.query('select cdc.track_root($1, $2::text::jsonb)', [root, JSON.stringify(rootSpec(rt.config, root))]).catch(explain)
 }
 
 function explain(error: unknown): never {

@@ -57,7 +57,21 @@ export interface Collection<T extends Doc = Doc> {
   scan(filter: Filter, options: { batchSize: number; projection?: Record<string, 0 | 1> }): AsyncIterable<T[]>
   count(filter?: Filter): Promise<number>
   deleteMany(filter: Filter): Promise<number>
+  /** Drops the whole collection (absent is fine): instant where a deleteMany of it would read every document. */
+  drop(): Promise<void>
   createIndexes(indexes: IndexSpec[]): Promise<void>
+  /**
+   * Renames this collection to `target` in the same database, replacing `target` if it exists. MongoDB does it in one
+   * command (renameCollection with dropTarget: readers see the old or the new collection, never none); FerretDB 1.24
+   * does not implement dropTarget, so there the target is dropped first and, for a few milliseconds, is missing (a
+   * writer may even create it again meanwhile: then it is dropped again, up to a few times). A missing source fails
+   * with code 26 (NamespaceNotFound) and leaves the target alone.
+   */
+  renameTo(target: string): Promise<void>
+  /** Drops the collection (no error when it does not exist). */
+  drop(): Promise<void>
+  /** Creates the collection, empty (no error when it exists). */
+  create(): Promise<void>
 }
 
 export interface Store {
@@ -99,6 +113,9 @@ export class StoreError extends Error {
 }
 
 const DUPLICATE = 11000
+export const NAMESPACE_NOT_FOUND = 26
+const NAMESPACE_EXISTS = 48
+const NOT_IMPLEMENTED = 238
 /** Server codes that mean "not now" (shutdown in progress, not primary, …), not "never". */
 const NOT_NOW = new Set([6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436])
 /** MaxTimeMSExpired, ExceededTimeLimit. */
@@ -314,6 +331,12 @@ export async function connectMongo(options: MongoOptions): Promise<Store> {
       },
       count: (filter = {}) => c.countDocuments(filter, { maxTimeMS }).catch(rethrow),
       deleteMany: async (filter) => (await c.deleteMany(filter, { maxTimeMS }).catch(rethrow)).deletedCount,
+      async drop() {
+        await c.drop({ maxTimeMS }).catch((e: unknown) => {
+          // NamespaceNotFound: nothing to drop.
+          if ((e as { code?: number }).code !== 26) rethrow(e)
+        })
+      },
       async createIndexes(indexes) {
         await c
           .createIndexes(
@@ -321,6 +344,37 @@ export async function connectMongo(options: MongoOptions): Promise<Store> {
             { maxTimeMS },
           )
           .catch(rethrow)
+      },
+      async renameTo(target) {
+        try {
+          await c.rename(target, { dropTarget: true })
+          return
+        } catch (error) {
+          if ((error as { code?: number }).code !== NOT_IMPLEMENTED) rethrow(error)
+        }
+        // Rename first: a missing source fails here, before anything of the target is dropped.
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await c.rename(target)
+            return
+          } catch (error) {
+            if ((error as { code?: number }).code !== NAMESPACE_EXISTS || attempt >= 5) rethrow(error)
+          }
+          await db.dropCollection(target).catch((error) => {
+            if ((error as { code?: number }).code !== NAMESPACE_NOT_FOUND) rethrow(error)
+          })
+        }
+      },
+      async drop() {
+        await c.drop().catch((error) => {
+          // Nothing to drop: MongoDB before 7 reports it, 7+ answers ok.
+          if ((error as { code?: number }).code !== NAMESPACE_NOT_FOUND) rethrow(error)
+        })
+      },
+      async create() {
+        await db.createCollection(name).catch((error) => {
+          if ((error as { code?: number }).code !== NAMESPACE_EXISTS) rethrow(error)
+        })
       },
     }
   }
@@ -443,7 +497,11 @@ export function healingStore(open: () => Promise<Store>, options: HealingOptions
       },
       count: (filter) => guard((s) => s.collection<T>(name).count(filter), `count ${name}`),
       deleteMany: (filter) => guard((s) => s.collection<T>(name).deleteMany(filter), `deleteMany ${name}`),
+      drop: () => guard((s) => s.collection<T>(name).drop(), `drop ${name}`),
       createIndexes: (indexes) => guard((s) => s.collection<T>(name).createIndexes(indexes), `createIndexes ${name}`),
+      renameTo: (target) => guard((s) => s.collection<T>(name).renameTo(target), `renameTo ${name}`),
+      drop: () => guard((s) => s.collection<T>(name).drop(), `drop ${name}`),
+      create: () => guard((s) => s.collection<T>(name).create(), `create ${name}`),
     }),
     ping: () => guard((s) => s.ping(), 'ping'),
     close: async () => {

@@ -1,5 +1,5 @@
 // backfill and prune-history: maintenance of the MongoDB history collections.
-import { backfillHistory } from '../consume/backfill.ts'
+import { backfillHistory, backfillState } from '../consume/backfill.ts'
 import { pruneHistory } from '../consume/retention.ts'
 import { canonicalName } from '../tables.ts'
 import { consumedTables } from '../topics.ts'
@@ -34,16 +34,18 @@ function throttled<T>(write: (p: T) => void) {
 
 export const backfill: Command = {
   name: 'backfill',
-  summary: 'add the read keys (aggKey, day, actorDay, txId) to history documents written before them (resumable)',
+  summary: 'add the read keys (aggKey, day, actorDay, txId; find keys of states) to documents written before them (resumable)',
   usage: '[<table> …]',
   description:
-    'Sets the top-level fields that make history reads index-served on every history document that lacks them, and records their day buckets. Run once after upgrading from a version without them; safe while the consumer runs; a second run finds nothing to do. Progress on stderr, one JSON result per table on stdout.',
+    'Sets the top-level fields that make history reads index-served on every history document that lacks them, and records their day buckets; sets the find keys (the console\'s find-by-value) on every state that lacks them. Run once after upgrading from a version without them; safe while the consumer runs; a second run finds nothing to do. Progress on stderr, one JSON result per table on stdout.',
   async run(ctx) {
     const store = await ctx.rt.mongo()
     for (const table of await tablesOf(ctx, backfill)) {
       const t0 = Date.now()
-      const result = await backfillHistory(store, table, throttled((p) => console.error(JSON.stringify({ progress: p }))))
-      console.log(JSON.stringify({ ...result, seconds: (Date.now() - t0) / 1000 }))
+      const report = throttled((p) => console.error(JSON.stringify({ progress: p })))
+      const result = await backfillHistory(store, table, report)
+      const states = await backfillState(store, table, (p) => report({ ...p, of: 'state' }))
+      console.log(JSON.stringify({ ...result, states: states.updated, seconds: (Date.now() - t0) / 1000 }))
     }
     return 0
   },

@@ -3,7 +3,7 @@ import { userInfo } from 'node:os'
 import type { Config } from '../config.ts'
 import { DiscardConflictError, DiscardNotFoundError, discard as runDiscard } from '../redrive/discard.ts'
 import { redrive as runRedrive } from '../redrive/index.ts'
-import { consumedTables, consumedTopics } from '../topics.ts'
+import { consumedTables, discoverTopics } from '../topics.ts'
 import { UsageError } from '../errors.ts'
 import { intFlag, stringFlag, type Command, type CommandContext } from './command.ts'
 
@@ -15,7 +15,7 @@ async function topicFlag(ctx: CommandContext, command: Command, config: Config, 
   if (!/^[A-Za-z0-9._-]{1,249}$/.test(topic)) {
     throw new UsageError(`--topic: expected a Kafka topic name ([A-Za-z0-9._-], at most 249), got ${JSON.stringify(topic.slice(0, 100))}`, command.name)
   }
-  const known = consumedTopics(config, consumedTables(config, await ctx.rt.tracked().refresh())).map((t) => (dlq ? `${t}.dlq` : t))
+  const known = (await discoverTopics(config, ctx.rt.kafka(), consumedTables(config, await ctx.rt.tracked().refresh()))).map((t) => (dlq ? `${t}.dlq` : t))
   if (!known.includes(topic)) {
     throw new UsageError(`--topic: ${JSON.stringify(topic)} is not a ${dlq ? 'DLQ of a ' : ''}consumed topic (known: ${known.join(', ') || 'none'})`, command.name)
   }

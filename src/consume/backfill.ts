@@ -3,6 +3,7 @@
 // buckets. Idempotent and resumable (it only looks at documents still missing a key); safe next to a running consumer.
 import type { Doc, Store, WriteOp } from '../clients/mongo.ts'
 import { READ_KEYS, ensureHistoryIndexes, historyCollection, readKeys, recordDays, type KeySource } from './history.ts'
+import { ensureStateIndexes, findKeys, stateCollection } from './state.ts'
 
 export interface BackfillProgress {
   table: string
@@ -34,9 +35,35 @@ export async function backfillHistory(store: Store, table: string, progress: (p:
     // Buckets first, as the consumer does: a reader never sees a keyed document whose day is not listed.
     await recordDays(store, table, docs)
     const ops: WriteOp[] = docs.map((d) => ({ updateOne: { filter: { _id: d._id }, update: { $set: readKeys(d) } } }))
-    const share = Math.ceil(ops.length / WRITERS)
-    await Promise.all(Array.from({ length: WRITERS }, (_, i) => ops.slice(i * share, (i + 1) * share)).filter((s) => s.length > 0).map((s) => collection.bulkWrite(s)))
+    await writeShared(collection, ops)
     done.updated += docs.length
+    progress({ ...done })
+  }
+  return done
+}
+
+/** Writes the update ops of one batch from a few writers at once. */
+async function writeShared(collection: ReturnType<Store['collection']>, ops: WriteOp[]): Promise<void> {
+  const share = Math.ceil(ops.length / WRITERS)
+  await Promise.all(Array.from({ length: WRITERS }, (_, i) => ops.slice(i * share, (i + 1) * share)).filter((s) => s.length > 0).map((s) => collection.bulkWrite(s)))
+}
+
+/**
+ * The same for a table's read model: sets the find keys (state.ts `findKeys`) on states written before them. Each
+ * update is guarded by the version it was computed from, so a state the consumer moved meanwhile (which then got its
+ * keys from the consumer) is left alone.
+ */
+export async function backfillState(store: Store, table: string, progress: (p: BackfillProgress) => void = () => {}): Promise<BackfillProgress> {
+  await ensureStateIndexes(store, [table])
+  const collection = store.collection(stateCollection(table))
+  const done: BackfillProgress = { table, scanned: 0, updated: 0 }
+  for await (const batch of collection.scan({ find: { $exists: false } }, { batchSize: BATCH, projection: { row: 1, version: 1 } })) {
+    done.scanned += batch.length
+    const ops: WriteOp[] = batch.map((d) => ({
+      updateOne: { filter: { _id: d._id, version: d.version }, update: { $set: { find: findKeys((d.row ?? null) as Record<string, unknown> | null) } } },
+    }))
+    await writeShared(collection, ops)
+    done.updated += ops.length
     progress({ ...done })
   }
   return done

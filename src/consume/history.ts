@@ -146,10 +146,13 @@ export async function forgetDays(store: Store, table: string, days: Set<string>)
   recorded.get(store)?.clear()
 }
 
-/** Idempotent. One index per call: FerretDB 1.24 drops the connection when several of them already exist. */
-export async function ensureHistoryIndexes(store: Store, tables: string[]): Promise<void> {
+/**
+ * Idempotent. One index per call: FerretDB 1.24 drops the connection when several of them already exist. `named`: the
+ * collection to index for a table (replay builds its history under another name, indexed the same way).
+ */
+export async function ensureHistoryIndexes(store: Store, tables: string[], named = historyCollection): Promise<void> {
   for (const index of DAY_INDEXES) await store.collection(DAYS_COLLECTION).createIndexes([index])
   for (const table of tables) {
-    for (const index of HISTORY_INDEXES) await store.collection(historyCollection(table)).createIndexes([index])
+    for (const index of HISTORY_INDEXES) await store.collection(named(table)).createIndexes([index])
   }
 }

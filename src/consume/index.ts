@@ -5,7 +5,7 @@ import type { Consumer, PartitionBatch } from '../clients/kafka.ts'
 import type { Store } from '../clients/mongo.ts'
 import { dlqTopic } from '../events.ts'
 import type { Role, Runtime } from '../runtime.ts'
-import { consumedTables, consumedTopics } from '../topics.ts'
+import { consumedTables, discoverTopics, perTypeTopics } from '../topics.ts'
 import { BatchMemory, deadLetterAlone, processBatch, type BatchContext } from './batch.ts'
 import { DeadLetterSender } from './dlq.ts'
 import { Gaps } from './gaps.ts'
@@ -14,11 +14,13 @@ import * as metrics from './metrics.ts'
 import { startOutcomeLog } from './outcomes.ts'
 import { FencedError, Ownership } from './ownership.ts'
 import { processUnderPolicy, retrying } from './retry.ts'
-import { StateWriter } from './state.ts'
+import { StateWriter, ensureStateIndexes } from './state.ts'
 import { redrivenCount } from '../redrive/ledger.ts'
 
 const GAP_SWEEP_MS = 1_000
 const LAG_EVERY_MS = 10_000
+/** Under a `{type}` template, how often the broker's topic list is read for topics of new event types. */
+const TOPIC_DISCOVERY_MS = 3_000
 /**
  * How long stop() lets the batches in hand finish (and commit) before it leaves them behind: a batch on a slow or hung
  * MongoDB can take several operation timeouts, far beyond the 15 s shutdown budget. A batch left behind is not
@@ -64,7 +66,7 @@ export async function startConsumer(rt: Runtime, hooks: ConsumerHooks = {}): Pro
    * the subscription follows. Before anything is tracked there is nothing to subscribe to, and that is fine.
    */
   const follow = async (tables: string[]) => {
-    const next = consumedTopics(config, tables)
+    const next = await patiently('listing topics', () => discoverTopics(config, kafka, tables))
     const known = new Set(shared.tables)
     if (next.length === topics.length && next.every((t) => topics.includes(t)) && tables.every((t) => known.has(t))) return
     await patiently('creating topics', () =>
@@ -76,7 +78,11 @@ export async function startConsumer(rt: Runtime, hooks: ConsumerHooks = {}): Pro
         })),
       ),
     )
-    await patiently('creating indexes', () => ensureHistoryIndexes(store, tables.filter((t) => !known.has(t))))
+    await patiently('creating indexes', async () => {
+      const fresh = tables.filter((t) => !known.has(t))
+      await ensureHistoryIndexes(store, fresh)
+      await ensureStateIndexes(store, fresh)
+    })
     shared.tables = new Set(tables)
     if (stopping || next.length === 0) return
     if (consumer) {
@@ -202,6 +208,16 @@ export async function startConsumer(rt: Runtime, hooks: ConsumerHooks = {}): Pro
   await follow(consumedTables(config, tracked.list()))
   const unwatch = config.consume.tables.length > 0 ? () => {} : tracked.onChange(() => void followTracked())
   if (topics.length === 0) log.info('nothing to consume yet: waiting for a table to be tracked', { groupId })
+  // A {type} template gives each event type its own topic, made by the relay when that type first occurs: follow them
+  // as they appear (a new topic is read from its beginning). One look at a time; a slow one skips the next ticks.
+  let discovering = false
+  const discovery = perTypeTopics(config)
+    ? setInterval(() => {
+        if (discovering || stopping) return
+        discovering = true
+        void followTracked().finally(() => (discovering = false))
+      }, TOPIC_DISCOVERY_MS)
+    : undefined
 
   // Gaps close when the missing version arrives in a batch, or here (e.g. it came through another topic or process):
   // only gaps of owned partitions, each on its own backoff.
@@ -230,6 +246,7 @@ export async function startConsumer(rt: Runtime, hooks: ConsumerHooks = {}): Pro
     async stop() {
       stopping = true
       unwatch()
+      clearInterval(discovery)
       await following
       clearInterval(sweep)
       clearInterval(observe)

@@ -1,6 +1,6 @@
 // `<table>_state`, the read model: the latest image per aggregate. It only ever moves forward through contiguous
 // versions, so replays and out-of-order redrives cannot roll it back, and a gap holds it until the gap closes.
-import { StoreError, type Doc, type Store, type WriteOp } from '../clients/mongo.ts'
+import { StoreError, type Doc, type IndexSpec, type Store, type WriteOp } from '../clients/mongo.ts'
 import type { CdcEvent } from '../events.ts'
 import type { Logger } from '../log.ts'
 import { storageNameOf } from '../tables.ts'
@@ -20,6 +20,38 @@ export interface StateDoc {
   row: Record<string, unknown> | null
   occurredAt: string
   eventId: string
+  /** The row's values as find keys (`findKeys`); stored, never served. */
+  find?: string[]
+}
+
+/** Longer values get no find key (not findable by value): index keys stay small on both servers. */
+export const FIND_VALUE_MAX = 200
+
+/** The find key of one column's value: unambiguous for any column name or value. */
+export const findKey = (column: string, value: string) => JSON.stringify([column, value])
+
+/**
+ * The console's find-by-value as one equality on an indexed top-level array (`{find: findKey(col, value)}`): a
+ * multikey index on MongoDB, a GIN index on FerretDB (which pushes the equality down as jsonb containment, and an
+ * array contains its elements), where a filter on `row.<column>` would read the whole collection. One key per
+ * top-level string, number or boolean column of the row (numbers and booleans as their text).
+ */
+export function findKeys(row: Record<string, unknown> | null): string[] {
+  const out: string[] = []
+  for (const [column, value] of Object.entries(row ?? {})) {
+    const text = typeof value === 'string' ? value : typeof value === 'number' || typeof value === 'boolean' ? String(value) : undefined
+    if (text !== undefined && text.length <= FIND_VALUE_MAX) out.push(findKey(column, text))
+  }
+  return out
+}
+
+export const STATE_INDEXES: IndexSpec[] = [{ key: { find: 1 }, name: 'find' }]
+
+/** Idempotent; one index per call (see ensureHistoryIndexes). */
+export async function ensureStateIndexes(store: Store, tables: string[]): Promise<void> {
+  for (const table of tables) {
+    for (const index of STATE_INDEXES) await store.collection(stateCollection(table)).createIndexes([index])
+  }
 }
 
 /** Reads per id at a time, each an `_id` equality (FerretDB scans the whole collection for `$in`). */
@@ -42,7 +74,7 @@ export async function readStates(store: Store, table: string, ids: string[]): Pr
 }
 
 /** The $set that moves a state through `events` (contiguous, ascending, all newer than the state). */
-function advance(events: CdcEvent[], exists: boolean): Doc {
+export function advance(events: CdcEvent[], exists: boolean): Doc {
   const last = events.at(-1)!
   const set: Doc = { aggregate: last.aggregate, version: last.version, occurredAt: last.occurredAt, eventId: last.id }
   // Application events (op "m") carry no image: the row stays what the last row change made it.
@@ -50,9 +82,11 @@ function advance(events: CdcEvent[], exists: boolean): Doc {
   if (imaged) {
     set.deleted = imaged.op === 'd'
     set.row = imaged.op === 'd' ? imaged.before : imaged.after
+    set.find = findKeys(set.row as Record<string, unknown> | null)
   } else if (!exists) {
     set.deleted = false
     set.row = null
+    set.find = []
   }
   return set
 }

@@ -8,7 +8,7 @@ import type { OutMessage } from '../clients/kafka.ts'
 import { outcomeDoc, OUTCOMES_COLLECTION, recordRedrives } from '../consume/outcomes.ts'
 import { DISCARDED_BY_HEADER, DlqHeaders, EventHeaders, type CdcEvent } from '../events.ts'
 import type { Runtime } from '../runtime.ts'
-import { consumedTables, consumedTopics, topicFor } from '../topics.ts'
+import { consumedTables, discoverTopics, tableOfTopic } from '../topics.ts'
 import { DlqFilterError, load, parkSnapshot, pendingGroups, republishGroups, republished, withOriginals, type Loaded } from './index.ts'
 import { dlqPosition, recordRedriven } from './ledger.ts'
 
@@ -43,7 +43,7 @@ export class DiscardNotFoundError extends Error {
 
 export async function discard(rt: Runtime, req: DiscardRequest): Promise<DiscardReport> {
   const tables = consumedTables(rt.config, await rt.tracked().refresh())
-  const origin = consumedTopics(rt.config, tables).find((t) => `${t}.dlq` === req.topic)
+  const origin = (await discoverTopics(rt.config, rt.kafka(), tables)).find((t) => `${t}.dlq` === req.topic)
   if (origin === undefined) throw new DlqFilterError(`topic: ${JSON.stringify(req.topic)} is not the DLQ of a consumed topic`)
   const position = dlqPosition(req.topic, req.partition, req.offset)
   const snapshot = await parkSnapshot(rt, [origin])
@@ -100,7 +100,7 @@ function discardedEvent(rt: Runtime, tables: string[], origin: string, { entry, 
   const table =
     typeof aggregate?.type === 'string' && tables.includes(aggregate.type) && aggregate.id === entry.key
       ? aggregate.type
-      : tables.find((t) => topicFor(rt.config, t, '') === origin)
+      : tableOfTopic(rt.config, tables, origin)
   const version = typeof body.version === 'number' ? body.version : Number(message.headers[EventHeaders.version])
   if (table === undefined || !Number.isSafeInteger(version) || version < 1) return null
   const id = typeof body.id === 'string' && UUID.test(body.id) ? body.id : entry.eventId !== null && UUID.test(entry.eventId) ? entry.eventId : Bun.randomUUIDv7()

@@ -8,7 +8,7 @@ import { recordRedrives } from '../consume/outcomes.ts'
 import { PARKED_COLLECTION, parkKey, type Park } from '../consume/parking.ts'
 import type { WriteOp } from '../clients/mongo.ts'
 import type { Runtime } from '../runtime.ts'
-import { consumedTables, consumedTopics } from '../topics.ts'
+import { consumedTables, discoverTopics } from '../topics.ts'
 import { toEntry, type DlqEntry } from './entries.ts'
 import { claimEntries, dlqPosition, recordRedriven, redrivenPositions, releaseClaims } from './ledger.ts'
 import { readAt, readTopics } from './read.ts'
@@ -74,7 +74,7 @@ export interface Loaded {
 /** The consumed topics (or just `topic`, if consumed). */
 export async function originTopics(rt: Runtime, topic?: string): Promise<string[]> {
   const tracked = await rt.tracked().refresh()
-  return consumedTopics(rt.config, consumedTables(rt.config, tracked)).filter((t) => topic === undefined || t === topic)
+  return (await discoverTopics(rt.config, rt.kafka(), consumedTables(rt.config, tracked))).filter((t) => topic === undefined || t === topic)
 }
 
 export async function load(rt: Runtime, topic?: string): Promise<Loaded[]> {

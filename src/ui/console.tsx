@@ -8,7 +8,7 @@ import { jsxRenderer } from 'hono/jsx-renderer'
 import type { Store } from '../clients/mongo.ts'
 import { historyCollection, toHistoryItem } from '../consume/history.ts'
 import { PARKED_COLLECTION, type Park } from '../consume/parking.ts'
-import { stateCollection } from '../consume/state.ts'
+import { FIND_VALUE_MAX, findKey, stateCollection } from '../consume/state.ts'
 import { resolveTable } from '../api/tracked-table.ts'
 import type { DlqEntry, RedriveReport } from '../redrive/index.ts'
 import type { DiscardReport } from '../redrive/discard.ts'
@@ -28,8 +28,9 @@ import { StatusPage } from './pages/status.tsx'
 import { TimelinePage, timelineHref, type AsOf, type HistoryItem } from './pages/timeline.tsx'
 import { TxPage } from './pages/tx.tsx'
 
-/** A column the Find page may search: its name goes into a MongoDB filter (`row.<column>`), so no `.` and no leading `$`. */
-const SEARCHABLE_COLUMN = /^[^.$][^.]*$/
+/** A column the Find page may search (`<table>.<column>` in the form: a column name with no `.`). */
+const SEARCHABLE_COLUMN = /^[^.]+$/
+const FIND_HITS = 50
 const PAGE = 25
 const TX_ID = /^\d{1,20}$/
 const FORM_LIMIT = 16 * 1024
@@ -115,7 +116,11 @@ export function createConsole(deps: ConsoleDeps) {
     const column = q.field.slice(dot + 1)
     if (dot < 0 || !columns[table]?.includes(column)) return render(null, problem(400, `field: not a searchable column: ${q.field}`))
     if (!q.value) return render(null, problem(400, 'value: required'))
-    const docs = await (await store()).collection(stateCollection(table)).find({ [`row.${column}`]: q.value }, { sort: { _id: 1 }, limit: 50 })
+    if (q.value.length > FIND_VALUE_MAX) return render(null, problem(400, `value: values longer than ${FIND_VALUE_MAX} characters are not indexed for find`))
+    // One indexed equality on the state's find keys (never a filter on `row.<column>`, which FerretDB serves by
+    // reading every state). Unsorted so that real MongoDB stops at the limit; the hits are ordered here.
+    const docs = await (await store()).collection(stateCollection(table)).find({ find: findKey(column, q.value) }, { limit: FIND_HITS })
+    docs.sort((a, b) => (String(a._id) < String(b._id) ? -1 : String(a._id) > String(b._id) ? 1 : 0))
     const hits = docs.map((d) => {
       const row = (d.row ?? {}) as Record<string, unknown>
       return {

@@ -10,7 +10,7 @@ import { backfillHistory } from '../../src/consume/backfill.ts'
 import { Gaps } from '../../src/consume/gaps.ts'
 import { DAYS_COLLECTION, READ_KEYS, daysOf, ensureHistoryIndexes, historyDoc } from '../../src/consume/history.ts'
 import { pruneHistory } from '../../src/consume/retention.ts'
-import { StateWriter } from '../../src/consume/state.ts'
+import { StateWriter, ensureStateIndexes, findKey, findKeys } from '../../src/consume/state.ts'
 import { REDRIVEN_COLLECTION } from '../../src/consume/dlq.ts'
 import { dlqPosition, recordRedriven, redrivenCount, redrivenPositions } from '../../src/redrive/ledger.ts'
 import type { CdcEvent } from '../../src/events.ts'
@@ -63,6 +63,7 @@ beforeAll(async () => {
   api = await createApiEnv()
   store = await api.rt.mongo()
   await ensureHistoryIndexes(store, ['customers', 'products'])
+  await ensureStateIndexes(store, ['customers'])
 })
 afterAll(() => api.cleanup())
 
@@ -131,6 +132,38 @@ describe('GET /state/:table/:id', () => {
     expect((await api.call('GET', '/state/not_tracked/1')).status).toBe(404)
     const spec = await api.call('GET', '/openapi.json')
     expect(spec.body.paths['/state/{table}/{id}'].get).toBeDefined()
+  })
+})
+
+describe('console find by value', () => {
+  test('one equality on the state\'s find keys: deleted rows; legacy states after backfill; long values refused', async () => {
+    const writer = new StateWriter(store, new Gaps(store), createLogger({ test: 'reads' }, () => {}))
+    const t0 = Date.UTC(2026, 3, 2)
+    const f1 = [event('f1', 1, t0, 'alice', { after: { id: 'f1', name: 'Fay', email: 'fay@example.com', score: 7 } })]
+    const f2 = [
+      event('f2', 1, t0, 'alice', { after: { id: 'f2', name: 'Fay', email: 'gus@example.com', score: 8 } }),
+      event('f2', 2, t0 + 1000, 'alice', { type: 'CustomerDeleted', op: 'd', before: { id: 'f2', name: 'Fay', email: 'gus@example.com', score: 8 }, after: null }),
+    ]
+    await storeAsConsumer('customers', [...f1, ...f2])
+    await writer.apply('customers', [...f1, ...f2], { topic: 'test', partition: 0 })
+    // A state as the code before the find keys wrote it.
+    await store.collection('customers_state').insertMany([{ _id: 'f3', aggregate: { type: 'customers', id: 'f3' }, version: 1, deleted: false, row: { id: 'f3', name: 'Fay' }, occurredAt: f1[0]!.occurredAt, eventId: f1[0]!.id }])
+    const find = async (field: string, value: string) => {
+      const res = await api.app.request(`http://localhost/ui/find?field=${encodeURIComponent(field)}&value=${encodeURIComponent(value)}`)
+      const html = await res.text()
+      return { status: res.status, ids: [...html.matchAll(/href="\/ui\/t\/customers\/(f\d)"/g)].map((m) => m[1]) }
+    }
+    expect(await find('customers.name', 'Fay')).toEqual({ status: 200, ids: ['f1', 'f2'] })
+    expect((await find('customers.email', 'gus@example.com')).ids).toEqual(['f2'])
+    expect((await find('customers.name', 'fay')).ids).toEqual([])
+    const { backfillState } = await import('../../src/consume/backfill.ts')
+    expect((await backfillState(store, 'customers')).updated).toBeGreaterThanOrEqual(1)
+    expect((await find('customers.name', 'Fay')).ids).toEqual(['f1', 'f2', 'f3'])
+    expect((await backfillState(store, 'customers')).scanned).toBe(0)
+    expect((await find('customers.name', 'x'.repeat(201))).status).toBe(400)
+    expect(findKeys({ a: 'x', n: 7, b: false, z: null, o: { p: 1 }, l: 'y'.repeat(201) })).toEqual([findKey('a', 'x'), findKey('n', '7'), findKey('b', 'false')])
+    // Stored, never served.
+    expect(Object.keys((await api.call('GET', '/state/customers/f1')).body)).not.toContain('find')
   })
 })
 
@@ -205,7 +238,7 @@ describe('DLQ depth', () => {
 })
 
 describe('FerretDB on PostgreSQL', () => {
-  test('one aggregate\'s history page and an audit page are served by the GIN indexes of their read keys', async () => {
+  test('one aggregate\'s history page and an audit page are served by the GIN indexes of their read keys (without fast update)', async () => {
     const pgUrl = new URL(stackConfigEnv().CDC_POSTGRES_URL ?? api.config.postgres.url)
     pgUrl.pathname = '/ferretdb'
     const pg = connect({ url: pgUrl.toString(), max: 1 })
@@ -228,6 +261,9 @@ describe('FerretDB on PostgreSQL', () => {
       const actorDay = await ginOf('actorDay')
       expect(aggKey).toBeDefined()
       expect(actorDay).toBeDefined()
+      // Without GIN's fast update: a pending list of recent inserts would be read whole by every lookup.
+      const [opts] = await pg.query<{ o: string[] | null }>('select reloptions as o from pg_class where oid = $1::regclass', [aggKey!])
+      expect(opts!.o).toContain('fastupdate=off')
       // Statistics reach pg_stat_user_indexes when the server's backend reports them (at most once a second).
       const before = [await scans(aggKey!), await scans(actorDay!)]
       expect((await api.call('GET', '/history/customers/k1')).status).toBe(200)
@@ -247,6 +283,14 @@ describe('FerretDB on PostgreSQL', () => {
         `explain select _jsonb from ${JSON.stringify(api.config.mongo.database)}.${JSON.stringify(meta.t)} where _jsonb -> 'aggKey' @> '"k1"'`,
       )
       expect(plan.map((r) => r['QUERY PLAN']).join('\n')).toContain(aggKey!.split('.').pop()!.replaceAll('"', ''))
+      // The console's find by value: a GIN index on the states' find keys serves its pushed-down equality.
+      const [state] = await pg.query<{ t: string }>(
+        `select _jsonb->>'table' as t from ${JSON.stringify(api.config.mongo.database)}._ferretdb_database_metadata where _jsonb->>'_id' = 'customers_state'`,
+      )
+      const statePlan = await pg.query<{ 'QUERY PLAN': string }>(
+        `explain select _jsonb from ${JSON.stringify(api.config.mongo.database)}.${JSON.stringify(state!.t)} where _jsonb -> 'find' @> '"[\\"name\\",\\"Fay\\"]"'`,
+      )
+      expect(statePlan.map((r) => r['QUERY PLAN']).join('\n')).toMatch(/Bitmap Index Scan on \S+_expr_idx\d*/)
     } finally {
       await pg.end()
     }

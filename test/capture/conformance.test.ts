@@ -1,6 +1,7 @@
 // The same capture scenarios in every capture mode give the same envelopes, field by field (event ids, occurredAt and
-// the transaction id aside): rules and atomic events, incidental columns, masks and excludes, root documents with
-// lookups, cdc.emit, who/why (also changed inside a transaction), rolled-back savepoints, no-op updates, TOASTed
+// the transaction id aside): rules and atomic events, bookkeeping and incidental columns, masks and excludes, root
+// documents carried by the root's own events (lookups frozen as each child row was written) and as a separate
+// document event, delete rules with a reason, cdc.emit, who/why (also changed inside a transaction), rolled-back savepoints, no-op updates, TOASTed
 // values, deletes, natural and composite keys that change, REPLICA IDENTITY FULL. Logical mode runs its relay
 // in-process (it writes the event store from the WAL).
 import { afterAll, expect, test } from 'bun:test'
@@ -24,8 +25,9 @@ afterAll(async () => {
 function configure(mode: Mode) {
   return (c: Config) => {
     c.capture.mode = mode
-    c.capture.tables.customers = { incidental: c.capture.tables.customers?.incidental ?? [], mask: ['phone'], exclude: [] }
-    c.capture.tables.products = { exclude: ['category'], mask: [], incidental: [] }
+    c.capture.tables.customers = { incidental: [], bookkeeping: c.capture.tables.customers?.bookkeeping ?? [], mask: ['phone'], exclude: [] }
+    c.capture.tables.products = { exclude: ['category'], mask: [], incidental: [], bookkeeping: [] }
+    c.capture.tables.stock = { exclude: [], mask: [], incidental: ['note'], bookkeeping: [] }
   }
 }
 
@@ -42,7 +44,8 @@ async function scenarios(rt: Runtime) {
   await db.query(`update tags set code = 'a:one' where code = 'a:1'`)
   await db.query(`update tags set label = 'renamed' where code = 'a:one'`)
   await db.query(`insert into stock values ('x:y', 1, 5, null), ('z', 2, 1, 'n')`)
-  await db.query(`update stock set sku = 3, qty = 6 where site = 'x:y'`)
+  await db.query(`update stock set sku = 3, qty = 6, note = 'moved' where site = 'x:y'`)
+  await db.query(`update stock set note = 'incidental only' where site = 'x:y'`)
   await db.query(`delete from stock where site = 'z'`)
   await db.query(`delete from tags where code = 'a:one'`)
   const ctx = { actor: 'alice', reason: 'onboarding', correlation_id: 'req-1', causation_id: 'cmd-1' }
@@ -88,8 +91,34 @@ async function scenarios(rt: Runtime) {
   await db.query(`update orders set status = 'PAYMENT_CONFIRMED' where id = $1`, [order])
   await db.query(`update order_lines set quantity = 3 where order_id = $1 and quantity = 1`, [order])
   await db.query(`update orders set status = 'CANCELLED' where id = $1`, [order])
-  // deletes: the whole row as the before image (the cascade deletes the lines too)
+  // a second order, placed after the rename: its line has the new name; repriced after, and its line changes
+  const order2 = await db.begin(async (tx) => {
+    const [o] = await tx.query<{ id: number }>(`insert into orders (customer_id, shipping_address, total, created_at, updated_at) values ($1, 'Dock 2', 11.25, '2026-01-03Z', '2026-01-03Z') returning id`, [ids.customer])
+    await tx.query(`insert into order_lines (order_id, product_id, quantity, unit_price) values ($1, $2, 1, 11.25)`, [o!.id, ids.product])
+    return o!.id
+  })
+  await db.query(`update products set price = 12 where id = $1`, [ids.product])
+  await db.query(`update orders set status = 'PAYMENT_CONFIRMED', updated_at = updated_at + interval '1 hour' where id = $1`, [order2])
+  await db.query(`update order_lines set quantity = 2 where order_id = $1`, [order2])
+  // a root with a separate document event (documentEvent), tracked at run time
+  await db.query(`create table public.carts (id int primary key, owner text not null)`)
+  await db.query(`create table public.cart_items (id int primary key, cart_id int not null references public.carts on delete cascade, product_id bigint not null, n int not null)`)
+  rt.config.capture.roots.carts = {
+    documentEvent: true,
+    children: [{ table: 'cart_items', foreignKey: 'cart_id', lookups: [{ column: 'product_id', table: 'products', columns: ['name'] }] }],
+  }
+  await track(rt, 'carts') // a root: its commit-time triggers come with it
+  await db.begin(async (tx) => {
+    await tx.query(`insert into carts values (1, 'ann')`)
+    await tx.query(`insert into cart_items values (1, 1, $1, 2)`, [ids.product])
+  })
+  await db.query(`update products set name = 'Cart hammer' where id = $1`, [ids.product])
+  await db.query(`update carts set owner = 'anna' where id = 1`)
+  await db.query(`delete from carts where id = 1`)
+  // deletes: the whole row as the before image (the cascade deletes the lines too); a hard delete of an order is
+  // OrderCancelled with reason HARD_DELETE unless the writer gave one
   await db.query(`delete from orders where id = $1`, [order])
+  await withSettings(db, { reason: 'customer asked' }, (tx) => tx.query(`delete from orders where id = $1`, [order2]))
   await db.query(`delete from products where id = $1`, [ids.product])
 }
 
@@ -141,11 +170,33 @@ test('the scenarios produce what trigger mode promises (sanity of the reference 
   const events = results.get('outbox')!
   const types = events.map((e) => `${e.aggregate.type}:${e.type}:${e.version}`)
   expect(types).toContain('customers:CustomerContacted:6')
-  expect(types).toContain('orders:OrderDocumentChanged:3')
+  expect(types.filter((t) => t.startsWith('carts:'))).toEqual(['carts:CartCreated:1', 'carts:CartDocumentChanged:2', 'carts:CartUpdated:3', 'carts:CartDocumentChanged:4', 'carts:CartDeleted:5'])
+  // a root's events carry its lines; lookups stay as each line was written (a line rewritten later takes the new ones)
+  const orders = events.filter((e) => e.aggregate.type === 'orders')
+  expect(orders.map((e) => `${e.aggregate.id}:${e.type}:${e.op}:${e.reason}`)).toEqual([
+    '1:OrderPlaced:c:null', '1:OrderUpdated:u:null', '1:PaymentConfirmed:u:null', '1:OrderUpdated:u:null', '1:OrderCancelled:u:null',
+    '1:OrderCancelled:d:HARD_DELETE', '2:OrderPlaced:c:null', '2:PaymentConfirmed:u:null', '2:OrderUpdated:u:null', '2:OrderCancelled:d:customer asked',
+  ])
+  const names = (e: Pick<CdcEvent, 'before' | 'after'> | undefined, image: 'before' | 'after' = 'after') =>
+    (e?.[image]?.order_lines as { quantity: number; product: { name: string; price: number } }[]).map((l) => `${l.quantity} ${l.product.name} ${l.product.price}`)
+  expect(names(orders[0])).toEqual(['2 Big hammer 11.25', '1 Big hammer 11.25'])
+  expect(names(orders[3])).toEqual(['2 Big hammer 11.25', '3 Renamed hammer 11.25'])
+  expect(orders[3]!.changes.map((c) => c.path)).toEqual(['order_lines'])
+  expect(names(orders[5], 'before')).toEqual(['2 Big hammer 11.25', '3 Renamed hammer 11.25'])
+  expect(names(orders[7])).toEqual(['1 Renamed hammer 11.25'])
+  expect(names(orders[8])).toEqual(['2 Renamed hammer 12'])
+  // updated_at is bookkeeping: never a change, yet the images carry it
+  expect(events.some((e) => e.changes.some((c) => c.path === 'updated_at'))).toBe(false)
+  expect([orders[7]!.before!.updated_at, orders[7]!.after!.updated_at]).toEqual(['2026-01-03T00:00:00+00:00', '2026-01-03T01:00:00+00:00'])
+  // the separate document event froze the cart item's product name too
+  const carts = events.filter((e) => e.type === 'CartDocumentChanged')
+  expect(carts[1]!.changes.map((c) => c.path)).toEqual(['owner'])
   const anne = events.find((e) => e.type === 'CustomerUpdated' && e.changes.some((c) => c.path === 'phone' && c.after === '***'))
   expect(anne).toBeDefined()
   expect(events.every((e) => !('category' in (e.after ?? {})))).toBe(true)
   // the key changes and the REPLICA IDENTITY FULL table made their events (compared above in the other modes)
   expect(types.filter((t) => t.startsWith('tags:')).length).toBeGreaterThanOrEqual(5)
   expect(types).toContain('stock:StockDeleted:2')
+  // incidental: rides along with the first event's changes; alone it makes none
+  expect(events.filter((e) => e.type === 'StockUpdated').map((e) => e.changes.map((c) => c.path))).toEqual([['sku', 'qty', 'note']])
 })

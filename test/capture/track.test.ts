@@ -10,7 +10,7 @@ import { migratedEnv, storedEvents, withSettings } from './support.ts'
 let env: TestEnv
 beforeAll(async () => {
   env = await migratedEnv((c) => {
-    c.capture.tables.secrets = { exclude: ['internal'], mask: ['pin'], incidental: [] }
+    c.capture.tables.secrets = { exclude: ['internal'], mask: ['pin'], incidental: [], bookkeeping: [] }
   })
 })
 afterAll(() => env.cleanup())

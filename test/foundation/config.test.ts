@@ -74,6 +74,15 @@ describe('config', () => {
     expect(p.some((l) => l.startsWith('mongo.url:'))).toBe(true)
   })
 
+  test('capture: bookkeeping columns and rule reasons are read; a reason on an update rule names its key', async () => {
+    const toml = '[capture.tables.orders]\nbookkeeping = ["updated_at"]\n[[capture.rules]]\ntable = "orders"\nop = "d"\ntype = "OrderCancelled"\nreason = "HARD_DELETE"\n'
+    const c = await loadConfig({ env: { CDC_CONFIG: await tmp(toml) } })
+    expect(c.capture.tables.orders).toEqual({ exclude: [], mask: [], incidental: [], bookkeeping: ['updated_at'] })
+    expect(c.capture.rules).toEqual([{ table: 'orders', op: 'd', type: 'OrderCancelled', reason: 'HARD_DELETE' }])
+    const p = await problems('[[capture.rules]]\ntable = "orders"\nop = "u"\ncolumns = ["status"]\ntype = "OrderShipped"\nreason = "x"\n')
+    expect(p).toEqual(['capture.rules.0.reason: expected no reason on an update rule (op c or d only), got "x"'])
+  })
+
   test('invalid TOML and a missing explicit file are config errors', async () => {
     expect(await problems('[http\nport=')).toHaveLength(1)
     await expect(loadConfig({ path: '/nonexistent/cdc.toml', env: {} })).rejects.toBeInstanceOf(ConfigError)

@@ -37,7 +37,7 @@ beforeAll(async () => {
       { name: 'auditor', sha256: sha256(TOKENS.auditor), role: 'admin' },
       { name: 'viewer', sha256: sha256(TOKENS.viewer), role: 'read' },
     ]
-    c.capture.tables.customers = { exclude: [], incidental: ['updated_at'], mask: ['phone'] }
+    c.capture.tables.customers = { exclude: [], incidental: ['updated_at'], bookkeeping: [], mask: ['phone'] }
   })
   await migrate(env.rt)
   const api = await startApi(env.rt)
