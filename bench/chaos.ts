@@ -13,7 +13,7 @@ import { connectMongo, healingStore } from '../src/clients/mongo.ts'
 import { createKafka } from '../src/clients/kafka.ts'
 import { createPipeline, ROOT, stack, waitFor, type RoleName } from './pipeline.ts'
 import { startProxy } from './tcp-proxy.ts'
-import { verdictRows, verifyPipeline } from './verify.ts'
+import { VERIFY_TIMEOUT_MS, verdictRows, verifyPipeline } from './verify.ts'
 import { publishChaos } from './chaos-report.ts'
 
 const { values } = parseArgs({
@@ -236,7 +236,9 @@ say(`load stopped: api ok ${stats.apiOk} failed ${stats.apiFailed}, sql ok ${sta
 // Every server must be back (a run with only its own faults leaves that to the run that stops them).
 if (faultSet === 'all') stack('up')
 // Bounded operations: a MongoDB server that stopped answering fails the run instead of hanging it.
-const store = healingStore(() => connectMongo({ url: config.mongo.url, database: config.mongo.database }))
+const store = healingStore(() => connectMongo({ url: config.mongo.url, database: config.mongo.database, maxTimeMs: VERIFY_TIMEOUT_MS }), {
+  operationTimeoutMs: VERIFY_TIMEOUT_MS + 10_000,
+})
 const tables = config.capture.tracked
 const eventCount = async () => Number((await db.query<{ n: number }>('select count(*)::int as n from cdc.event_store'))[0]!.n)
 const historyCount = async () => {

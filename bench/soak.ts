@@ -13,7 +13,7 @@ import { connectMongo, healingStore } from '../src/clients/mongo.ts'
 import { createKafka } from '../src/clients/kafka.ts'
 import { createPipeline, ROOT, waitFor, type Pipeline } from './pipeline.ts'
 import { percentile } from './types.ts'
-import { verdictRows, verifyPipeline, type Verdict } from './verify.ts'
+import { VERIFY_TIMEOUT_MS, verdictRows, verifyPipeline, type Verdict } from './verify.ts'
 import { usage } from './proc.ts'
 
 const { values } = parseArgs({
@@ -78,7 +78,9 @@ const pipeline = await createPipeline('soak', { CDC_LOG_LEVEL: 'warn' })
 const { config } = pipeline
 pipeline.start('all')
 const db: Db = connect({ url: config.postgres.url, max: 8 })
-const store = healingStore(() => connectMongo({ url: config.mongo.url, database: config.mongo.database }))
+const store = healingStore(() => connectMongo({ url: config.mongo.url, database: config.mongo.database, maxTimeMs: VERIFY_TIMEOUT_MS }), {
+  operationTimeoutMs: VERIFY_TIMEOUT_MS + 10_000,
+})
 await waitFor(async () => (await fetch(`${pipeline.api}/readyz`).catch(() => null))?.ok ?? false, 60_000, 'cdc all ready')
 say(`holding ${rate.toFixed(0)} events/s (${basis}) for ${minutes} min; logs in ${pipeline.logDir}`)
 

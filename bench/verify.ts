@@ -8,6 +8,12 @@ import type { Config } from '../src/config.ts'
 import { topicFor } from '../src/topics.ts'
 import { dlqTopic } from '../src/events.ts'
 
+/**
+ * The time limit of the check's MongoDB reads: whole history collections, read after a long run on a loaded machine
+ * (the 100,000-event chaos runs' reads outlasted the product's 30 s operation limit).
+ */
+export const VERIFY_TIMEOUT_MS = 600_000
+
 export interface Verdict {
   ok: boolean
   written: number
