@@ -7,6 +7,7 @@ import type { Logger } from '../log.ts'
 import type { Runtime } from '../runtime.ts'
 import { topicFor } from '../topics.ts'
 import { relayMetrics } from './metrics.ts'
+import { withTxSizes } from './tx-size.ts'
 
 /** One captured event as the relay sees it: routing fields plus the envelope JSON text (the Kafka value). */
 export interface Outgoing {
@@ -60,7 +61,10 @@ export function upfrontTopics(config: Config, tracked: readonly string[]): strin
 }
 
 export interface Publisher {
-  /** Publishes `events` in one Kafka transaction; resolves once committed. Throws (nothing committed) on failure. */
+  /**
+   * Publishes `events` (whole source transactions: their tx.size is counted here) in one Kafka transaction; resolves
+   * once committed. Throws (nothing committed) on failure.
+   */
   publish(events: Outgoing[], beforeCommit: () => Promise<void>): Promise<void>
   close(): Promise<void>
 }
@@ -90,7 +94,7 @@ export function createPublisher(rt: Runtime, log: Logger, mode: string): Publish
     async publish(events, beforeCommit) {
       if (events.length === 0) return
       const started = performance.now()
-      const messages = events.map((e) => toMessage(config, e))
+      const messages = withTxSizes(events).map((e) => toMessage(config, e))
       try {
         const tracked = rt.tracked().list().map((t) => t.aggregateType)
         await ensure([...upfrontTopics(config, tracked), ...messages.map((m) => m.topic)])
