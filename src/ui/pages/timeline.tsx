@@ -92,6 +92,7 @@ export function TimelinePage(p: TimelineProps) {
               <div class="meta tx">
                 <span>
                   transaction <a href={`/ui/tx/${encodeURIComponent(e.tx.id)}`}>{e.tx.id}</a>
+                  {e.tx.size ? ` (event ${e.tx.index + 1} of ${e.tx.size})` : null}
                 </span>
                 {siblings.length ? (
                   <span>
