@@ -224,6 +224,11 @@ export const ConfigSchema = v.strictObject({
       heartbeatMs: v.optional(positiveInt, 10_000),
       transactionalId: v.optional(v.pipe(v.string(), v.minLength(1)), 'cdc-relay'),
       retryMaxMs: v.optional(positiveInt, 30_000),
+      /**
+       * How long one Kafka transaction may stay open: a large source transaction (logical mode) is published in one,
+       * part by part. At most the broker's transaction.max.timeout.ms (15 minutes by default).
+       */
+      transactionTimeoutMs: v.optional(positiveInt, 300_000),
       /** Tries of a batch that times out while MongoDB answers, before its failing messages are isolated (DLQ). */
       batchAttempts: v.optional(positiveInt, 5),
     }),

@@ -42,7 +42,16 @@ export interface TransactionalProducer {
    * broker acknowledged the sends and before the commit: throwing there aborts (e.g. a relay that lost leadership).
    */
   sendInTransaction(messages: OutMessage[], beforeCommit?: () => Promise<void>): Promise<void>
+  /** A transaction left open across several sends (a large source transaction published in parts). */
+  transaction(): Promise<OpenTransaction>
   disconnect(): Promise<void>
+}
+
+export interface OpenTransaction {
+  send(messages: OutMessage[]): Promise<void>
+  /** `beforeCommit` as in sendInTransaction; a failed commit aborts. */
+  commit(beforeCommit?: () => Promise<void>): Promise<void>
+  abort(): Promise<void>
 }
 
 /** Handles one partition batch; false: not processed, fetch it again. */
@@ -112,7 +121,8 @@ export interface TopicSpec {
 
 export interface KafkaClient {
   producer(): Promise<Producer>
-  transactionalProducer(transactionalId: string): Promise<TransactionalProducer>
+  /** `transactionTimeoutMs`: how long the broker lets a transaction stay open (its transaction.max.timeout.ms caps it). */
+  transactionalProducer(transactionalId: string, options?: { transactionTimeoutMs?: number }): Promise<TransactionalProducer>
   consumer(options: ConsumerOptions): Promise<Consumer>
   /** Create the missing topics and wait for their leaders (kafkajs cannot subscribe to a missing topic in KRaft). */
   ensureTopics(topics: TopicSpec[]): Promise<void>
@@ -239,13 +249,13 @@ export function createKafka(options: KafkaOptions): KafkaClient {
         disconnect: () => p.disconnect(),
       }
     },
-    async transactionalProducer(transactionalId) {
+    async transactionalProducer(transactionalId, options = {}) {
       const p: KProducer = kafka.producer({
         idempotent: true,
         transactionalId,
         maxInFlightRequests: 1,
         allowAutoTopicCreation: false,
-        transactionTimeout: 60_000,
+        transactionTimeout: options.transactionTimeoutMs ?? 60_000,
         // The broker answers CONCURRENT_TRANSACTIONS while it still writes the previous commit's markers (a few ms);
         // kafkajs' 100 ms first retry would cap back-to-back transactions at a few per second. Retries stay unlimited,
         // as kafkajs requires for an idempotent producer.
@@ -253,18 +263,37 @@ export function createKafka(options: KafkaOptions): KafkaClient {
       })
       await p.connect()
       track(p)
+      const transaction = async (): Promise<OpenTransaction> => {
+        const tx = await p.transaction()
+        const abort = () => tx.abort().catch(() => {})
+        return {
+          async send(messages) {
+            try {
+              await tx.sendBatch({ topicMessages: toKafkaMessages(messages), acks: -1 })
+            } catch (error) {
+              await abort()
+              throw error
+            }
+          },
+          async commit(beforeCommit) {
+            try {
+              await beforeCommit?.()
+              await tx.commit()
+            } catch (error) {
+              await abort()
+              throw error
+            }
+          },
+          abort,
+        }
+      }
       return {
         sendInTransaction: async (messages, beforeCommit) => {
-          const tx = await p.transaction()
-          try {
-            await tx.sendBatch({ topicMessages: toKafkaMessages(messages), acks: -1 })
-            await beforeCommit?.()
-            await tx.commit()
-          } catch (error) {
-            await tx.abort().catch(() => {})
-            throw error
-          }
+          const tx = await transaction()
+          await tx.send(messages)
+          await tx.commit(beforeCommit)
         },
+        transaction,
         disconnect: () => p.disconnect(),
       }
     },

@@ -5,6 +5,8 @@
 // image), assigns gapless versions and ids derived from the commit position, and writes cdc.event_store — all before
 // the Kafka commit, and idempotent on replay (the slot's applied LSN is recorded in the same transaction).
 import applySql from '../../sql/relay/logical-apply.sql' with { type: 'text' }
+import eventsSql from '../../sql/relay/logical-events.sql' with { type: 'text' }
+import progressSql from '../../sql/relay/logical-progress.sql' with { type: 'text' }
 import slotRecordSql from '../../sql/relay/logical-slot-record.sql' with { type: 'text' }
 import slotStatsSql from '../../sql/relay/slot-stats.sql' with { type: 'text' }
 import { ensureLogicalSlot } from '../capture/slot.ts'
@@ -67,6 +69,9 @@ async function slotLost(s: RelaySession): Promise<boolean> {
 function logicalMode(s: RelaySession): StreamMode<Item> {
   const db = s.rt.db()
   const slot = s.rt.config.relay.slot
+  // what the parts of a large transaction applied so far have seen: its contexts and how many items went before
+  const sent = new WeakMap<StreamTx<Item>, Contexts>()
+  const apply = async (input: unknown[]) => (await db.query<EventRow>(applySql, [slot, JSON.stringify(input)])).map(fromEventRow)
   return {
     name: 'logical',
     collect(tx, msg, relations) {
@@ -82,9 +87,23 @@ function logicalMode(s: RelaySession): StreamMode<Item> {
         })
       }
     },
-    async materialize(batch) {
-      const rows = await db.query<EventRow>(applySql, [slot, JSON.stringify(batch.map(applyInput))])
-      return rows.map(fromEventRow)
+    materialize: (batch) => apply(batch.map((tx) => applyInput(tx, tx.items, new Contexts(tx)))),
+    parts: {
+      async progress(tx) {
+        const [row] = await db.query<{ applied: boolean; events: number }>(progressSql, [slot, formatLsn(tx.commitLsn)])
+        return row ?? { applied: false, events: 0 }
+      },
+      async readBack(tx, from, count) {
+        const rows = await db.query<EventRow>(eventsSql, [formatLsn(tx.commitLsn), tx.commitTime.toISOString(), from, count])
+        return rows.map(fromEventRow)
+      },
+      apply(tx, items, last) {
+        const contexts = sent.get(tx) ?? new Contexts(tx)
+        sent.set(tx, contexts)
+        const first = contexts.items
+        const input = applyInput(tx, items, contexts)
+        return apply([{ ...input, part: { first, last } }])
+      },
     },
     heartbeat() {
       void db.query<{ lag_bytes: number; retained_bytes: number; confirmed_lsn: number; wal_status: string }>(slotStatsSql, [slot]).then(
@@ -175,13 +194,26 @@ function keyOf(rel: Relation, tuple: Tuple): string {
   return JSON.stringify(rel.columns.flatMap((_, i) => (rel.key[i] ? [tuple[i] ?? null] : [])))
 }
 
-/** A source transaction as cdc.logical_apply takes it: contexts listed once, each item pointing at its own. */
-function applyInput(tx: StreamTx<Item>) {
-  const ctx: unknown[][] = []
-  const items: unknown[] = []
-  for (const item of tx.items) {
-    if (item.k === 'ctx') ctx.push(item.v)
-    else items.push(ctx.length > 0 ? { ...item, x: ctx.length - 1 } : item)
+/** The contexts of a source transaction seen so far, and how many of its items (contexts aside) went before. */
+class Contexts {
+  list: unknown[][] = []
+  items = 0
+  private xidOf: string | undefined
+  constructor(private readonly tx: StreamTx<Item>) {}
+  /** The transaction id the events carry: its first context's (xid8), else the 32-bit one Begin gave; fixed once used. */
+  get xid(): string {
+    this.xidOf ??= this.list[0]?.[0] === undefined ? String(this.tx.xid) : String(this.list[0][0])
+    return this.xidOf
   }
-  return { lsn: formatLsn(tx.commitLsn), at: tx.commitTime.toISOString(), xid: ctx[0]?.[0] ?? String(tx.xid), ctx, items }
+}
+
+/** Items of a source transaction as cdc.logical_apply takes them: contexts listed once, each item pointing at its own. */
+function applyInput(tx: StreamTx<Item>, items: Item[], contexts: Contexts) {
+  const out: unknown[] = []
+  for (const item of items) {
+    if (item.k === 'ctx') contexts.list.push(item.v)
+    else out.push(contexts.list.length > 0 ? { ...item, x: contexts.list.length - 1 } : item)
+  }
+  contexts.items += out.length
+  return { lsn: formatLsn(tx.commitLsn), at: tx.commitTime.toISOString(), xid: contexts.xid, ctx: contexts.list, items: out }
 }

@@ -1,6 +1,6 @@
 // The Kafka side of the relay: builds the outgoing message (the only place), creates topics, and publishes one batch
 // per Kafka transaction with the leadership checked right before the commit.
-import type { OutMessage, TransactionalProducer } from '../clients/kafka.ts'
+import type { OpenTransaction, OutMessage, TransactionalProducer } from '../clients/kafka.ts'
 import type { Config } from '../config.ts'
 import { EventHeaders, dlqTopic } from '../events.ts'
 import type { Logger } from '../log.ts'
@@ -66,7 +66,18 @@ export interface Publisher {
    * once committed. Throws (nothing committed) on failure.
    */
   publish(events: Outgoing[], beforeCommit: () => Promise<void>): Promise<void>
+  /**
+   * One Kafka transaction sent in parts (a large source transaction); any failure aborts it all. Its events carry no
+   * tx.size: the first parts are sent before the transaction's end is decoded.
+   */
+  begin(): Promise<PartsPublisher>
   close(): Promise<void>
+}
+
+export interface PartsPublisher {
+  send(events: Outgoing[]): Promise<void>
+  commit(beforeCommit: () => Promise<void>): Promise<void>
+  abort(): Promise<void>
 }
 
 export function createPublisher(rt: Runtime, log: Logger, mode: string): Publisher {
@@ -90,26 +101,63 @@ export function createPublisher(rt: Runtime, log: Logger, mode: string): Publish
     await p?.disconnect().catch(() => {})
   }
 
+  const producerFor = async (messages: OutMessage[]) => {
+    const tracked = rt.tracked().list().map((t) => t.aggregateType)
+    await ensure([...upfrontTopics(config, tracked), ...messages.map((m) => m.topic)])
+    // Created only by a leader: initialising the transactional id fences any older producer with the same id.
+    producer ??= await rt.kafka().transactionalProducer(config.relay.transactionalId, { transactionTimeoutMs: config.relay.transactionTimeoutMs })
+    return producer
+  }
+  const published = (events: number, started: number) => {
+    relayMetrics.published.inc({ mode }, events)
+    relayMetrics.batches.inc({ mode })
+    relayMetrics.batchSeconds.observe((performance.now() - started) / 1000, { mode })
+  }
+  // A failed or fenced transactional producer is not reusable: start from a fresh one next time.
+  const failed = async (error: unknown): Promise<never> => {
+    await drop()
+    throw error
+  }
+
   return {
     async publish(events, beforeCommit) {
       if (events.length === 0) return
       const started = performance.now()
       const messages = withTxSizes(events).map((e) => toMessage(config, e))
-      try {
-        const tracked = rt.tracked().list().map((t) => t.aggregateType)
-        await ensure([...upfrontTopics(config, tracked), ...messages.map((m) => m.topic)])
-        // Created only by a leader: initialising the transactional id fences any older producer with the same id.
-        producer ??= await rt.kafka().transactionalProducer(config.relay.transactionalId)
-        await producer.sendInTransaction(messages, beforeCommit)
-      } catch (error) {
-        // A failed or fenced transactional producer is not reusable: start from a fresh one next time.
-        await drop()
-        throw error
-      }
-      relayMetrics.published.inc({ mode }, events.length)
-      relayMetrics.batches.inc({ mode })
-      relayMetrics.batchSeconds.observe((performance.now() - started) / 1000, { mode })
+      await producerFor(messages)
+        .then((p) => p.sendInTransaction(messages, beforeCommit))
+        .catch(failed)
+      published(events.length, started)
       log.debug('published', { events: events.length, first: events[0]!.eventId, last: events.at(-1)!.eventId })
+    },
+    async begin() {
+      const started = performance.now()
+      let tx: OpenTransaction | undefined
+      let sent = 0
+      return {
+        async send(events) {
+          if (events.length === 0) return
+          const messages = events.map((e) => toMessage(config, e))
+          try {
+            const p = await producerFor(messages)
+            tx ??= await p.transaction()
+            await tx.send(messages)
+          } catch (error) {
+            tx = undefined
+            await failed(error)
+          }
+          sent += events.length
+        },
+        async commit(beforeCommit) {
+          if (!tx) return
+          await tx.commit(beforeCommit).catch(failed)
+          published(sent, started)
+          log.debug('published in parts', { events: sent })
+        },
+        async abort() {
+          await tx?.abort()
+        },
+      }
     },
     close: drop,
   }

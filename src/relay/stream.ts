@@ -19,6 +19,9 @@ export interface StreamTx<T> {
   commitLsn: bigint
   endLsn: bigint
   commitTime: Date
+  /** Too large to hold: applied and published in parts while it is still being received (until `complete`). */
+  streaming?: boolean
+  complete?: boolean
 }
 
 export interface StreamMode<T> {
@@ -32,6 +35,18 @@ export interface StreamMode<T> {
   settle?(batch: StreamTx<T>[]): Promise<void>
   /** Called at each heartbeat (metrics). */
   heartbeat?(): void
+  /**
+   * A mode that can apply a transaction in parts gets the ones larger than 10 × relay.batchSize that way: part by
+   * part as they arrive, all in one Kafka transaction, so the relay holds at most about that many items of it.
+   */
+  parts?: {
+    /** How far an earlier attempt got: applied wholly, or the number of events its parts made. */
+    progress(tx: StreamTx<T>): Promise<{ applied: boolean; events: number }>
+    /** Events `from` … `from + count - 1` of the transaction (made by an earlier attempt), in order. */
+    readBack(tx: StreamTx<T>, from: number, count: number): Promise<Outgoing[]>
+    /** Applies the next part (the items after the previous part's); returns the events it made. */
+    apply(tx: StreamTx<T>, items: T[], last: boolean): Promise<Outgoing[]>
+  }
 }
 
 /**
@@ -118,6 +133,12 @@ export async function streamTransactions<T>(s: RelaySession, backoff: Backoff, m
       case 'commit':
         if (!open) break
         open.endLsn = msg.endLsn
+        if (open.streaming) {
+          open.complete = true
+          open = undefined
+          wake()
+          break
+        }
         ready.push(open)
         readyItems += open.items.length
         open = undefined
@@ -128,7 +149,20 @@ export async function streamTransactions<T>(s: RelaySession, backoff: Backoff, m
         wake()
         break
       default:
-        if (open) mode.collect(open, msg, relations)
+        if (!open) break
+        mode.collect(open, msg, relations)
+        if (mode.parts && !open.streaming && open.items.length > maxBuffered) {
+          // from now on it is applied while it arrives (it queues behind the transactions committed before it)
+          open.streaming = true
+          ready.push(open)
+        }
+        if (open.streaming) {
+          if (open.items.length >= maxBuffered && !paused) {
+            paused = true
+            replication.pause()
+          }
+          if (open.items.length >= cfg.batchSize) wake()
+        }
     }
   }
   replication.onData((chunk) => {
@@ -155,65 +189,156 @@ export async function streamTransactions<T>(s: RelaySession, backoff: Backoff, m
     mode.heartbeat?.()
   }, cfg.heartbeatMs)
 
+  // Retries `step` with backoff until it succeeds; gives up when the session is failing or over.
+  const retrying = async <R>(what: string, items: number, step: () => Promise<R>): Promise<R> => {
+    for (;;) {
+      try {
+        const result = await step()
+        backoff.reset()
+        return result
+      } catch (error) {
+        if (signal.aborted || error instanceof LeadershipLost || failure) throw error
+        relayMetrics.errors.inc({ mode: mode.name })
+        const delayMs = backoff.next()
+        log.warn(`relay batch ${what} failed; retrying`, { error, delayMs, items })
+        await sleep(delayMs, signal)
+      }
+    }
+  }
+
+  // Publishes a materialized batch (the head of `ready`), then settles it and confirms its LSN. Runs while the next
+  // batch is materialized; never rejects: a failure ends the session through `failure`.
+  const publishBatch = async (batch: StreamTx<T>[], count: number, events: Outgoing[]) => {
+    try {
+      await retrying('publish', count, () => s.publisher.publish(events, () => s.leader.check()))
+    } catch (error) {
+      failure ??= error as Error
+      wake()
+      return
+    }
+    ready.splice(0, batch.length)
+    taken -= batch.length
+    readyItems -= count
+    // Settling this batch and then confirming its LSN overlaps with the next batches. A failed settle ends the
+    // session: it restarts from the last confirmed LSN (duplicates, never a row left behind).
+    await settling
+    const lsn = batch.at(-1)!.endLsn
+    unsettled++
+    settling = (mode.settle ? mode.settle(batch) : Promise.resolve()).then(
+      () => {
+        unsettled--
+        if (!failure) confirm(lsn)
+      },
+      (error: Error) => {
+        unsettled--
+        failure ??= error
+        wake()
+      },
+    )
+    log.debug('published', { items: count, lsn: formatLsn(lsn) })
+    if (paused && readyItems < maxBuffered / 2) {
+      paused = false
+      replication.resume()
+    }
+    reportStats()
+  }
+
+  const nextWake = () =>
+    new Promise<void>((resolve) => {
+      wake = resolve
+      signal.addEventListener('abort', () => resolve(), { once: true })
+    }).then(() => {
+      wake = () => {}
+    })
+
+  // A transaction too large to hold (the head of `ready`, nothing before it unpublished): its parts are applied and
+  // sent as they arrive, all in one Kafka transaction, committed after its last part; then its LSN is confirmed. A
+  // failure aborts the Kafka transaction and ends the session: the replay reads back what the parts applied so far.
+  const publishInParts = async (tx: StreamTx<T>) => {
+    const parts = mode.parts!
+    busy = true
+    const progress = await parts.progress(tx)
+    const kafka = await s.publisher.begin()
+    try {
+      for (let from = 0; progress.applied || from < progress.events; from += cfg.batchSize) {
+        const count = progress.applied ? cfg.batchSize : Math.min(cfg.batchSize, progress.events - from)
+        const events = await parts.readBack(tx, from, count)
+        await kafka.send(events)
+        if (events.length < count) break
+      }
+      for (;;) {
+        if (failure || signal.aborted) throw failure ?? new Error('relay stopping')
+        if (!tx.complete && tx.items.length < cfg.batchSize) {
+          await nextWake()
+          continue
+        }
+        const part = tx.items.splice(0, cfg.batchSize)
+        const last = tx.complete === true && tx.items.length === 0
+        if (paused && tx.items.length < maxBuffered / 2) {
+          paused = false
+          replication.resume()
+        }
+        if (!progress.applied) await kafka.send(await parts.apply(tx, part, last))
+        if (last) break
+      }
+      await kafka.commit(() => s.leader.check())
+    } catch (error) {
+      await kafka.abort()
+      throw error
+    }
+    ready.splice(0, 1)
+    busy = false
+    await settling
+    await mode.settle?.([tx])
+    confirm(tx.endLsn)
+    log.info('large transaction published in parts', { lsn: formatLsn(tx.commitLsn) })
+    reportStats()
+  }
+
+  // `ready` holds the transactions not yet in Kafka; its first `taken` are materialized (one batch being published).
+  let taken = 0
+  let publishing: Promise<void> = Promise.resolve()
   try {
     while (!signal.aborted && !failure) {
-      if (ready.length === 0) {
-        await new Promise<void>((resolve) => {
-          wake = resolve
-          signal.addEventListener('abort', () => resolve(), { once: true })
-        })
-        wake = () => {}
+      if (ready.length === taken) {
+        await nextWake()
         continue
       }
-      if (readyItems < cfg.batchSize && cfg.lingerMs > 0) await sleep(cfg.lingerMs, signal)
+      if (ready[taken]!.streaming) {
+        // the batches before it are in Kafka first
+        await publishing
+        if (failure) break
+        await publishInParts(ready[taken]!)
+        continue
+      }
+      const waiting = ready.slice(taken).reduce((n, tx) => n + tx.items.length, 0)
+      if (cfg.lingerMs > 0 && waiting < cfg.batchSize) await sleep(cfg.lingerMs, signal)
       // Whole transactions up to batchSize items (at least one transaction, however large).
-      let n = 0
+      let n = taken
       let count = 0
-      while (n < ready.length && (n === 0 || count + ready[n]!.items.length <= cfg.batchSize)) count += ready[n++]!.items.length
-      const batch = ready.slice(0, n)
+      while (n < ready.length && !ready[n]!.streaming && (n === taken || count + ready[n]!.items.length <= cfg.batchSize)) {
+        count += ready[n++]!.items.length
+      }
+      const batch = ready.slice(taken, n)
+      taken = n
       busy = true
-      for (;;) {
-        try {
-          const events = await mode.materialize(batch, signal)
-          await s.publisher.publish(events, () => s.leader.check())
-          backoff.reset()
-          break
-        } catch (error) {
-          if (signal.aborted || error instanceof LeadershipLost || failure) throw error
-          relayMetrics.errors.inc({ mode: mode.name })
-          const delayMs = backoff.next()
-          log.warn('relay batch failed; retrying', { error, delayMs, items: count })
-          await sleep(delayMs, signal)
-        }
-      }
-      ready.splice(0, n)
-      readyItems -= count
+      // Materializing this batch overlaps with publishing the previous one; Kafka still gets them in order.
+      const events = await retrying('materialize', count, () => mode.materialize(batch, signal)).catch((error: unknown) => {
+        throw failure ?? error
+      })
       busy = false
-      // Settling this batch and then confirming its LSN overlaps with publishing the next batch. A failed settle ends
-      // the session: it restarts from the last confirmed LSN (duplicates, never a row left behind).
-      await settling
-      const lsn = batch.at(-1)!.endLsn
-      unsettled++
-      settling = (mode.settle ? mode.settle(batch) : Promise.resolve()).then(
-        () => {
-          unsettled--
-          if (!failure) confirm(lsn)
-        },
-        (error: Error) => {
-          unsettled--
-          failure ??= error
-          wake()
-        },
-      )
-      log.debug('published', { items: count, lsn: formatLsn(lsn) })
-      if (paused && readyItems < maxBuffered / 2) {
-        paused = false
-        replication.resume()
-      }
-      reportStats()
+      await publishing
+      if (failure) break
+      publishing = publishBatch(batch, count, events)
     }
+    await publishing
     if (failure && !signal.aborted) throw failure
+  } catch (error) {
+    // the batch being published stops retrying too
+    failure ??= error as Error
+    throw error
   } finally {
+    await publishing
     await settling
     clearInterval(heartbeat)
     await replication.end()

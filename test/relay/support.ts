@@ -107,7 +107,7 @@ export async function writeTx(db: Db, written: Written, ids: string[], how: 'out
   written.total += events.length
 }
 
-function parseLsn(text: string): bigint {
+export function parseLsn(text: string): bigint {
   const [hi, lo] = text.split('/')
   return (BigInt(`0x${hi}`) << 32n) | BigInt(`0x${lo}`)
 }
