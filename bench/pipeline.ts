@@ -1,6 +1,6 @@
 // A whole pipeline on the local stack for the end-to-end benchmark and the chaos run: its own database, topics,
 // consumer group and MongoDB database, migrated, with the roles as child processes of the real CLI.
-import { mkdirSync, openSync } from 'node:fs'
+import { mkdirSync, openSync, readFileSync } from 'node:fs'
 import { connect } from '../src/clients/postgres.ts'
 import { loadConfig, type Config } from '../src/config.ts'
 import { stackConfigEnv } from '../test/support/stack-env.ts'
@@ -108,4 +108,31 @@ export async function waitFor(check: () => Promise<boolean>, timeoutMs: number, 
     await Bun.sleep(stepMs)
   }
   throw new Error(`timed out waiting for ${what}`)
+}
+
+/** A process of the run whose CPU and memory the reports show (PostgreSQL with its backends). */
+export interface Proc {
+  name: string
+  pid: () => number | undefined
+  children?: boolean
+}
+
+/** The pipeline's `role` process and the stack's servers (their pid files in the stack directory). */
+export function pipelineProcesses(pipeline: Pipeline, role: RoleName): Proc[] {
+  const dir = process.env.CDC_STACK_DIR ?? `${ROOT}.stack`
+  return [
+    { name: `cdc ${role}`, pid: () => pipeline.pid(role) },
+    { name: 'postgres', pid: () => readPid(`${dir}/postgres/data/postmaster.pid`), children: true },
+    { name: 'kafka', pid: () => readPid(`${dir}/kafka/kafka.pid`) },
+    { name: 'ferretdb', pid: () => readPid(`${dir}/mongo/ferretdb.pid`) },
+  ]
+}
+
+function readPid(path: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(path, 'utf8').split('\n')[0]!.trim())
+    return pid > 0 ? pid : undefined
+  } catch {
+    return undefined
+  }
 }

@@ -5,9 +5,12 @@
 // Progress is read from the process's /metrics and PostgreSQL, not by counting MongoDB documents: FerretDB ships every
 // document of the collection for a count (~1 ms each), which would compete with the consumer it measures. MongoDB is
 // read once, at the end, by a top-level equality (`reason`), the kind of filter FerretDB leaves to PostgreSQL.
+// Runs in the default capture mode (outbox) and in logical mode, and says where the CPU went during the load, per
+// process.
 import { connect, type Db } from '../../src/clients/postgres.ts'
 import { connectMongo } from '../../src/clients/mongo.ts'
-import { createPipeline, waitFor, type Pipeline } from '../pipeline.ts'
+import { createPipeline, pipelineProcesses, waitFor, type Pipeline } from '../pipeline.ts'
+import { usage } from '../proc.ts'
 import { latencyMeasurement, type BenchCase, type CaseResult } from '../types.ts'
 
 const ROWS_PER_STATEMENT = 50
@@ -79,15 +82,24 @@ async function progress(db: Db, pipeline: Pipeline) {
 }
 
 type Progress = Awaited<ReturnType<typeof progress>>
+// (in logical mode, "written" counts what the relay has applied to the event store so far)
 const backlogOf = (p: Progress) => `${p.written - p.stored} (${p.written - p.published} not yet in Kafka, ${p.published - p.stored} in Kafka)`
 
-/** Waits until the history holds every written event; false when `timeoutMs` ran out first. */
+/**
+ * Waits until the history holds every written event; false when `timeoutMs` ran out first. In logical mode the event
+ * store is written by the relay, so "every written event" also needs the relay's slot past the WAL written so far.
+ */
 async function drain(db: Db, pipeline: Pipeline, timeoutMs: number, log: (m: string) => void): Promise<{ drained: boolean; last: Progress }> {
   const started = Date.now()
   let lastLog = started
+  const [wal] = await db.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')
+  const decoded = async () =>
+    pipeline.config.capture.mode !== 'logical' ||
+    (await db.query('select 1 from pg_replication_slots where slot_name = $1 and confirmed_flush_lsn >= $2::pg_lsn', [pipeline.config.relay.slot, wal!.lsn]))
+      .length > 0
   for (;;) {
     const p = await progress(db, pipeline)
-    if (p.stored >= p.written) return { drained: true, last: p }
+    if (p.stored >= p.written && (await decoded())) return { drained: true, last: p }
     if (Date.now() - started > timeoutMs) return { drained: false, last: p }
     if (Date.now() - lastLog >= 10_000) {
       lastLog = Date.now()
@@ -97,8 +109,14 @@ async function drain(db: Db, pipeline: Pipeline, timeoutMs: number, log: (m: str
   }
 }
 
-export const e2e: BenchCase = async ({ scale, log }) => {
-  const pipeline = await createPipeline('e2e', { CDC_LOG_LEVEL: 'warn' })
+export const e2e: BenchCase = async ({ scale, log }) => [
+  ...(await endToEnd('outbox', scale, log)),
+  ...(await endToEnd('logical', scale, (m) => log(`logical: ${m}`))),
+]
+
+async function endToEnd(mode: 'outbox' | 'logical', scale: number, log: (m: string) => void): Promise<CaseResult[]> {
+  const pipeline = await createPipeline('e2e', { CDC_LOG_LEVEL: 'warn', CDC_CAPTURE_MODE: mode })
+  const name = (what: string) => (mode === 'outbox' ? `e2e/${what}` : `e2e/${mode}/${what}`)
   pipeline.start('all')
   const db = connect({ url: pipeline.config.postgres.url, max: 8 })
   const store = await connectMongo({ url: pipeline.config.mongo.url, database: pipeline.config.mongo.database })
@@ -110,6 +128,8 @@ export const e2e: BenchCase = async ({ scale, log }) => {
 
     // Phase 1: as fast as the writers go; sustained = events through the whole pipeline per second until drained.
     log(`sustained load for ${seconds} s (3 SQL writers, 2 API writers)`)
+    const processes = pipelineProcesses(pipeline, 'all')
+    const cpuBefore = processes.map((p) => usage(p.pid(), p.children).cpuSeconds)
     const start = Date.now()
     let stop = false
     const until = () => stop
@@ -122,17 +142,20 @@ export const e2e: BenchCase = async ({ scale, log }) => {
     const first = await drain(db, pipeline, drainMs, log)
     const drainedAt = Date.now()
     const elapsed = (drainedAt - start) / 1000
+    const cpu = processes.map((p, i) => `${p.name} ${(((usage(p.pid(), p.children).cpuSeconds - cpuBefore[i]!) / elapsed) * 100).toFixed(0)}%`)
     const sustained = first.last.stored / elapsed
     const throughput: CaseResult = {
-      name: 'e2e/sustained',
+      name: name('sustained'),
       stage: 'e2e',
       unit: 'event',
       ours: { perSecond: sustained, count: first.last.stored, seconds: elapsed },
       target: { perSecond: 10_000 },
       notes:
-        `${atStop.written} events in ${seconds} s of load (SQL: 3 writers, ${ROWS_PER_STATEMENT}-row statements; API: 2 writers) = ` +
-        `${(atStop.written / seconds).toFixed(0)}/s written; backlog at end of load ${backlogOf(atStop)}; ` +
-        (first.drained ? `drained ${(elapsed - seconds).toFixed(1)} s later` : `NOT drained after ${drainMs / 1000} s: backlog ${backlogOf(first.last)}`),
+        `${first.last.written} events in ${seconds} s of load (SQL: 3 writers, ${ROWS_PER_STATEMENT}-row statements; API: 2 writers) = ` +
+        `${(first.last.written / seconds).toFixed(0)}/s written; backlog at end of load ${backlogOf(atStop)}` +
+        (mode === 'logical' ? ' (counted from the events the relay had applied by then); ' : '; ') +
+        (first.drained ? `drained ${(elapsed - seconds).toFixed(1)} s later` : `NOT drained after ${drainMs / 1000} s: backlog ${backlogOf(first.last)}`) +
+        `; CPU (of one core) from load start to drained: ${cpu.join(', ')}; capture mode ${mode}`,
     }
     if (!first.drained) return [throughput]
 
@@ -153,7 +176,7 @@ export const e2e: BenchCase = async ({ scale, log }) => {
       .map((d) => Date.parse(String(d.storedAt)) - Date.parse(String(d.occurredAt)))
       .filter((x) => Number.isFinite(x))
     const latency: CaseResult = {
-      name: 'e2e/latency-at-half-load',
+      name: name('latency-at-half-load'),
       stage: 'e2e',
       unit: 'event',
       ours: latencyMeasurement(latencies, pacedSeconds),

@@ -1,8 +1,10 @@
 // The one loop that owns a persistent slot's progress (wal and logical relay modes): it buffers decoded transactions
 // (Begin … Commit), turns whole transactions into events in batches (the mode's `materialize`), publishes each batch
 // in one Kafka transaction, lets the mode settle it, and only then confirms the batch's end LSN to the slot. A crash
-// anywhere replays from the last confirmed LSN: duplicates, never gaps. Keepalives confirm the server's position
-// while nothing is pending, so an idle pipeline does not hold WAL back.
+// anywhere replays from the last confirmed LSN: duplicates, never gaps. The next batch is materialized while the
+// previous one is published. A transaction too large to hold goes through in parts as it arrives (modes with
+// `parts`). Keepalives confirm the server's position while nothing is pending, so an idle pipeline does not hold WAL
+// back.
 import { startReplication, type ReplicationStream } from '../clients/postgres.ts'
 import { Backoff, sleep } from './backoff.ts'
 import { LeadershipLost } from './leader.ts'
