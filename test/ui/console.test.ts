@@ -164,6 +164,10 @@ test('an order\'s lines show as a structured diff: which line was added, removed
   // Structure, not JSON text.
   expect(await event.locator('code').allTextContents()).not.toContainEqual(expect.stringContaining('[{'))
   await screenshots(page, 'timeline-order-lines')
+  // The as-of view shows the document's lines as items too (the two lines left after that transaction).
+  await event.locator('a.asof-link').click()
+  expect((await page.locator('#asof li.item').evaluateAll((els) => els.map((e) => e.getAttribute('data-key')))).sort()).toEqual([added, changed].sort())
+  await page.goBack()
   // tx.size: the event says where it stands in its transaction, and the transaction page that it is complete.
   expect(await event.locator('.tx span').first().textContent()).toMatch(/\(event \d+ of [2-9]\)/)
   await event.locator('.tx a[href^="/ui/tx/"]').click()
