@@ -29,7 +29,8 @@ WORKDIR /app
 COPY --from=build /app/cdc /usr/local/bin/cdc
 # Defaults (topics, tracked tables, ...); the compose file overrides the server URLs by CDC_* variables.
 COPY --from=build /app/cdc.toml /app/cdc.toml
-USER cdc
+# Numeric, so a runtime that checks for non-root (Kubernetes runAsNonRoot) can tell without reading /etc/passwd.
+USER 10001
 # 8080: the API (cdc serve / cdc all); 9464: /healthz, /readyz, /metrics of a role run alone (ops.port).
 EXPOSE 8080 9464
 ENTRYPOINT ["cdc"]

@@ -3,4 +3,5 @@
 select set_config('cdc.actor', $1, true),
        set_config('cdc.reason', $2, true),
        set_config('cdc.correlation_id', $3, true),
+       set_config('cdc.causation_id', $4, true),
        set_config('cdc.source', 'api', true)

@@ -146,13 +146,15 @@ create or replace function cdc.trim_outbox(older_than interval) returns bigint l
   select count(*) from gone
 $$;
 
--- Re-enqueues stored events that occurred at or after `since` and are not in the outbox (consumers deduplicate by id).
+-- Re-enqueues stored events that occurred at or after `since` and are not in the outbox (consumers deduplicate by id),
+-- with every other event of their transactions: the relay publishes whole transactions and counts tx.size from them.
 create or replace function cdc.requeue(since timestamptz) returns bigint language sql as $$
   with queued as (
     insert into cdc.outbox (event_id, tx_id)
     select e.id, e.tx_id
       from cdc.event_store e
-     where e.occurred_at >= since and not exists (select 1 from cdc.outbox o where o.event_id = e.id)
+     where e.tx_id in (select s.tx_id from cdc.event_store s where s.occurred_at >= since)
+       and not exists (select 1 from cdc.outbox o where o.event_id = e.id)
      order by e.occurred_at, e.tx_id, (e.payload->'tx'->>'index')::int
     returning 1)
   select count(*) from queued

@@ -30,16 +30,21 @@ export function createApp(deps: AppDeps) {
   app.use(requestContext(deps.log))
   app.use(deadline(http.requestTimeoutMs))
   app.use(hostCheck(http))
-  // A browser pointed at the server lands on the console; `/ui/` is the console's home like `/ui`.
+  // A browser pointed at the server lands on the console; `/ui/` is the console's home like `/ui`, and any console
+  // page with a trailing slash is that page (query kept; the target always starts with /ui, so never another host).
   app.get('/', (c) => c.redirect('/ui', 302))
-  app.get('/ui/', (c) => c.redirect('/ui', 301))
+  app.get('/ui/*', async (c, next) => {
+    const url = new URL(c.req.url)
+    if (!url.pathname.endsWith('/')) return next()
+    return c.redirect(url.pathname.replace(/\/+$/, '') + url.search, 301)
+  })
   // The console before CORS and bearer auth: it has its own cookie session, CSRF checks and headers (src/ui).
   app.route('/ui', createConsole({ ...deps, api: (path, init) => app.request(path, init) }))
   if (http.corsOrigins.length > 0) {
     app.use(
       cors({
         origin: http.corsOrigins,
-        allowHeaders: ['Authorization', 'Content-Type', 'X-Actor', 'X-Reason', 'X-Request-Id'],
+        allowHeaders: ['Authorization', 'Content-Type', 'X-Actor', 'X-Reason', 'X-Request-Id', 'X-Causation-Id'],
         allowMethods: ['GET', 'POST', 'PATCH', 'DELETE'],
         exposeHeaders: ['X-Request-Id', 'Location'],
         maxAge: 600,

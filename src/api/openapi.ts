@@ -184,6 +184,11 @@ function parameters(op: Operation) {
   const headers = op.method === 'get' ? [] : [
     { name: 'X-Actor', in: 'header', required: false, schema: { type: 'string', maxLength: 200 }, description: 'who (used when no tokens are configured)' },
     { name: 'X-Reason', in: 'header', required: false, schema: { type: 'string', maxLength: 10000 }, description: 'why' },
+    {
+      name: 'X-Causation-Id', in: 'header', required: false,
+      schema: { type: 'string', pattern: '^[A-Za-z0-9._:@/+=-]{1,200}$' },
+      description: "the command or event that caused this write (the events' causationId; 400 when malformed)",
+    },
   ]
   return [...path, ...query, ...headers, { name: 'X-Request-Id', in: 'header', required: false, schema: { type: 'string', maxLength: 200 } }]
 }

@@ -2,6 +2,7 @@
 import type { Context } from 'hono'
 import type { Db } from '../clients/postgres.ts'
 import setWriteContext from '../../sql/api/set-write-context.sql' with { type: 'text' }
+import { REQUEST_ID } from './middleware/request-context.ts'
 import { ApiError } from './problem.ts'
 import type { AppDeps, AppEnv } from './env.ts'
 
@@ -12,13 +13,27 @@ export interface WriteContext {
   actor: string
   reason: string | null
   correlationId: string
+  /** X-Causation-Id: the command or event that caused this write (stored as the events' causationId). */
+  causationId: string | null
 }
 
 /** The authenticated principal wins; X-Actor is only trusted when the API is open (no tokens configured). */
 export function writeContext(c: Context<AppEnv>): WriteContext {
   const principal = c.get('principal')
   const actor = principal?.name ?? headerText(c, 'x-actor', MAX_ACTOR) ?? 'anonymous'
-  return { actor, reason: headerText(c, 'x-reason', MAX_REASON), correlationId: c.get('requestId') }
+  return { actor, reason: headerText(c, 'x-reason', MAX_REASON), correlationId: c.get('requestId'), causationId: causationId(c) }
+}
+
+/** Same alphabet and bound as X-Request-Id; a bad one is refused rather than replaced (it names another message). */
+function causationId(c: Context<AppEnv>): string | null {
+  const raw = c.req.header('x-causation-id')
+  if (raw === undefined) return null
+  if (!REQUEST_ID.test(raw)) {
+    throw new ApiError(400, 'validation', 'header x-causation-id is invalid', [
+      { path: 'headers.x-causation-id', message: '1 to 200 characters of A-Z a-z 0-9 . _ : @ / + = -' },
+    ])
+  }
+  return raw
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
@@ -48,7 +63,7 @@ function headerText(c: Context<AppEnv>, name: string, max: number): string | nul
 export function inWriteTransaction<T>(deps: AppDeps, c: Context<AppEnv>, fn: (tx: Db) => Promise<T>): Promise<T> {
   const who = writeContext(c)
   return deps.db().begin(async (tx) => {
-    await tx.query(setWriteContext, [who.actor, who.reason ?? '', who.correlationId])
+    await tx.query(setWriteContext, [who.actor, who.reason ?? '', who.correlationId, who.causationId ?? ''])
     return fn(tx)
   })
 }

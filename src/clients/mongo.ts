@@ -68,8 +68,6 @@ export interface Collection<T extends Doc = Doc> {
    * with code 26 (NamespaceNotFound) and leaves the target alone.
    */
   renameTo(target: string): Promise<void>
-  /** Drops the collection (no error when it does not exist). */
-  drop(): Promise<void>
   /** Creates the collection, empty (no error when it exists). */
   create(): Promise<void>
 }
@@ -333,8 +331,8 @@ export async function connectMongo(options: MongoOptions): Promise<Store> {
       deleteMany: async (filter) => (await c.deleteMany(filter, { maxTimeMS }).catch(rethrow)).deletedCount,
       async drop() {
         await c.drop({ maxTimeMS }).catch((e: unknown) => {
-          // NamespaceNotFound: nothing to drop.
-          if ((e as { code?: number }).code !== 26) rethrow(e)
+          // Nothing to drop: MongoDB before 7 reports it, 7+ answers ok.
+          if ((e as { code?: number }).code !== NAMESPACE_NOT_FOUND) rethrow(e)
         })
       },
       async createIndexes(indexes) {
@@ -364,12 +362,6 @@ export async function connectMongo(options: MongoOptions): Promise<Store> {
             if ((error as { code?: number }).code !== NAMESPACE_NOT_FOUND) rethrow(error)
           })
         }
-      },
-      async drop() {
-        await c.drop().catch((error) => {
-          // Nothing to drop: MongoDB before 7 reports it, 7+ answers ok.
-          if ((error as { code?: number }).code !== NAMESPACE_NOT_FOUND) rethrow(error)
-        })
       },
       async create() {
         await db.createCollection(name).catch((error) => {
@@ -500,7 +492,6 @@ export function healingStore(open: () => Promise<Store>, options: HealingOptions
       drop: () => guard((s) => s.collection<T>(name).drop(), `drop ${name}`),
       createIndexes: (indexes) => guard((s) => s.collection<T>(name).createIndexes(indexes), `createIndexes ${name}`),
       renameTo: (target) => guard((s) => s.collection<T>(name).renameTo(target), `renameTo ${name}`),
-      drop: () => guard((s) => s.collection<T>(name).drop(), `drop ${name}`),
       create: () => guard((s) => s.collection<T>(name).create(), `create ${name}`),
     }),
     ping: () => guard((s) => s.ping(), 'ping'),

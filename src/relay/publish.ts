@@ -7,6 +7,7 @@ import type { Logger } from '../log.ts'
 import type { Runtime } from '../runtime.ts'
 import { topicFor } from '../topics.ts'
 import { relayMetrics } from './metrics.ts'
+import { withTxSizes } from './tx-size.ts'
 
 /** One captured event as the relay sees it: routing fields plus the envelope JSON text (the Kafka value). */
 export interface Outgoing {
@@ -60,9 +61,15 @@ export function upfrontTopics(config: Config, tracked: readonly string[]): strin
 }
 
 export interface Publisher {
-  /** Publishes `events` in one Kafka transaction; resolves once committed. Throws (nothing committed) on failure. */
+  /**
+   * Publishes `events` (whole source transactions: their tx.size is counted here) in one Kafka transaction; resolves
+   * once committed. Throws (nothing committed) on failure.
+   */
   publish(events: Outgoing[], beforeCommit: () => Promise<void>): Promise<void>
-  /** One Kafka transaction sent in parts (a large source transaction); any failure aborts it all. */
+  /**
+   * One Kafka transaction sent in parts (a large source transaction); any failure aborts it all. Its events carry no
+   * tx.size: the first parts are sent before the transaction's end is decoded.
+   */
   begin(): Promise<PartsPublisher>
   close(): Promise<void>
 }
@@ -116,7 +123,7 @@ export function createPublisher(rt: Runtime, log: Logger, mode: string): Publish
     async publish(events, beforeCommit) {
       if (events.length === 0) return
       const started = performance.now()
-      const messages = events.map((e) => toMessage(config, e))
+      const messages = withTxSizes(events).map((e) => toMessage(config, e))
       await producerFor(messages)
         .then((p) => p.sendInTransaction(messages, beforeCommit))
         .catch(failed)

@@ -1,13 +1,18 @@
 // The console's stylesheet and script, embedded in the binary as strings (no asset files, no CDN). Served from
 // /ui/assets with a content hash in the URL so they can be cached for good.
 
-/** Responsive without horizontal scroll: long values wrap, tables become stacked cards below 640 px. */
+/**
+ * Responsive without horizontal scroll: long values wrap at word boundaries (a word is broken only when it alone is
+ * wider than its box: overflow-wrap break-word, and flex items may shrink below their longest word), tables become
+ * stacked cards below 640 px.
+ */
 export const CSS = `
 :root{--bg:#f6f7f9;--fg:#1d2430;--muted:#5d6878;--line:#d9dee5;--card:#fff;--accent:#2456c7;--chg:#fff4c2;--chg-line:#e2b100;
 --del:#fde8e8;--add:#e5f6ea;--bad:#b42318;--ok:#16794a;font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}
 *{box-sizing:border-box}
 html,body{margin:0;background:var(--bg);color:var(--fg);font-size:15px;line-height:1.45}
-body{overflow-wrap:anywhere}
+body{overflow-wrap:break-word}
+.meta>*,.event header>*,.inline>*,.top nav>*{min-width:0}
 a{color:var(--accent)}
 code,.exact{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.86em}
 .top{display:flex;flex-wrap:wrap;align-items:center;gap:.4rem 1.2rem;padding:.6rem 1rem;background:#17202e;color:#fff}
@@ -58,6 +63,19 @@ td .after{background:var(--add)}
 .metric svg{display:block;width:100%;height:64px;background:#f1f4f9;border-radius:4px}
 .metric polyline{fill:none;stroke:var(--accent);stroke-width:2}
 .metric .none{color:var(--muted)}
+table.diff td.nested,tr.changed td.nested{width:auto;padding:.2rem .3rem;font-weight:400}
+.nested-field{font-weight:600}
+tr.same .nested-field{font-weight:400}
+table.diff.sub{margin:.1rem 0;font-size:.93em}
+table.diff.sub td{padding:.15rem .35rem}
+.list ul{list-style:none;margin:0;padding:0}
+.list-path{font-weight:600;font-size:.85em;color:var(--muted);margin-top:.2rem}
+li.item{border:1px solid var(--line);border-left-width:4px;border-radius:6px;padding:.25rem .45rem;margin:.25rem 0;background:var(--card)}
+li.item.added{border-left-color:var(--ok)}li.item.removed{border-left-color:var(--bad)}li.item.changed{border-left-color:var(--chg-line)}
+li.item.same{color:var(--muted)}
+.item-key{font-weight:600}
+.badge.added{background:var(--add);color:var(--ok)}.badge.removed{background:var(--del);color:var(--bad)}.badge.changed{background:var(--chg);color:#6b5200}
+tr.added td,tr.removed td{background:none}
 details summary{cursor:pointer;color:var(--muted);font-size:.9em}
 pre{white-space:pre-wrap;word-break:break-word;background:#f1f4f9;padding:.5rem;border-radius:6px;font-size:.85em}
 @media (max-width:640px){
@@ -68,6 +86,7 @@ pre{white-space:pre-wrap;word-break:break-word;background:#f1f4f9;padding:.5rem;
   table.cards td{border:none;padding:.2rem .6rem}
   table.cards td::before{content:attr(data-label);display:block;font-size:.75em;color:var(--muted)}
   table.diff td:first-child,table.diff th:first-child{width:30%}
+  table.diff.sub td:first-child{width:40%}
   .inline{flex-direction:column;align-items:stretch}
 }
 `

@@ -32,7 +32,15 @@ export function Value({ value, masked }: { value: unknown; masked?: boolean }) {
   if (value === null) return <span class="null">null</span>
   if (value === undefined) return <span class="null">—</span>
   if (typeof value === 'string') return <span class="str">{value}</span>
-  return <code>{JSON.stringify(value)}</code>
+  return <code>{spacedJson(value)}</code>
+}
+
+/**
+ * JSON with a space after each `,` `:` `[` `{`, so a long value wraps between its parts rather than inside a word
+ * (a line break inside a JSON string is escaped, so every real newline here is formatting).
+ */
+export function spacedJson(value: unknown): string {
+  return JSON.stringify(value, null, 1).replace(/\n\s*/g, ' ')
 }
 
 export function ProblemBox({ problem }: { problem: Problem }) {

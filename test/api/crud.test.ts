@@ -17,10 +17,10 @@ const lastEvent = async () => {
 }
 
 describe('customers', () => {
-  test('create, read, patch, delete; the events carry actor, reason and request id', async () => {
+  test('create, read, patch, delete; the events carry actor, reason, request id and causation id', async () => {
     const created = await api.call('POST', '/customers', {
       body: { name: 'Ann', email: 'ann@example.com', phone: '+49 30 1234' },
-      headers: { 'x-actor': 'alice', 'x-reason': 'signup', 'x-request-id': 'req-1' },
+      headers: { 'x-actor': 'alice', 'x-reason': 'signup', 'x-request-id': 'req-1', 'x-causation-id': 'cmd:signup/7' },
     })
     expect(created.status).toBe(201)
     expect(created.headers.get('x-request-id')).toBe('req-1')
@@ -28,14 +28,14 @@ describe('customers', () => {
     const id = created.body.id
     expect(created.headers.get('location')).toBe(`/customers/${id}`)
     const event = await lastEvent()
-    expect(event).toMatchObject({ op: 'c', actor: { id: 'alice', source: 'api' }, reason: 'signup', correlationId: 'req-1' })
+    expect(event).toMatchObject({ op: 'c', actor: { id: 'alice', source: 'api' }, reason: 'signup', correlationId: 'req-1', causationId: 'cmd:signup/7' })
 
     expect((await api.call('GET', `/customers/${id}`)).body).toEqual(created.body)
 
     const patched = await api.call('PATCH', `/customers/${id}`, { body: { address: 'Main St 1' }, headers: { 'x-actor': 'bob' } })
     expect(patched.status).toBe(200)
     expect(patched.body).toMatchObject({ name: 'Ann', address: 'Main St 1', phone: '+49 30 1234' })
-    expect(await lastEvent()).toMatchObject({ op: 'u', actor: { id: 'bob' }, reason: null })
+    expect(await lastEvent()).toMatchObject({ op: 'u', actor: { id: 'bob' }, reason: null, causationId: null })
 
     // Setting a nullable field to null is a change; a PATCH that changes nothing makes no event.
     expect((await api.call('PATCH', `/customers/${id}`, { body: { phone: null } })).body.phone).toBeNull()

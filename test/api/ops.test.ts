@@ -136,10 +136,14 @@ test('DLQ admin while Kafka is unreachable is a 503 problem, not a 500', async (
   }
 })
 
-test('/ redirects to the console and /ui/ to /ui', async () => {
+test('/ redirects to the console, /ui/ to /ui and a console page with a trailing slash to the page', async () => {
   const root = await api.app.request('/')
   expect([root.status, root.headers.get('location')]).toEqual([302, '/ui'])
   const slash = await api.app.request('/ui/')
   expect([slash.status, slash.headers.get('location')]).toEqual([301, '/ui'])
   expect((await api.app.request('/ui')).status).not.toBe(404)
+  const page = await api.app.request('/ui/audit/?actor=bob')
+  expect([page.status, page.headers.get('location')]).toEqual([301, '/ui/audit?actor=bob'])
+  const doubled = await api.app.request('/ui//')
+  expect([doubled.status, doubled.headers.get('location')]).toEqual([301, '/ui'])
 })

@@ -1,16 +1,18 @@
 // The same capture scenarios in every capture mode give the same envelopes, field by field (event ids, occurredAt and
 // the transaction id aside): rules and atomic events, bookkeeping and incidental columns, masks and excludes, root
 // documents carried by the root's own events (lookups frozen as each child row was written) and as a separate
-// document event, delete rules with a reason, cdc.emit, who/why (also changed inside a transaction), rolled-back savepoints, no-op updates, TOASTed
-// values, deletes, natural and composite keys that change, REPLICA IDENTITY FULL. Logical mode runs its relay
-// in-process (it writes the event store from the WAL).
+// document event, delete rules with a reason, cdc.emit, who/why (also changed inside a transaction), rolled-back
+// savepoints, no-op updates, TOASTed values, deletes, natural and composite keys that change, REPLICA IDENTITY FULL.
+// A relay runs in-process in every mode (logical mode's writes the event store from the WAL); what it published
+// carries tx.size, the number of stored events of the event's transaction.
 import { afterAll, expect, test } from 'bun:test'
 import { track } from '../../src/capture/track.ts'
 import type { Config } from '../../src/config.ts'
 import type { CdcEvent } from '../../src/events.ts'
 import { startRelay } from '../../src/relay/index.ts'
+import { topicFor } from '../../src/topics.ts'
 import type { Role, Runtime } from '../../src/runtime.ts'
-import { cleanupEnv } from '../relay/support.ts'
+import { cleanupEnv, readUntil } from '../relay/support.ts'
 import { eventually, type TestEnv } from '../support/env.ts'
 import { migratedEnv, storedEvents, withSettings } from './support.ts'
 
@@ -128,6 +130,28 @@ function comparable(e: CdcEvent) {
   return { ...rest, tx: { index: tx.index } }
 }
 
+/** Every stored event reached Kafka once with tx.size = the number of stored events sharing its tx.id. */
+async function expectTxSizes(env: TestEnv, stored: CdcEvent[]) {
+  const topics = [...new Set(stored.map((e) => topicFor(env.config, e.aggregate.type, e.type)))]
+  const published = new Map<string, CdcEvent>()
+  await readUntil(env, topics, (messages) => {
+    for (const m of messages) {
+      const e = JSON.parse(m.value!.toString()) as CdcEvent
+      published.set(e.id, e)
+    }
+    return published.size >= stored.length
+  }).catch((error) => {
+    throw new Error(`${published.size} of ${stored.length} events published (${(error as Error).message})`)
+  })
+  const perTx = new Map<string, number>()
+  for (const e of stored) perTx.set(e.tx.id, (perTx.get(e.tx.id) ?? 0) + 1)
+  expect(Math.max(...perTx.values())).toBeGreaterThan(2)
+  for (const e of stored) {
+    const p = published.get(e.id)
+    expect({ id: e.id, tx: p?.tx }).toEqual({ id: e.id, tx: { ...e.tx, size: perTx.get(e.tx.id)! } })
+  }
+}
+
 const results = new Map<Mode, ReturnType<typeof comparable>[]>()
 
 for (const mode of MODES) {
@@ -138,12 +162,17 @@ for (const mode of MODES) {
       await relay?.stop()
       await cleanupEnv(env)
     })
-    if (mode === 'logical') relay = await startRelay(env.rt)
+    relay = await startRelay(env.rt, { mode: mode === 'outbox' ? 'poll' : 'wal' })
     const db = env.rt.db()
+    // emit mode has no outbox: only what is written once the relay's slot exists reaches Kafka
+    if (mode !== 'outbox') await eventually(async () => (await db.query('select 1 from pg_replication_slots where slot_name = $1', [env.config.relay.slot])).length > 0)
     await scenarios(env.rt)
     const expected = results.get('outbox')?.length
-    if (mode === 'logical') {
-      // the relay writes the event store after the commits: wait until its slot has confirmed past the last one
+    if (mode === 'outbox') {
+      await eventually(async () => (await db.query<{ n: number }>('select count(*)::int as n from cdc.outbox'))[0]!.n === 0, 30_000)
+    } else {
+      // the relay publishes (logical: writes the event store) after the commits: wait until its slot has confirmed
+      // past the last one
       const [last] = await db.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')
       await eventually(async () => {
         const [s] = await db.query<{ ok: boolean }>(
@@ -152,6 +181,8 @@ for (const mode of MODES) {
         )
         return s?.ok
       }, 30_000)
+    }
+    if (mode === 'logical') {
       // logical mode has no row trigger on tracked tables
       const triggers = await db.query<{ tgname: string }>(
         `select tgname from pg_trigger where tgrelid = 'public.customers'::regclass and not tgisinternal and tgtype & 1 = 1`,
@@ -163,7 +194,8 @@ for (const mode of MODES) {
     if (expected !== undefined) expect(events.length).toBe(expected)
     results.set(mode, events)
     if (mode !== 'outbox') expect(events).toEqual(results.get('outbox')!)
-  }, 90_000)
+    await expectTxSizes(env, await storedEvents(db))
+  }, 120_000)
 }
 
 test('the scenarios produce what trigger mode promises (sanity of the reference run)', () => {

@@ -83,6 +83,22 @@ describe('outbox mode', () => {
     const [requeued] = await db().query<{ n: number }>(`select cdc.requeue(now() - interval '1 hour') as n`)
     expect(requeued!.n).toBe(before!.n)
   })
+
+  test('requeue takes whole transactions (the relay counts tx.size from them), even when `since` falls inside one', async () => {
+    await db().query(`select cdc.trim_outbox('0 seconds')`)
+    const since = await db().begin(async (tx) => {
+      await tx.query(`insert into products (category, name, price) values ('a', 'first', 1)`)
+      await tx.query('select pg_sleep(0.05)')
+      const [t] = await tx.query<{ at: string }>('select clock_timestamp()::text as at')
+      await tx.query(`insert into products (category, name, price) values ('a', 'second', 1), ('a', 'third', 1)`)
+      return t!.at
+    })
+    await db().query(`select cdc.trim_outbox('0 seconds')`)
+    const [requeued] = await db().query<{ n: number }>('select cdc.requeue($1::timestamptz) as n', [since])
+    expect(requeued!.n).toBe(3)
+    const [tx] = await db().query<{ n: number }>('select count(distinct tx_id)::int as n from cdc.outbox')
+    expect(tx!.n).toBe(1)
+  })
 })
 
 describe('emit mode', () => {

@@ -12,7 +12,7 @@ const run = (args: string[], env: Record<string, string> = {}) => {
   return { code: p.exitCode, out: p.stdout.toString(), err: p.stderr.toString() }
 }
 
-const SUBCOMMANDS = ['serve', 'relay', 'consume', 'redrive', 'all', 'migrate', 'track', 'untrack', 'snapshot', 'status', 'config']
+const SUBCOMMANDS = ['serve', 'relay', 'consume', 'redrive', 'all', 'migrate', 'track', 'untrack', 'snapshot', 'status', 'config', 'backfill', 'replay']
 
 describe('cdc CLI', () => {
   test('--help lists every subcommand', () => {

@@ -194,7 +194,7 @@ describe('security settings', () => {
     expect(problems((c) => (c.mongo.tls = { enabled: false, ca: `${kafkaTls}/ca.crt`, verifyHostname: true }))[0]).toStartWith('mongo.tls.enabled')
   })
 
-  test('MongoDB TLS and credentials become driver options (FerretDB here has no TLS listener to try them on)', () => {
+  test('MongoDB TLS and credentials become driver options (TLS against a real server: mongo-tls.test.ts)', () => {
     const s = securityOf(
       withSecurity((c) => {
         c.mongo.tls = { enabled: true, ca: `${kafkaTls}/ca.crt`, certificateKey: `${kafkaTls}/broker.pem`, verifyHostname: false }

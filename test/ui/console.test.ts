@@ -133,6 +133,96 @@ test('a customer changed through the API shows its timeline with the right diffs
   await page.screenshot({ path: picture, clip: { x: 0, y: 0, width: 1280, height: 900 } })
 })
 
+test('an order\'s lines show as a structured diff: which line was added, removed or changed, and which field', async () => {
+  const product = await apiCall('POST', '/products', { category: 'tools', name: 'Hammer', price: 9.5 }, TOKENS.alice)
+  const other = await apiCall('POST', '/products', { category: 'tools', name: 'Saw', price: 20 }, TOKENS.alice)
+  const order = await apiCall('POST', '/orders', { customerId: Number(customerId), shippingAddress: 'Dock 1', lines: [{ productId: product.body.id, quantity: 2 }, { productId: product.body.id, quantity: 1 }] }, TOKENS.alice, 'phone order')
+  expect(order.status).toBe(201)
+  const [kept, changed] = order.body.lines.map((l: { id: number }) => String(l.id))
+  // One transaction by hand: one line's quantity changes, one line goes, one comes.
+  const added = await env.rt.db().begin(async (tx) => {
+    await tx.query(`update order_lines set quantity = 3 where id = $1`, [changed])
+    await tx.query(`delete from order_lines where id = $1`, [kept])
+    const [row] = await tx.query<{ id: number }>(`insert into order_lines (order_id, product_id, quantity, unit_price) values ($1, $2, 1, 20) returning id`, [order.body.id, other.body.id])
+    return String(row!.id)
+  })
+  const lineEvent = 'article.event:has(li.item[data-status="added"])'
+  await eventually(async () => {
+    await page.goto(`${base}/ui/t/orders/${order.body.id}`)
+    return (await page.locator(lineEvent).count()) > 0
+  }, 30_000, 500)
+  const event = page.locator(lineEvent).first()
+  const item = (key: string) => event.locator(`li.item[data-key="${key}"]`)
+  expect(await item(added).getAttribute('data-status')).toBe('added')
+  expect(await item(kept).getAttribute('data-status')).toBe('removed')
+  expect(await item(changed).getAttribute('data-status')).toBe('changed')
+  // The changed line lists only the field that changed, before and after.
+  expect(await item(changed).locator('tr').count()).toBe(1)
+  expect(await item(changed).locator('tr[data-path="quantity"] td').allTextContents()).toEqual(['quantity', '1', '3'])
+  expect(await item(added).locator('tr[data-path="quantity"] td').allTextContents()).toEqual(['quantity', '1'])
+  expect(await item(kept).locator('tr[data-path="quantity"] td').allTextContents()).toEqual(['quantity', '2'])
+  // Structure, not JSON text.
+  expect(await event.locator('code').allTextContents()).not.toContainEqual(expect.stringContaining('[{'))
+  await screenshots(page, 'timeline-order-lines')
+  // The as-of view shows the document's lines as items too (the two lines left after that transaction).
+  await event.locator('a.asof-link').click()
+  expect((await page.locator('#asof li.item').evaluateAll((els) => els.map((e) => e.getAttribute('data-key')))).sort()).toEqual([added, changed].sort())
+  await page.goBack()
+  // tx.size: the event says where it stands in its transaction, and the transaction page that it is complete.
+  expect(await event.locator('.tx span').first().textContent()).toMatch(/\(event \d+ of [2-9]\)/)
+  await event.locator('.tx a[href^="/ui/tx/"]').click()
+  await eventually(async () => {
+    const text = (await page.textContent('#tx-size')) ?? ''
+    const m = /^(\d+) of the transaction's (\d+) events/.exec(text)
+    if (!m || m[1] !== m[2]) await page.reload()
+    return m?.[1] === m?.[2]
+  }, 20_000, 500)
+})
+
+test('long values wrap between words on a phone, and /ui/ is the console like /ui', async () => {
+  const words = 'Apartment twelve, Building Seven, Long Industrial Estate Road, Northern District, attention of the night porter'
+  const created = await apiCall('POST', '/customers', { name: 'Wanda Long', email: 'wanda@example.com', address: 'Short 1' }, TOKENS.alice)
+  const wanda = String(created.body.id)
+  expect((await apiCall('PATCH', `/customers/${wanda}`, { address: words }, TOKENS.alice, `${words} again`)).status).toBe(200)
+  await page.setViewportSize({ width: 360, height: 800 })
+  try {
+    await eventually(async () => {
+      await page.goto(`${base}/ui/t/customers/${wanda}`)
+      return (await page.locator('article.event .reason').first().textContent({ timeout: 1000 }).catch(() => null)) === `${words} again`
+    }, 30_000, 500)
+    const latest = page.locator('article.event').first()
+    const split = (selector: string) =>
+      latest.locator(selector).first().evaluate((el) => {
+        // A word that fits its box but is drawn on two lines was broken inside, not at a space.
+        const out: string[] = []
+        const { document, NodeFilter } = globalThis as any
+        const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT)
+        for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+          for (const m of (node.textContent ?? '').matchAll(/\S+/g)) {
+            const range = document.createRange()
+            range.setStart(node, m.index!)
+            range.setEnd(node, m.index! + m[0].length)
+            const rects = [...range.getClientRects()].filter((r: any) => r.width > 0)
+            if (new Set(rects.map((r: any) => Math.round(r.top))).size > 1 && range.getBoundingClientRect().width < (el as any).clientWidth) out.push(m[0])
+          }
+        }
+        return out
+      })
+    expect(await latest.locator('.reason').evaluate((el) => el.getClientRects().length)).toBeGreaterThan(1)
+    expect(await split('.meta')).toEqual([])
+    expect(await split('tr[data-field="address"] td:nth-child(3)')).toEqual([])
+    await screenshots(page, 'timeline-long-values')
+  } finally {
+    await page.setViewportSize({ width: 1280, height: 900 })
+  }
+  for (const path of ['/ui/', `/ui/t/customers/${wanda}/`]) {
+    const res = await page.goto(`${base}${path}`)
+    expect(res?.status()).toBe(200)
+    expect(new URL(page.url()).pathname).toBe(path.replace(/\/$/, ''))
+  }
+  expect(await page.title()).toContain(wanda)
+})
+
 test('values containing HTML or script render as text, and nothing runs', async () => {
   await page.goto(`${base}/ui/t/customers/${customerId}`)
   const latest = page.locator('article.event').first()

@@ -11,8 +11,11 @@ const latency = histogram('cdc_http_request_duration_seconds', 'HTTP request lat
 
 const PROBES = new Set(['/healthz', '/readyz', '/metrics'])
 
-/** Printable ASCII, bounded: anything else is replaced by a fresh id instead of being echoed or logged. */
-const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,200}$/
+/**
+ * Printable ASCII, bounded: a request id that is not is replaced by a fresh one instead of being echoed or logged; a
+ * causation id that is not is refused (src/api/write.ts).
+ */
+export const REQUEST_ID = /^[A-Za-z0-9._:@/+=-]{1,200}$/
 
 export function requestContext(log: Logger): MiddlewareHandler<AppEnv> {
   return async function requestContext(c, next) {

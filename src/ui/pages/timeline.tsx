@@ -3,7 +3,8 @@
 // same transaction linked; and the row as it was at a chosen instant ("as of").
 import type { CdcEvent } from '../../events.ts'
 import type { Problem } from '../api-call.ts'
-import { Diff } from '../diff.tsx'
+import { Diff, Entries } from '../diff.tsx'
+import { diffValue, isNested } from '../doc-diff.ts'
 import { Pager, ProblemBox, Time, Value } from '../parts.tsx'
 
 export type HistoryItem = CdcEvent & { storedAt: string; kafka: { topic: string; partition: number; offset: string } }
@@ -92,6 +93,7 @@ export function TimelinePage(p: TimelineProps) {
               <div class="meta tx">
                 <span>
                   transaction <a href={`/ui/tx/${encodeURIComponent(e.tx.id)}`}>{e.tx.id}</a>
+                  {e.tx.size ? ` (event ${e.tx.index + 1} of ${e.tx.size})` : null}
                 </span>
                 {siblings.length ? (
                   <span>
@@ -133,7 +135,11 @@ function AsOfView({ asOf, at, masked }: { asOf: AsOf | Problem; at: string; mask
             <tr data-field={field}>
               <td>{field}</td>
               <td>
-                <Value value={value} masked={masked.has(field) && value !== null} />
+                {!masked.has(field) && isNested(value) ? (
+                  <Entries entries={diffValue('', value, value)} />
+                ) : (
+                  <Value value={value} masked={masked.has(field) && value !== null} />
+                )}
               </td>
             </tr>
           ))}

@@ -33,6 +33,11 @@ func main() {
 	dir := flag.String("dir", env("CDC_FERRETDB_DIR", ""), "SQLite data directory (sqlite handler)")
 	pgURL := flag.String("postgresql-url", env("CDC_FERRETDB_POSTGRESQL_URL", ""), "PostgreSQL URL (postgresql handler)")
 	logLevel := flag.String("log-level", env("CDC_FERRETDB_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
+	// FerretDB's own TLS listener (test/ops/tls.test.ts starts one with certificates it makes).
+	listenTLS := flag.String("listen-tls", "", "TCP address of the TLS listener (empty: none)")
+	tlsCert := flag.String("listen-tls-cert-file", "", "PEM server certificate of the TLS listener")
+	tlsKey := flag.String("listen-tls-key-file", "", "PEM key of the TLS listener")
+	tlsCA := flag.String("listen-tls-ca-file", "", "PEM CA that client certificates must chain to (empty: none asked)")
 	flag.Parse()
 
 	var level slog.Level
@@ -42,7 +47,7 @@ func main() {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
 	cfg := &ferretdb.Config{
-		Listener: ferretdb.ListenerConfig{TCP: *listen},
+		Listener: ferretdb.ListenerConfig{TCP: *listen, TLS: *listenTLS, TLSCertFile: *tlsCert, TLSKeyFile: *tlsKey, TLSCAFile: *tlsCA},
 		Logger:   logger,
 		Handler:  *handler,
 	}
@@ -76,7 +81,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	fmt.Fprintf(os.Stderr, "cdc-ferretdb: listening on %s (handler %s) pid %d\n", *listen, *handler, os.Getpid())
+	fmt.Fprintf(os.Stderr, "cdc-ferretdb: listening on %q, TLS on %q (handler %s) pid %d\n", *listen, *listenTLS, *handler, os.Getpid())
 	if err := f.Run(ctx); err != nil && ctx.Err() == nil {
 		log.Fatalf("ferretdb stopped: %v", err)
 	}
