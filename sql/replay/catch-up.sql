@@ -9,7 +9,7 @@ with snap as (
          array(select x::text::bigint % 4294967296 from pg_snapshot_xip(s) x) as xip32
     from (select $2::text::pg_snapshot as s) t
 )
-select e.aggregate_id, e.version, e.payload::text as payload
+select e.aggregate_id, e.version, e.tx_id::text as tx_id, e.payload::text as payload
   from cdc.event_store e, snap
  where e.aggregate_type = $1 and (e.aggregate_id, e.version) > ($3::text, $4::bigint)
    and (not pg_visible_in_snapshot(e.tx_id, $2::text::pg_snapshot)

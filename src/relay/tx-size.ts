@@ -26,6 +26,11 @@ export function withTxSizes(events: readonly Outgoing[]): Outgoing[] {
   return events.map((e, i) => ({ ...e, value: located[i]!.withSize(sizes.get(located[i]!.txId)!) }))
 }
 
+/** One envelope with tx.size set to `size` (a replay, which counted its transaction in the event store). */
+export function withTxSize(value: string, size: number): string {
+  return locate(value).withSize(size)
+}
+
 function locate(value: string): { txId: string; withSize(size: number): string } {
   for (const { open, index, space } of SPELLINGS) {
     const at = value.indexOf(open)

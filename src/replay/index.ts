@@ -26,6 +26,8 @@ import { topicFor } from '../topics.ts'
 import snapshotSql from '../../sql/replay/snapshot.sql' with { type: 'text' }
 import pageSql from '../../sql/replay/page.sql' with { type: 'text' }
 import catchUpSql from '../../sql/replay/catch-up.sql' with { type: 'text' }
+import txSizesSql from '../../sql/replay/tx-sizes.sql' with { type: 'text' }
+import { withTxSize } from '../relay/tx-size.ts'
 
 export const REPLAY_COLLECTION = 'cdc_replay'
 /** Where a collection is rebuilt before the swap. */
@@ -84,6 +86,7 @@ export interface ReplayResult {
 interface Row {
   aggregate_id: string
   version: string | number
+  tx_id: string
   payload: string
 }
 
@@ -121,10 +124,21 @@ export async function replayTable(rt: Runtime, table: string, options: ReplayOpt
     const seconds = Math.max(0.001, (Date.now() - started) / 1000)
     await options.onPage?.({ table, phase, events: counts.events, skipped: counts.skipped, eventsPerSecond: Math.round(counts.events / seconds) })
   }
-  const parse = (rows: Row[]) => parseEvents(table, rows, log, counts)
+  // tx.size of every transaction that wrote the table's events (one map per phase: its memory grows with the number of
+  // such transactions); a transaction committed after it was read is counted when it first shows up.
+  const sizes = new Map<string, number>()
+  const countSizes = async (txIds: string[] | null) => {
+    for (const r of await db.query<{ tx_id: string; n: number }>(txSizesSql, [table, txIds])) sizes.set(r.tx_id, r.n)
+  }
+  const parse = async (rows: Row[]) => {
+    const unknown = [...new Set(rows.map((r) => r.tx_id).filter((tx) => !sizes.has(tx)))]
+    if (unknown.length > 0) await countSizes(unknown)
+    return parseEvents(table, rows.map((r) => ({ ...r, payload: withTxSize(r.payload, sizes.get(r.tx_id)!) })), log, counts)
+  }
   const topicOf = (e: CdcEvent) => topicFor(rt.config, table, e.type)
 
   if (doc.phase === 'build') {
+    await countSizes(null)
     await ensureHistoryIndexes(store, [table], () => rebuilt.history)
     // An empty table still gets an (empty) read model to swap in.
     await store.collection(rebuilt.state).create()
@@ -136,7 +150,7 @@ export async function replayTable(rt: Runtime, table: string, options: ReplayOpt
     for (;;) {
       const rows = await db.query<Row>(pageSql, [table, after.aggregateId, after.version, pageSize])
       if (rows.length === 0) break
-      const events = parse(rows)
+      const events = await parse(rows)
       await storeHistory(store, rebuilt.history, table, events, topicOf, log, counts)
       // After an interruption the page may have been written already in part: read what its aggregates stand at.
       const known = first && resumed ? await stateVersions(store, rebuilt.state, events) : new Map<string, number>()
@@ -195,7 +209,7 @@ export async function replayTable(rt: Runtime, table: string, options: ReplayOpt
   for (let after = { aggregateId: '', version: 0 }; ; ) {
     const rows = await db.query<Row>(catchUpSql, [table, doc.snapshot, after.aggregateId, after.version, pageSize])
     if (rows.length === 0) break
-    const events = parse(rows)
+    const events = await parse(rows)
     await storeHistory(store, live.history, table, events, topicOf, log, counts)
     await writer.apply(table, events, { topic: REPLAY_COLLECTION, partition: -1 })
     caughtUp += events.length
