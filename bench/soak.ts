@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util'
 import { connect, type Db } from '../src/clients/postgres.ts'
 import { connectMongo, healingStore } from '../src/clients/mongo.ts'
 import { createKafka } from '../src/clients/kafka.ts'
-import { createPipeline, ROOT, waitFor, type Pipeline } from './pipeline.ts'
+import { createPipeline, pipelineProcesses, ROOT, waitFor, type Pipeline, type Proc } from './pipeline.ts'
 import { percentile } from './types.ts'
 import { VERIFY_TIMEOUT_MS, verdictRows, verifyPipeline, type Verdict } from './verify.ts'
 import { usage } from './proc.ts'
@@ -54,24 +54,6 @@ function targetRate(): { rate: number; basis: string } {
   return { rate: 300 * share, basis: `${share} × 300/s (no benchmark result to read)` }
 }
 
-// --- processes and their figures -------------------------------------------------------------------------------------
-const STACK_DIR = process.env.CDC_STACK_DIR ?? `${ROOT}.stack`
-
-function readPid(path: string): number | undefined {
-  try {
-    const pid = Number(readFileSync(path, 'utf8').split('\n')[0]!.trim())
-    return pid > 0 ? pid : undefined
-  } catch {
-    return undefined
-  }
-}
-
-interface Proc {
-  name: string
-  pid: () => number | undefined
-  children?: boolean
-}
-
 // --- the run ----------------------------------------------------------------------------------------------------------
 const { rate, basis } = targetRate()
 const pipeline = await createPipeline('soak', { CDC_LOG_LEVEL: 'warn' })
@@ -84,13 +66,7 @@ const store = healingStore(() => connectMongo({ url: config.mongo.url, database:
 await waitFor(async () => (await fetch(`${pipeline.api}/readyz`).catch(() => null))?.ok ?? false, 60_000, 'cdc all ready')
 say(`holding ${rate.toFixed(0)} events/s (${basis}) for ${minutes} min; logs in ${pipeline.logDir}`)
 
-const procs: Proc[] = [
-  { name: 'cdc all', pid: () => pipeline.pid('all') },
-  { name: 'postgres', pid: () => readPid(`${STACK_DIR}/postgres/data/postmaster.pid`), children: true },
-  { name: 'kafka', pid: () => readPid(`${STACK_DIR}/kafka/kafka.pid`) },
-  { name: 'ferretdb', pid: () => readPid(`${STACK_DIR}/mongo/ferretdb.pid`) },
-  { name: 'soak driver', pid: () => process.pid },
-]
+const procs: Proc[] = [...pipelineProcesses(pipeline, 'all'), { name: 'soak driver', pid: () => process.pid }]
 
 // Seed rows the load updates, so it is not all inserts.
 const api = async (method: string, path: string, body: unknown) => {
