@@ -48,11 +48,18 @@ function locate(value: string): { txId: string; withSize(size: number): string }
     return { txId, withSize: (size) => `${value.slice(0, end)},${space}"size":${space}${size}${value.slice(end)}` }
   }
   // Any other spelling of the envelope: parse it (slower, same result).
-  const event = JSON.parse(value) as { tx: { id: string; size?: number } }
+  let event: { tx?: { id?: unknown; size?: number } } | undefined
+  try {
+    event = JSON.parse(value) as typeof event
+  } catch {}
+  const tx = event?.tx
+  // Not an envelope with a transaction (written into the event store by hand): published as it is, never a relay
+  // stuck on it; the consumer judges it (DLQ).
+  if (typeof tx !== 'object' || tx === null || typeof tx.id !== 'string') return { txId: '', withSize: () => value }
   return {
-    txId: event.tx.id,
+    txId: tx.id,
     withSize(size) {
-      event.tx.size = size
+      tx.size = size
       return JSON.stringify(event)
     },
   }

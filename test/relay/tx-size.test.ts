@@ -21,3 +21,8 @@ test('an envelope in another key order, or already sized, is parsed and gets the
   expect(a).toEqual({ tx: { index: 0, id: '5', size: 2 }, x: 1 })
   expect(b.tx).toEqual({ id: '5', index: 1, size: 2 })
 })
+
+test('a value that is no envelope with a transaction is published as it is (the relay never stops on it)', () => {
+  const values = ['{"id":"x","type":"CustomerVipGranted"}', 'not json', '{"tx":null}', '{"tx":{"id":7}}']
+  expect(withTxSizes(values.map(out)).map((e) => e.value)).toEqual(values)
+})

@@ -139,16 +139,18 @@ test('an order\'s lines show as a structured diff: which line was added, removed
   const order = await apiCall('POST', '/orders', { customerId: Number(customerId), shippingAddress: 'Dock 1', lines: [{ productId: product.body.id, quantity: 2 }, { productId: product.body.id, quantity: 1 }] }, TOKENS.alice, 'phone order')
   expect(order.status).toBe(201)
   const [kept, changed] = order.body.lines.map((l: { id: number }) => String(l.id))
-  // One transaction by hand: one line's quantity changes, one line goes, one comes (one order event), and the
+  // One transaction by hand: one line's quantity changes, one line goes, one comes (one order event), and another
   // customer's phone changes (a second event of the transaction, for tx.size).
+  const bystander = await apiCall('POST', '/customers', { name: 'Bo Stander', email: 'bo@example.com', address: 'Dock 2' }, TOKENS.alice)
   const added = await env.rt.db().begin(async (tx) => {
-    await tx.query(`update customers set phone = '+1 555 0100' where id = $1`, [customerId])
+    await tx.query(`update customers set phone = '+1 555 0100' where id = $1`, [bystander.body.id])
     await tx.query(`update order_lines set quantity = 3 where id = $1`, [changed])
     await tx.query(`delete from order_lines where id = $1`, [kept])
     const [row] = await tx.query<{ id: number }>(`insert into order_lines (order_id, product_id, quantity, unit_price) values ($1, $2, 1, 20) returning id`, [order.body.id, other.body.id])
     return String(row!.id)
   })
-  const lineEvent = 'article.event:has(li.item[data-status="added"])'
+  // (OrderPlaced shows its lines as added too: wait for the event of the transaction above)
+  const lineEvent = `article.event:has(li.item[data-status="added"][data-key="${added}"])`
   await eventually(async () => {
     await page.goto(`${base}/ui/t/orders/${order.body.id}`)
     return (await page.locator(lineEvent).count()) > 0
