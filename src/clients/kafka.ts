@@ -269,7 +269,10 @@ export function createKafka(options: KafkaOptions): KafkaClient {
         return {
           async send(messages) {
             try {
-              await tx.sendBatch({ topicMessages: toKafkaMessages(messages), acks: -1 })
+              // in requests the broker accepts (see Producer.send); a large source transaction would never go out
+              for (const chunk of sendChunks(messages, DEFAULT_MAX_SEND_BYTES)) {
+                await tx.sendBatch({ topicMessages: toKafkaMessages(chunk), acks: -1 })
+              }
             } catch (error) {
               await abort()
               throw error

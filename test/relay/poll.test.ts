@@ -73,6 +73,20 @@ test('a transaction larger than relay.batchSize goes out whole, in one Kafka tra
   expect(relayMetrics.batches.get({ mode: 'poll' }) - before).toBe(1)
 }, 60_000)
 
+test('a transaction whose events exceed the broker\'s request limit still goes out whole, in one Kafka transaction', async () => {
+  const db = env.rt.db()
+  const before = relayMetrics.batches.get({ mode: 'poll' })
+  // ~2,000 events of ~2.8 KB: several MB, where the broker refuses a record batch over 1 MB
+  const rows = await db.query<{ id: number }>(
+    `insert into customers (name, email, address) select 'bulk ' || g, 'bulk' || g || '@x', repeat('Long Street ', 200) || g
+       from generate_series(1, 2000) g returning id`,
+  )
+  const ids = new Set(rows.map((r) => String(r.id)))
+  const messages = await readUntil(env, [`${env.tag}.customers`], (m) => m.filter((x) => ids.has(x.key!)).length >= ids.size, 90_000)
+  expect(messages.filter((x) => ids.has(x.key!)).length).toBe(ids.size)
+  expect(relayMetrics.batches.get({ mode: 'poll' }) - before).toBe(1)
+}, 120_000)
+
 test('per-type topic override from kafka.topics', async () => {
   const db = env.rt.db()
   const id = crypto.randomUUID()
