@@ -143,7 +143,7 @@ export function createPublisher(rt: Runtime, log: Logger, mode: string): Publish
             tx ??= await p.transaction()
             await tx.send(messages)
           } catch (error) {
-            tx = undefined
+            // (the aborted transaction stays this publisher's: a later send fails too, never starts a new one)
             await failed(error)
           }
           sent += events.length

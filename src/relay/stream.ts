@@ -100,7 +100,6 @@ export async function streamTransactions<T>(s: RelaySession, backoff: Backoff, m
   let readyItems = 0
   let open: StreamTx<T> | undefined
   let acked = 0n
-  let busy = false
   let unsettled = 0
   let settling: Promise<void> = Promise.resolve()
   let paused = false
@@ -108,7 +107,8 @@ export async function streamTransactions<T>(s: RelaySession, backoff: Backoff, m
   let wake = () => {}
   const maxBuffered = cfg.batchSize * 10
 
-  const idle = () => !open && ready.length === 0 && !busy && unsettled === 0
+  // (a batch being materialized or published is still in `ready`)
+  const idle = () => !open && ready.length === 0 && unsettled === 0
   const confirm = (lsn: bigint, replyRequested = false) => {
     if (lsn > acked) acked = lsn
     replication.write(statusUpdate(acked, replyRequested))
@@ -218,11 +218,17 @@ export async function streamTransactions<T>(s: RelaySession, backoff: Backoff, m
       wake()
       return
     }
+    log.debug('published', { items: count, lsn: formatLsn(batch.at(-1)!.endLsn) })
+    await inKafka(batch, count)
+  }
+
+  // A batch at the head of `ready` (its first `taken`, with `count` of `readyItems`) is in Kafka: it leaves `ready`,
+  // is settled and then its LSN confirmed. Settling overlaps with the next batches; a failed settle ends the session:
+  // it restarts from the last confirmed LSN (duplicates, never a row left behind).
+  const inKafka = async (batch: StreamTx<T>[], count: number) => {
     ready.splice(0, batch.length)
     taken -= batch.length
     readyItems -= count
-    // Settling this batch and then confirming its LSN overlaps with the next batches. A failed settle ends the
-    // session: it restarts from the last confirmed LSN (duplicates, never a row left behind).
     await settling
     const lsn = batch.at(-1)!.endLsn
     unsettled++
@@ -237,7 +243,6 @@ export async function streamTransactions<T>(s: RelaySession, backoff: Backoff, m
         wake()
       },
     )
-    log.debug('published', { items: count, lsn: formatLsn(lsn) })
     if (paused && readyItems < maxBuffered / 2) {
       paused = false
       replication.resume()
@@ -258,7 +263,7 @@ export async function streamTransactions<T>(s: RelaySession, backoff: Backoff, m
   // failure aborts the Kafka transaction and ends the session: the replay reads back what the parts applied so far.
   const publishInParts = async (tx: StreamTx<T>) => {
     const parts = mode.parts!
-    busy = true
+    taken = 1
     const progress = await parts.progress(tx)
     const kafka = await s.publisher.begin()
     try {
@@ -288,13 +293,9 @@ export async function streamTransactions<T>(s: RelaySession, backoff: Backoff, m
       await kafka.abort()
       throw error
     }
-    ready.splice(0, 1)
-    busy = false
-    await settling
-    await mode.settle?.([tx])
-    confirm(tx.endLsn)
     log.info('large transaction published in parts', { lsn: formatLsn(tx.commitLsn) })
-    reportStats()
+    // (a transaction in parts is not counted in readyItems)
+    await inKafka([tx], 0)
   }
 
   // `ready` holds the transactions not yet in Kafka; its first `taken` are materialized (one batch being published).
@@ -310,7 +311,7 @@ export async function streamTransactions<T>(s: RelaySession, backoff: Backoff, m
         // the batches before it are in Kafka first
         await publishing
         if (failure) break
-        await publishInParts(ready[taken]!)
+        await publishInParts(ready[0]!)
         continue
       }
       const waiting = ready.slice(taken).reduce((n, tx) => n + tx.items.length, 0)
@@ -323,12 +324,10 @@ export async function streamTransactions<T>(s: RelaySession, backoff: Backoff, m
       }
       const batch = ready.slice(taken, n)
       taken = n
-      busy = true
       // Materializing this batch overlaps with publishing the previous one; Kafka still gets them in order.
       const events = await retrying('materialize', count, () => mode.materialize(batch, signal)).catch((error: unknown) => {
         throw failure ?? error
       })
-      busy = false
       await publishing
       if (failure) break
       publishing = publishBatch(batch, count, events)
