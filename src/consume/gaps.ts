@@ -46,11 +46,18 @@ export class Gaps {
 
   constructor(private readonly store: Store) {}
 
-  /** Takes over the gaps a partition's batches found (called when the partition is claimed). */
-  async load(topic: string, partition: number): Promise<void> {
-    const docs = await this.store.collection<GapDoc>(GAPS_COLLECTION).find({ topic })
-    const place = placeKey({ topic, partition })
-    for (const doc of docs) if (doc.partition === partition) this.remember(doc, place)
+  /**
+   * Takes over the gaps these partitions' batches found: at the claim, and for every partition when it is assigned
+   * (a gap waits on a partition that may get nothing more: its missing version comes through another topic).
+   */
+  async load(places: Place[]): Promise<void> {
+    const wanted = new Set(places.map(placeKey))
+    for (const topic of new Set(places.map((p) => p.topic))) {
+      for (const doc of await this.store.collection<GapDoc>(GAPS_COLLECTION).find({ topic })) {
+        const place = placeKey({ topic, partition: doc.partition ?? -1 })
+        if (wanted.has(place) && !this.known.has(doc._id)) this.remember(doc, place)
+      }
+    }
     this.observe()
   }
 

@@ -226,6 +226,7 @@ export async function startConsumer(rt: Runtime, hooks: ConsumerHooks = {}): Pro
     if (sweeping) return
     sweeping = true
     try {
+      await ownership.loadGaps()
       for (const { doc, place } of gaps.due()) {
         if (stopping) break
         if (ownership.owns(place.topic, place.partition)) await state.recheck(doc, place)

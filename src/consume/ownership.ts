@@ -7,7 +7,7 @@
 // process is seen by whichever process owns the partition next.
 import type { Store } from '../clients/mongo.ts'
 import type { Logger } from '../log.ts'
-import type { Gaps } from './gaps.ts'
+import type { Gaps, Place } from './gaps.ts'
 import { Parking } from './parking.ts'
 
 export const OWNERS_COLLECTION = 'cdc_partition_owners'
@@ -37,11 +37,18 @@ export interface OwnedPartition {
 
 const CLAIM_ATTEMPTS = 20
 
+const parsePlace = (key: string): Place => {
+  const at = key.lastIndexOf('|')
+  return { topic: key.slice(0, at), partition: Number(key.slice(at + 1)) }
+}
+
 export class Ownership {
   private generation = 0
   private assigned = new Set<string>()
   /** Claimed (or being claimed) partitions of the current generation. */
   private owned = new Map<string, Promise<OwnedPartition>>()
+  /** Assigned partitions whose gaps are not loaded yet (by loadGaps, so a failed read is tried again). */
+  private gapsToLoad: Place[] = []
 
   constructor(
     private readonly store: Store,
@@ -56,6 +63,7 @@ export class Ownership {
     this.assigned = new Set(assigned.map((a) => `${a.topic}|${a.partition}`))
     this.owned.clear()
     this.gaps.retain(assigned)
+    this.gapsToLoad = assigned.map(({ topic, partition }) => ({ topic, partition }))
     this.log.info('partitions assigned', { generation, partitions: assigned.length })
   }
 
@@ -63,6 +71,20 @@ export class Ownership {
     this.assigned.clear()
     this.owned.clear()
     this.gaps.retain([])
+    this.gapsToLoad = []
+  }
+
+  /**
+   * Loads the gaps of the partitions assigned since the last call, idle ones included: a gap's missing version may
+   * come through another topic, and the partition that found the gap may never get a batch again to claim it.
+   */
+  async loadGaps(): Promise<void> {
+    const places = this.gapsToLoad
+    if (places.length === 0) return
+    await this.gaps.load(places)
+    if (this.gapsToLoad === places) this.gapsToLoad = []
+    // (assigned anew while reading: keep only what this assignment owns; the next call loads the rest)
+    else this.gaps.retain([...this.assigned].map(parsePlace))
   }
 
   /**
@@ -103,7 +125,7 @@ export class Ownership {
       const doc = await owners.findOne({ _id })
       if (doc?.epoch !== epoch) throw new FencedError(`${topic}[${partition}] was claimed by another consumer (epoch ${doc?.epoch}, ours ${epoch})`)
     }
-    const [parking] = await Promise.all([Parking.load(this.store, topic, partition, fence), this.gaps.load(topic, partition)])
+    const [parking] = await Promise.all([Parking.load(this.store, topic, partition, fence), this.gaps.load([{ topic, partition }])])
     this.log.debug('partition claimed', { topic, partition, epoch, parks: parking.size })
     return { topic, partition, epoch, parking, fence }
   }

@@ -46,7 +46,7 @@ test('a later claim fences the former owner off; its park state is loaded at the
   expect(await store.collection('cdc_parked').findOne({ _id: `${topic}/a` })).toBeNull()
 })
 
-test("gaps are loaded with their partition, dropped on revoke, and counted in cdc_consume_open_gaps", async () => {
+test("gaps are loaded with their partition (claimed or only assigned), dropped on revoke, and counted in cdc_consume_open_gaps", async () => {
   const topic = `${env.tag}.orders`
   const gaps = new Gaps(store)
   await gaps.mark('orders', 'o1', 3, 5, { topic, partition: 0 })
@@ -57,7 +57,7 @@ test("gaps are loaded with their partition, dropped on revoke, and counted in cd
   expect(metrics.openGaps.get()).toBe(1)
 
   const owner = new Gaps(store)
-  await owner.load(topic, 0)
+  await owner.load([{ topic, partition: 0 }])
   expect(owner.list().map((g) => [g.aggregateId, g.missing])).toEqual([['o1', 4]])
   // Not due before its first back-off, and later less often after each unchanged check.
   expect(owner.due()).toEqual([])
@@ -65,4 +65,13 @@ test("gaps are loaded with their partition, dropped on revoke, and counted in cd
   owner.backOff('orders', 'o1', Date.now())
   expect(owner.due(Date.now() + 3_000)).toEqual([])
   expect(owner.due(Date.now() + 4_500)).toHaveLength(1)
+
+  // Assigned, never claimed (no batch comes): the gap is loaded anyway, and only for the partitions assigned.
+  const idle = new Gaps(store)
+  const ownership = new Ownership(store, idle, 'g', env.rt.log)
+  ownership.onAssigned([{ topic, partition: 1 }], 7)
+  await ownership.loadGaps()
+  expect(idle.list().map((g) => g.aggregateId)).toEqual(['o2'])
+  ownership.onRevoked()
+  expect(idle.list()).toEqual([])
 })

@@ -95,6 +95,21 @@ describe('per-type topics', () => {
     await eventually(async () => (await storeOf(env).collection('cdc_gaps').find({ aggregateId: 'ooo' })).length === 0)
   }, 90_000)
 
+  test('a gap survives a rebalance: its partition stays idle, the missing version arrives on another topic afterwards', async () => {
+    const [opened, tagged, noted] = [topicOf('CustomerReopened'), topicOf('CustomerRetagged'), topicOf('CustomerNoted')]
+    await env.rt.kafka().ensureTopics([opened, tagged].flatMap((t) => [t, `${t}.dlq`]).map((topic) => ({ topic, partitions: 3, replicationFactor: 1 })))
+    await publish(env, [message(env, event('customers', 'rb', 2, { type: 'CustomerRetagged' }))])
+    await eventually(async () => (await storeOf(env).collection('cdc_gaps').find({ aggregateId: 'rb' })).length === 1, 40_000)
+    // A topic that appears now makes the consumer subscribe again: every partition is revoked and assigned anew.
+    await env.rt.kafka().ensureTopics([noted, `${noted}.dlq`].map((topic) => ({ topic, partitions: 3, replicationFactor: 1 })))
+    await publish(env, [message(env, event('customers', 'rb-other', 1, { type: 'CustomerNoted' }))])
+    await eventually(async () => (await stateOf(env, 'customers', 'rb-other'))?.version === 1, 40_000)
+    // The tagged partition gets nothing more; version 1 comes through another topic.
+    await publish(env, [message(env, event('customers', 'rb', 1, { type: 'CustomerReopened' }))])
+    await eventually(async () => (await stateOf(env, 'customers', 'rb'))?.version === 2, 20_000)
+    await eventually(async () => (await storeOf(env).collection('cdc_gaps').find({ aggregateId: 'rb' })).length === 0)
+  }, 120_000)
+
   test('a poison message goes to its own topic’s .dlq; redrive puts it back on that topic, and it is stored', async () => {
     // Misrouted: a products event on a customers type topic, while products are not consumed.
     const poison = event('products', 'px', 1, { type: 'ProductFlagged' })
