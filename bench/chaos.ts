@@ -15,6 +15,7 @@ import { createPipeline, ROOT, stack, waitFor, type RoleName } from './pipeline.
 import { startProxy } from './tcp-proxy.ts'
 import { VERIFY_TIMEOUT_MS, verdictRows, verifyPipeline } from './verify.ts'
 import { publishChaos } from './chaos-report.ts'
+import { consumedTopics } from '../src/topics.ts'
 
 const { values } = parseArgs({
   args: Bun.argv.slice(2),
@@ -241,11 +242,6 @@ const store = healingStore(() => connectMongo({ url: config.mongo.url, database:
 })
 const tables = config.capture.tracked
 const eventCount = async () => Number((await db.query<{ n: number }>('select count(*)::int as n from cdc.event_store'))[0]!.n)
-const historyCount = async () => {
-  let n = 0
-  for (const t of tables) n += await store.collection(`${t}_history`).count()
-  return n
-}
 if (captureMode === 'logical') {
   // The relay writes the event store from the WAL: what it must hold is known only once it has decoded every commit.
   const [end] = await db.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')
@@ -262,12 +258,31 @@ if (captureMode === 'logical') {
 }
 const written = await eventCount()
 say(`waiting for the pipeline to drain ${written} events`)
-const drained = await waitFor(async () => (await historyCount()) >= written, drainSeconds * 1000, 'drain').then(
+// Drained: the outbox is empty and the consumer group has committed every message of its topics (stored or
+// dead-lettered; the check below tells which). Asked of PostgreSQL and Kafka: counting the history collections
+// instead reads them whole on FerretDB, and those scans starved the consumer they waited for.
+const kafka = createKafka({ brokers: config.kafka.brokers, clientId: `${tag}-verify` })
+const topics = consumedTopics(config, tables, await kafka.listTopics().catch(() => []))
+let lastSaid = 0
+const drained = await waitFor(
+  async () => {
+    const [outbox] = await db.query<{ n: number }>('select count(*)::int as n from cdc.outbox')
+    let lag = 0
+    for (const topic of topics) lag += (await kafka.lag(config.consume.groupId, topic)).reduce((n, p) => n + Math.max(0, p.end - p.committed), 0)
+    if (Date.now() - lastSaid > 30_000) {
+      lastSaid = Date.now()
+      say(`draining: outbox ${outbox!.n}, consumer lag ${lag}`)
+    }
+    return outbox!.n === 0 && lag === 0
+  },
+  drainSeconds * 1000,
+  'drain',
+  2000,
+).then(
   () => true,
   () => false,
 )
 
-const kafka = createKafka({ brokers: config.kafka.brokers, clientId: `${tag}-verify` })
 const verdict = await verifyPipeline({ config, db, store, kafka, groupId: `${tag}-verify` })
 
 // --- report -----------------------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 // The only module that imports kafkajs (unmaintained since 2023): the roles use the small interfaces below, so the
 // client can be swapped without touching them.
-import { ConfigResourceTypes, Kafka, logLevel, type Consumer as KConsumer, type Producer as KProducer } from 'kafkajs'
+import { ConfigResourceTypes, Kafka, logLevel, Partitioners, type Consumer as KConsumer, type PartitionMetadata, type Producer as KProducer } from 'kafkajs'
 import type { Logger } from '../log.ts'
 import type { KafkaSecurity } from './security.ts'
 
@@ -27,10 +27,10 @@ export interface InMessage {
 export interface Producer {
   /**
    * Idempotent (acks=all) send; resolves once the broker acknowledged every message. Sent in order, in as many requests
-   * as it takes to keep each one within `maxBytes` (estimated; default DEFAULT_MAX_SEND_BYTES): the broker refuses a
-   * record batch larger than its max.message.bytes, and kafkajs puts all of one request's messages for a partition into
-   * one batch. A single message larger than that still goes alone (and fails): callers that must always succeed (the
-   * DLQ) shrink their messages first (see `recordBytes`).
+   * as it takes to keep each partition's part of one within `maxBytes` (estimated; default DEFAULT_MAX_SEND_BYTES): the
+   * broker refuses a record batch larger than its max.message.bytes, and kafkajs puts all of one request's messages for
+   * a partition into one batch. A single message larger than that still goes alone (and fails): callers that must
+   * always succeed (the DLQ) shrink their messages first (see `recordBytes`).
    */
   send(messages: OutMessage[], options?: { maxBytes?: number }): Promise<void>
   disconnect(): Promise<void>
@@ -161,20 +161,46 @@ export function recordBytes(m: OutMessage): number {
   return bytes
 }
 
-/** Consecutive runs of `messages` whose estimated sizes add up to at most `maxBytes` (an oversized one alone). */
-export function sendChunks(messages: OutMessage[], maxBytes: number): OutMessage[][] {
+const keyPartitioner = Partitioners.DefaultPartitioner()
+// For a keyed message the partitioner reads only how many partitions there are: one stand-in list per count.
+const metadataByCount = new Map<number, PartitionMetadata[]>()
+
+/** The partition kafkajs' default partitioner gives a keyed message in a topic of `count` partitions (murmur2). */
+export function partitionOf(topic: string, key: string, count: number): number {
+  let metadata = metadataByCount.get(count)
+  if (!metadata) {
+    metadata = Array.from({ length: count }, (_, partitionId) => ({ partitionId, leader: 0, partitionErrorCode: 0, replicas: [0], isr: [0] }))
+    metadataByCount.set(count, metadata)
+  }
+  return keyPartitioner({ topic, partitionMetadata: metadata, message: { key, value: null } })
+}
+
+/**
+ * Consecutive runs of `messages` in which no partition's estimated bytes pass `maxBytes` (an oversized message alone).
+ * `partitions` gives the topics' partition counts: a keyed message's partition is then known, and a request may carry
+ * up to `maxBytes` for each partition. A message whose partition is not known counts against every partition.
+ */
+export function sendChunks(messages: OutMessage[], maxBytes: number, partitions: ReadonlyMap<string, number> = new Map()): OutMessage[][] {
   const chunks: OutMessage[][] = []
   let chunk: OutMessage[] = []
-  let bytes = 64
+  // per partition (`topic|n`), and what messages of unknown partition add to all of them
+  let bytes = new Map<string, number>()
+  let everywhere = 64
   for (const m of messages) {
     const size = recordBytes(m)
-    if (chunk.length > 0 && bytes + size > maxBytes) {
+    const count = partitions.get(m.topic)
+    const partition = m.partition ?? (m.key != null && count ? partitionOf(m.topic, m.key, count) : undefined)
+    const at = partition === undefined ? undefined : `${m.topic}|${partition}`
+    const fullest = at === undefined ? Math.max(0, ...bytes.values()) : (bytes.get(at) ?? 0)
+    if (chunk.length > 0 && everywhere + fullest + size > maxBytes) {
       chunks.push(chunk)
       chunk = []
-      bytes = 64
+      bytes = new Map()
+      everywhere = 64
     }
     chunk.push(m)
-    bytes += size
+    if (at === undefined) everywhere += size
+    else bytes.set(at, (bytes.get(at) ?? 0) + size)
   }
   if (chunk.length > 0) chunks.push(chunk)
   return chunks
@@ -220,6 +246,20 @@ export function createKafka(options: KafkaOptions): KafkaClient {
     await adminConnected
     return admin
   }
+  // Partition counts of the topics sent to, re-read after a minute (partitions can be added): sendChunks packs a
+  // request by partition with them. Unknown (the metadata could not be read): the conservative packing.
+  const partitionCounts = new Map<string, { count: number; at: number }>()
+  const countsFor = async (messages: OutMessage[]): Promise<Map<string, number>> => {
+    const topics = [...new Set(messages.map((m) => m.topic))]
+    const stale = topics.filter((t) => !(Date.now() - (partitionCounts.get(t)?.at ?? 0) < 60_000))
+    if (stale.length > 0) {
+      try {
+        const { topics: found } = await (await withAdmin()).fetchTopicMetadata({ topics: stale })
+        for (const t of found) partitionCounts.set(t.name, { count: t.partitions.length, at: Date.now() })
+      } catch {}
+    }
+    return new Map(topics.flatMap((t) => (partitionCounts.has(t) ? [[t, partitionCounts.get(t)!.count] as const] : [])))
+  }
   const open: { disconnect(): Promise<void> }[] = []
   const track = <T extends { disconnect(): Promise<void> }>(client: T) => {
     open.push(client)
@@ -242,7 +282,7 @@ export function createKafka(options: KafkaOptions): KafkaClient {
       track(p)
       return {
         send: async (messages, options = {}) => {
-          for (const chunk of sendChunks(messages, options.maxBytes ?? DEFAULT_MAX_SEND_BYTES)) {
+          for (const chunk of sendChunks(messages, options.maxBytes ?? DEFAULT_MAX_SEND_BYTES, await countsFor(messages))) {
             await p.sendBatch({ topicMessages: toKafkaMessages(chunk), acks: -1 })
           }
         },
@@ -270,7 +310,7 @@ export function createKafka(options: KafkaOptions): KafkaClient {
           async send(messages) {
             try {
               // in requests the broker accepts (see Producer.send); a large source transaction would never go out
-              for (const chunk of sendChunks(messages, DEFAULT_MAX_SEND_BYTES)) {
+              for (const chunk of sendChunks(messages, DEFAULT_MAX_SEND_BYTES, await countsFor(messages))) {
                 await tx.sendBatch({ topicMessages: toKafkaMessages(chunk), acks: -1 })
               }
             } catch (error) {
@@ -312,9 +352,9 @@ export function createKafka(options: KafkaOptions): KafkaClient {
           sessionTimeout: o.sessionTimeoutMs ?? 10_000,
           heartbeatInterval: 1000,
           allowAutoTopicCreation: false,
-          // kafkajs restarts a crashed consumer by itself, also after a crash during the final disconnect: that would
-          // bring back a group member nobody owns (consuming and committing after stop() returned).
-          retry: { restartOnFailure: async () => !stopped },
+          // kafkajs restarts a crashed consumer by itself, also after a crash during the final disconnect or after it
+          // was replaced: that would bring back a group member nobody owns, holding partitions it never commits.
+          retry: { restartOnFailure: async () => !stopped && c === current },
         })
         await c.connect()
         try {
@@ -345,6 +385,7 @@ export function createKafka(options: KafkaOptions): KafkaClient {
       }
       let watchdog: ReturnType<typeof setInterval> | undefined
       let replacing: Promise<void> | undefined
+      const retire = (c: KConsumer) => void c.disconnect().catch(() => {})
       track({ disconnect: () => current.disconnect() })
       const start = async (onBatch: BatchHandler) => {
         const c = current
@@ -361,7 +402,9 @@ export function createKafka(options: KafkaOptions): KafkaClient {
           if (c === current) o.onRevoked?.()
         })
         c.on(c.events.GROUP_JOIN, (e) => {
-          if (c !== current) return
+          // A replaced member that joined anyway (its disconnect failed while the broker was away, or it was still
+          // joining): it would hold a share of the partitions and never commit them. It leaves.
+          if (c !== current) return retire(c)
           generation++
           const assigned = Object.entries(e.payload.memberAssignment).flatMap(([topic, partitions]) =>
             (partitions as number[]).map((partition) => ({ topic, partition })),
@@ -389,6 +432,7 @@ export function createKafka(options: KafkaOptions): KafkaClient {
           partitionsConsumedConcurrently: o.partitionsConsumedConcurrently ?? 1,
           eachBatch: async ({ batch, heartbeat, isRunning, isStale, resolveOffset }) => {
             if (stopped) return
+            if (c !== current) return retire(c)
             lastSign = Date.now()
             const fetchedIn = generation
             const lastMessage = batch.messages.at(-1)

@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { createTestEnv, eventually, type TestEnv } from '../support/env.ts'
 import { StoreError } from '../../src/clients/mongo.ts'
-import type { InMessage } from '../../src/clients/kafka.ts'
+import { DEFAULT_MAX_SEND_BYTES, partitionOf, sendChunks, type InMessage } from '../../src/clients/kafka.ts'
 
 let env: TestEnv
 beforeAll(async () => {
@@ -105,6 +105,30 @@ describe('kafka', () => {
     expect(lag!.end - lag!.committed).toBe(0)
     await producer.disconnect()
     await tx.disconnect()
+  })
+
+  test('a transaction is packed into requests per partition: 3 MB over 3 partitions in few requests, each partition under the limit', async () => {
+    const kafka = env.rt.kafka()
+    const topic = `${env.tag}.packed`
+    await kafka.ensureTopics([{ topic, partitions: 3, replicationFactor: 1 }])
+    const messages = Array.from({ length: 3000 }, (_, i) => ({ topic, key: `k${i}`, value: 'x'.repeat(1000) }))
+    // One 1 MB request per partition's worth, not one per megabyte overall; one key: all in one partition.
+    const counts = new Map([[topic, 3]])
+    expect(sendChunks(messages, DEFAULT_MAX_SEND_BYTES, counts).length).toBeLessThanOrEqual(2)
+    expect(sendChunks(messages, DEFAULT_MAX_SEND_BYTES).length).toBeGreaterThanOrEqual(3)
+    expect(sendChunks(messages.map((m) => ({ ...m, key: 'same' })), DEFAULT_MAX_SEND_BYTES, counts).length).toBeGreaterThanOrEqual(3)
+    const tx = await kafka.transactionalProducer(`${env.tag}-packed`)
+    await tx.sendInTransaction(messages)
+    await tx.disconnect()
+    // The broker took it, and put every message where partitionOf says (the packing's premise).
+    const seen: (InMessage & { partition: number })[] = []
+    const consumer = await kafka.consumer({ groupId: `${env.tag}-packed`, topics: [topic], fromBeginning: true })
+    void consumer.run(async (batch) => {
+      seen.push(...batch.messages.map((m) => ({ ...m, partition: batch.partition })))
+    })
+    await eventually(async () => seen.length >= 3000, 30_000)
+    await consumer.stop()
+    expect(seen.filter((m) => m.partition !== partitionOf(topic, m.key!, 3)).length).toBe(0)
   })
 })
 
