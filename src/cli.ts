@@ -166,6 +166,22 @@ function waitForSignal(): Promise<void> {
   })
 }
 
+// postgres.js can fail a query a second time while it destroys a connection the network already dropped, after the
+// query's owner has handled the first failure: nobody waits for that rejection, and it must not kill a role that
+// recovers on its own (a relay cut off from PostgreSQL died of it in the long chaos run). Anything else ends the
+// process, as before, but logged as JSON.
+const onStray = (error: unknown) => {
+  const code = (error as { code?: unknown } | undefined)?.code
+  if (typeof code === 'string' && /^CONNECTION_(DESTROYED|CLOSED|ENDED)$/.test(code)) {
+    log.warn('a dropped PostgreSQL connection failed a query nobody waits for any more', { error })
+    return
+  }
+  log.error('unexpected error; exiting', { error })
+  process.exit(1)
+}
+process.on('unhandledRejection', onStray)
+process.on('uncaughtException', onStray)
+
 main(Bun.argv.slice(2)).then(
   (code) => process.exit(code),
   (error) => {

@@ -103,8 +103,17 @@ function wrap(sql: Sql, closers: Set<() => void>): Db {
         },
       }
     },
-    end: (timeout = 5) => sql.end({ timeout }),
+    end: (timeout = 5) => endWithin(sql, timeout),
   }
+}
+
+/**
+ * Ends a pool, waiting at most `seconds` for its queries before destroying its connections, and never longer than a
+ * little after that: postgres.js' destroy can fail on a connection the network already dropped, and its end() then
+ * never resolves (a relay that lost its database stayed stuck in its session's teardown).
+ */
+function endWithin(sql: { end(options: { timeout: number }): Promise<void> }, seconds: number): Promise<void> {
+  return Promise.race([sql.end({ timeout: seconds }).catch(() => {}), Bun.sleep((seconds + 2) * 1000)])
 }
 
 /** A logical replication stream (CopyBoth): the server's CopyData payloads in, standby status updates out. */
@@ -171,11 +180,11 @@ export async function startReplication(options: ReplicationOptions): Promise<Rep
       closed,
       end: async () => {
         stream.destroy()
-        await sql.end({ timeout: 1 }).catch(() => {})
+        await endWithin(sql, 1)
       },
     }
   } catch (error) {
-    await sql.end({ timeout: 1 }).catch(() => {})
+    await endWithin(sql, 1)
     throw error
   }
 }
