@@ -47,6 +47,47 @@ describe('postgres', () => {
     await db.end()
   })
 
+  test('a connection the network drops mid-query rejects its queries: none waits for good', async () => {
+    // Bun's net.Socket can end without ever emitting 'close'; postgres.js without patches/ then left the queries of
+    // that connection (and, once every connection was caught, the whole pool) waiting for good: a logical relay cut
+    // off from PostgreSQL stopped publishing. Six writers share four connections through a proxy cut again and again.
+    const { connect } = await import('../../src/clients/postgres.ts')
+    const { startProxy } = await import('../../bench/tcp-proxy.ts')
+    const url = new URL(env.config.postgres.url)
+    const proxy = startProxy({ host: url.hostname, port: Number(url.port) })
+    url.port = String(proxy.port)
+    const db = connect({ url: url.toString(), max: 4 })
+    const pending = new Map<number, number>()
+    let settled = 0
+    let running = true
+    let next = 0
+    const worker = async () => {
+      while (running) {
+        const id = next++
+        pending.set(id, Date.now())
+        await db.query('select $1::int + 1 as x', [id]).catch(() => Bun.sleep(20))
+        pending.delete(id)
+        settled++
+      }
+    }
+    const workers = Array.from({ length: 6 }, worker)
+    try {
+      for (let cut = 0; cut < 12; cut++) {
+        await Bun.sleep(300 + ((cut * 137) % 500))
+        await proxy.cut(200 + ((cut * 89) % 400))
+      }
+      running = false
+      // every query settles well within the server's answer time once the cuts end
+      const settledAll = await Promise.race([Promise.all(workers).then(() => true), Bun.sleep(15_000).then(() => false)])
+      expect({ settledAll, waiting: [...pending.values()].map((at) => Date.now() - at) }).toEqual({ settledAll: true, waiting: [] })
+      expect(settled).toBeGreaterThan(100)
+    } finally {
+      running = false
+      await db.end(1)
+      proxy.close()
+    }
+  }, 60_000)
+
   test('LISTEN/NOTIFY round trip', async () => {
     const db = env.rt.db()
     const got: string[] = []
