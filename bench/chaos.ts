@@ -10,7 +10,7 @@ import { cpus, loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
 import { connect, type Db } from '../src/clients/postgres.ts'
 import { connectMongo, healingStore } from '../src/clients/mongo.ts'
-import { createKafka } from '../src/clients/kafka.ts'
+import { createKafka, messagesBehind } from '../src/clients/kafka.ts'
 import { createPipeline, ROOT, stack, waitFor, type RoleName } from './pipeline.ts'
 import { startProxy } from './tcp-proxy.ts'
 import { VERIFY_TIMEOUT_MS, verdictRows, verifyPipeline } from './verify.ts'
@@ -268,7 +268,7 @@ const drained = await waitFor(
   async () => {
     const [outbox] = await db.query<{ n: number }>('select count(*)::int as n from cdc.outbox')
     let lag = 0
-    for (const topic of topics) lag += (await kafka.lag(config.consume.groupId, topic)).reduce((n, p) => n + Math.max(0, p.end - p.committed), 0)
+    for (const topic of topics) lag += messagesBehind(await kafka.lag(config.consume.groupId, topic))
     if (Date.now() - lastSaid > 30_000) {
       lastSaid = Date.now()
       say(`draining: outbox ${outbox!.n}, consumer lag ${lag}`)

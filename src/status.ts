@@ -2,6 +2,7 @@
 // last event's time, the relay backlog (outbox rows not yet in Kafka) and the consumer lag (messages in its topic
 // that the consumer group has not committed). Each source is asked on its own: Kafka being down blanks only the lag.
 import statusSql from '../sql/tracking/status.sql' with { type: 'text' }
+import { messagesBehind } from './clients/kafka.ts'
 import type { Runtime } from './runtime.ts'
 import { perTypeTopics, tableTopicPattern, topicFor } from './topics.ts'
 
@@ -60,8 +61,7 @@ export async function status(rt: Runtime): Promise<{ tables: TableStatus[]; prob
         const topics = perTypeTopics(rt.config) ? (await listed()).filter((name) => tableTopicPattern(rt.config, t.table).test(name)) : [t.topic]
         t.consumerLag = 0
         for (const topic of topics) {
-          const partitions = await rt.kafka().lag(rt.config.consume.groupId, topic)
-          t.consumerLag += partitions.reduce((n, p) => n + Math.max(0, p.end - p.committed), 0)
+          t.consumerLag += messagesBehind(await rt.kafka().lag(rt.config.consume.groupId, topic))
         }
       } catch (error) {
         // No topic yet: the relay has published nothing for this table, so the consumer has nothing to catch up on.

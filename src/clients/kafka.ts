@@ -142,6 +142,11 @@ export interface KafkaClient {
   close(): Promise<void>
 }
 
+/** Messages of a topic the group has not committed yet, from `lag()`'s partitions. */
+export function messagesBehind(partitions: readonly { committed: number; end: number }[]): number {
+  return partitions.reduce((n, p) => n + Math.max(0, p.end - p.committed), 0)
+}
+
 export interface KafkaOptions extends KafkaSecurity {
   brokers: string[]
   clientId: string

@@ -29,7 +29,7 @@ export interface Place {
 }
 
 const gapKey = (table: string, aggregateId: string) => `${table}/${aggregateId}`
-const placeKey = (p: Place) => `${p.topic}|${p.partition}`
+export const placeKey = (p: Place) => `${p.topic}|${p.partition}`
 
 const FIRST_RECHECK_MS = 2_000
 const MAX_RECHECK_MS = 60_000

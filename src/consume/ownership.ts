@@ -7,7 +7,7 @@
 // process is seen by whichever process owns the partition next.
 import type { Store } from '../clients/mongo.ts'
 import type { Logger } from '../log.ts'
-import type { Gaps, Place } from './gaps.ts'
+import { placeKey, type Gaps, type Place } from './gaps.ts'
 import { Parking } from './parking.ts'
 
 export const OWNERS_COLLECTION = 'cdc_partition_owners'
@@ -37,13 +37,10 @@ export interface OwnedPartition {
 
 const CLAIM_ATTEMPTS = 20
 
-const parsePlace = (key: string): Place => {
-  const at = key.lastIndexOf('|')
-  return { topic: key.slice(0, at), partition: Number(key.slice(at + 1)) }
-}
-
 export class Ownership {
   private generation = 0
+  private places: Place[] = []
+  /** The same, as `topic|partition` keys. */
   private assigned = new Set<string>()
   /** Claimed (or being claimed) partitions of the current generation. */
   private owned = new Map<string, Promise<OwnedPartition>>()
@@ -60,14 +57,16 @@ export class Ownership {
   /** kafkajs joined the group: the new assignment replaces everything owned before. */
   onAssigned(assigned: { topic: string; partition: number }[], generation: number) {
     this.generation = generation
-    this.assigned = new Set(assigned.map((a) => `${a.topic}|${a.partition}`))
+    this.places = assigned.map(({ topic, partition }) => ({ topic, partition }))
+    this.assigned = new Set(this.places.map(placeKey))
     this.owned.clear()
-    this.gaps.retain(assigned)
-    this.gapsToLoad = assigned.map(({ topic, partition }) => ({ topic, partition }))
+    this.gaps.retain(this.places)
+    this.gapsToLoad = this.places
     this.log.info('partitions assigned', { generation, partitions: assigned.length })
   }
 
   onRevoked() {
+    this.places = []
     this.assigned.clear()
     this.owned.clear()
     this.gaps.retain([])
@@ -84,7 +83,7 @@ export class Ownership {
     await this.gaps.load(places)
     if (this.gapsToLoad === places) this.gapsToLoad = []
     // (assigned anew while reading: keep only what this assignment owns; the next call loads the rest)
-    else this.gaps.retain([...this.assigned].map(parsePlace))
+    else this.gaps.retain(this.places)
   }
 
   /**
@@ -93,7 +92,7 @@ export class Ownership {
    */
   async acquire(topic: string, partition: number, generation: number): Promise<OwnedPartition | null> {
     if (generation !== this.generation) return null
-    const key = `${topic}|${partition}`
+    const key = placeKey({ topic, partition })
     let owned = this.owned.get(key)
     if (!owned) {
       owned = this.claim(topic, partition)
@@ -132,6 +131,6 @@ export class Ownership {
 
   /** Whether this process currently owns the partition (for gap re-checks). */
   owns(topic: string, partition: number): boolean {
-    return this.assigned.has(`${topic}|${partition}`)
+    return this.assigned.has(placeKey({ topic, partition }))
   }
 }
