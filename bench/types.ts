@@ -51,3 +51,13 @@ export function latencyMeasurement(latencies: number[], seconds: number): Measur
     seconds,
   }
 }
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b)
+  const mid = Math.floor(s.length / 2)
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2
+}
+
+export function sum(xs: number[]): number {
+  return xs.reduce((a, b) => a + b, 0)
+}

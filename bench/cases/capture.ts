@@ -8,7 +8,7 @@
 // - trigger cost: µs per row of multi-row statements in one transaction on one connection, tracked minus untracked
 //   (and an empty trigger for reference), the figure that guides work on the trigger itself.
 // fsync and synchronous_commit stay on: these are honest commit-bound numbers.
-import type { BenchCase, CaseResult } from '../types.ts'
+import { median, sum, type BenchCase, type CaseResult } from '../types.ts'
 import { createTestEnv } from '../../test/support/env.ts'
 import { migrate } from '../../src/capture/migrate.ts'
 import { captureSpec } from '../../src/capture/spec.ts'
@@ -244,14 +244,4 @@ async function triggerCost(db: Db, n: number, log: (m: string) => void): Promise
     log(`trigger cost ${k}: insert ${c.insert.toFixed(1)} µs/row, update ${c.update.toFixed(1)}, delete ${c.delete.toFixed(1)}`)
   }
   return out
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b)
-  const mid = Math.floor(s.length / 2)
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2
-}
-
-function sum(xs: number[]): number {
-  return xs.reduce((a, b) => a + b, 0)
 }
