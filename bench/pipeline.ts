@@ -117,11 +117,15 @@ export interface Proc {
   children?: boolean
 }
 
-/** The pipeline's `role` process and the stack's servers (their pid files in the stack directory). */
+/** The pipeline's `role` process and the stack's servers. */
 export function pipelineProcesses(pipeline: Pipeline, role: RoleName): Proc[] {
+  return [{ name: `cdc ${role}`, pid: () => pipeline.pid(role) }, ...serverProcesses()]
+}
+
+/** The stack's servers (their pid files in the stack directory). */
+export function serverProcesses(): Proc[] {
   const dir = process.env.CDC_STACK_DIR ?? `${ROOT}.stack`
   return [
-    { name: `cdc ${role}`, pid: () => pipeline.pid(role) },
     { name: 'postgres', pid: () => readPid(`${dir}/postgres/data/postmaster.pid`), children: true },
     { name: 'kafka', pid: () => readPid(`${dir}/kafka/kafka.pid`) },
     { name: 'ferretdb', pid: () => readPid(`${dir}/mongo/ferretdb.pid`) },
