@@ -63,9 +63,14 @@ describe('per-type topics', () => {
     const topics = new Set(docs.map((d) => (d.kafka as { topic: string }).topic))
     expect(topics.size).toBeGreaterThan(1)
     for (const t of topics) expect(t).toBe(topicOf(docs.find((d) => (d.kafka as { topic: string }).topic === t)!.type as string))
+    // 45 s, and what the state and its gap were on failure: one loaded CI run saw the state still short of version 5
+    // 20 s after the history was complete (the gap re-check backs off up to 60 s); which path left it there is not known.
     const state = await eventually(async () => {
       const s = await stateOf(env, 'customers', id)
       return s?.version === 5 && s
+    }, 45_000).catch(async (error: Error) => {
+      const gaps = await storeOf(env).collection('cdc_gaps').find({ aggregateId: id })
+      throw new Error(`${error.message}; state ${JSON.stringify(await stateOf(env, 'customers', id))}, gaps ${JSON.stringify(gaps)}`)
     })
     expect((state.row as { name: string }).name).toBe('Ada 2')
     expect((state.row as { address: string }).address).toBe('Street 3')
@@ -75,7 +80,7 @@ describe('per-type topics', () => {
       return r?.consumerLag === 0 && r
     })
     expect(row.topic).toBe(topicOf('{type}'))
-  }, 60_000)
+  }, 120_000)
 
   test('versions out of order across topics (2 and 3 first, on topics that appear later): no lost event, no stuck gap', async () => {
     const v1 = event('customers', 'ooo', 1, { type: 'CustomerOpened' })
