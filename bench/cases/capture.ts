@@ -1,10 +1,12 @@
 // Capture overhead, measured so that a shared, noisy 2-core machine still gives a trustworthy ratio:
 // - throughput: the same write workload (WRITERS connections; each transaction sets cdc.actor / reason /
 //   correlation_id / causation_id / source, inserts 2 rows, updates 2, deletes 1) on an untracked table and on the
-//   same table tracked in outbox, emit or logical mode (logical: with the relay running in this process, decoding
-//   and publishing the changes while they are written, and caught up at the end). Each round is a pair of short back-to-back segments, untracked and
-//   tracked, in alternating order (AB BA AB …), so drift (checkpoints, autovacuum, other engineers' jobs) hits both
-//   sides of a pair alike; the result is the median of the per-pair ratios, with their spread.
+//   same table tracked in outbox, emit or logical mode (logical: with `cdc relay` running as its own process on this
+//   machine, as it is deployed, decoding and publishing the changes while they are written, and caught up at the end;
+//   in the bench's own process its JavaScript would delay the writers' client, a cost no deployment has). Each round
+//   is a pair of short back-to-back segments, untracked and tracked, in alternating order (AB BA AB …), so drift
+//   (checkpoints, autovacuum, other engineers' jobs) hits both sides of a pair alike; the result is the median of the
+//   per-pair ratios, with their spread, and for logical mode the CPU each process spent per row write.
 // - trigger cost: µs per row of multi-row statements in one transaction on one connection, tracked minus untracked
 //   (and an empty trigger for reference), the figure that guides work on the trigger itself.
 // fsync and synchronous_commit stay on: these are honest commit-bound numbers.
@@ -13,8 +15,11 @@ import { createTestEnv } from '../../test/support/env.ts'
 import { migrate } from '../../src/capture/migrate.ts'
 import { captureSpec } from '../../src/capture/spec.ts'
 import type { Db } from '../../src/clients/postgres.ts'
-import { startRelay } from '../../src/relay/index.ts'
-import type { Role } from '../../src/runtime.ts'
+import type { Config } from '../../src/config.ts'
+import { ROOT } from '../../test/support/env.ts'
+import { stackConfigEnv } from '../../test/support/stack-env.ts'
+import { cpuSeconds, usage } from '../proc.ts'
+import { serverProcesses } from '../pipeline.ts'
 
 const WRITERS = 4
 const TABLES = { raw: 'bench_plain', outbox: 'bench_outbox', emit: 'bench_emit', logical: 'bench_logical', empty: 'bench_empty' } as const
@@ -35,7 +40,7 @@ export const capture: BenchCase = async ({ scale, log }) => {
     c.capture.tracked = []
     c.capture.roots = {}
   })
-  let relay: Role | undefined
+  let relay: Bun.Subprocess | undefined
   try {
     await migrate(env.rt)
     const db = env.rt.db()
@@ -59,7 +64,7 @@ export const capture: BenchCase = async ({ scale, log }) => {
     await db.query(`create function public.bench_noop() returns trigger language plpgsql as $$ begin return null; end $$`)
     await db.query(`create trigger noop after insert or update or delete on public.${TABLES.empty} for each row execute function public.bench_noop()`)
     await db.query('vacuum analyze')
-    relay = await startRelay(env.rt)
+    relay = spawnRelay(env.config)
 
     const micro = await triggerCost(db, Math.max(500, Math.round(2000 * scale)), log)
     // The trigger-cost rounds left the logical relay a backlog of large transactions: its apply rate, and a relay that
@@ -73,12 +78,17 @@ export const capture: BenchCase = async ({ scale, log }) => {
     log(`preloaded ${preload} rows per table; ${pairs} pairs per mode × ${txPerSegment} transactions × 5 row writes, ${WRITERS} writers`)
     const ratios: Record<Tracked, number[]> = { outbox: [], emit: [], logical: [] }
     const rates: Record<Table, number[]> = { raw: [], outbox: [], emit: [], logical: [], empty: [] }
+    // CPU seconds of each process during the logical pairs' segments, per side, and the row writes they made
+    const cpu = { raw: new CpuMeter(relay.pid), logical: new CpuMeter(relay.pid) }
     for (let pair = 0; pair < pairs; pair++) {
       for (const mode of TRACKED) {
         const order: Table[] = pair % 2 === 0 ? ['raw', mode] : [mode, 'raw']
         const got = {} as Record<Table, number>
         for (const side of order) {
+          const meter = mode === 'logical' ? cpu[side === 'raw' ? 'raw' : 'logical'] : undefined
+          const before = meter?.sample()
           const m = await workload(db, TABLES[side], live[side], txPerSegment)
+          if (before) meter!.add(before, m.rows)
           got[side] = m.rows / m.seconds
           rates[side].push(got[side])
         }
@@ -110,15 +120,66 @@ export const capture: BenchCase = async ({ scale, log }) => {
           `(empty trigger: ${micro.empty.insert.toFixed(0)}/${micro.empty.update.toFixed(0)}/${micro.empty.delete.toFixed(0)}); ` +
           `${WRITERS} writers, tx = 2 inserts + 2 updates + 1 delete with actor, reason, correlation and causation ids set; ${events!.n} events captured` +
           (mode === 'logical'
-            ? `; relay streaming in-process, caught up ${caughtUp.toFixed(1)} s after the last write; ` +
-              `it applied the trigger-cost rounds' large transactions at ${applyRate.toFixed(0)} events/s (${drained} events, before the paired rounds)`
+            ? `; relay streaming as its own process, caught up ${caughtUp.toFixed(1)} s after the last write; ` +
+              `it applied the trigger-cost rounds' large transactions at ${applyRate.toFixed(0)} events/s (${drained} events, before the paired rounds); ` +
+              `CPU µs per row write — logical segments: ${cpu.logical.report()}; their untracked segments: ${cpu.raw.report()}`
             : ''),
       }
     }
     return [result('outbox', 0.75), result('emit', 0.85), result('logical', 0.9)]
   } finally {
-    await relay?.stop()
+    relay?.kill('SIGTERM')
+    await relay?.exited
     await env.cleanup()
+  }
+}
+
+/** `cdc relay` for the bench's database, as its own process (logging errors only, to the bench's stderr). */
+function spawnRelay(config: Config): Bun.Subprocess {
+  return Bun.spawn(['bun', 'run', `${ROOT}src/cli.ts`, 'relay'], {
+    cwd: ROOT,
+    env: {
+      ...process.env,
+      ...stackConfigEnv(),
+      CDC_DEMO_ENABLED: 'false',
+      CDC_CAPTURE_MODE: 'logical',
+      CDC_POSTGRES_URL: config.postgres.url,
+      CDC_KAFKA_TOPIC_TEMPLATE: config.kafka.topicTemplate,
+      CDC_KAFKA_CLIENT_ID: config.kafka.clientId,
+      CDC_RELAY_TRANSACTIONAL_ID: config.relay.transactionalId,
+      CDC_RELAY_SLOT: config.relay.slot,
+      CDC_RELAY_PUBLICATION: config.relay.publication,
+      CDC_OPS_PORT: '0',
+      CDC_LOG_LEVEL: 'error',
+    },
+    stdout: 'ignore',
+    stderr: 'inherit',
+  })
+}
+
+/** CPU seconds per process (this bench's writers, the relay, PostgreSQL with its backends, Kafka) over chosen spans. */
+class CpuMeter {
+  private readonly procs: { name: string; seconds: () => number }[]
+  private readonly total: number[]
+  private rows = 0
+  constructor(relayPid: number) {
+    const servers = serverProcesses().filter((p) => p.name !== 'ferretdb')
+    this.procs = [
+      { name: 'writers (bench process)', seconds: () => cpuSeconds(process.pid) },
+      { name: 'relay', seconds: () => cpuSeconds(relayPid) },
+      ...servers.map((p) => ({ name: p.name, seconds: () => usage(p.pid(), p.children).cpuSeconds })),
+    ]
+    this.total = this.procs.map(() => 0)
+  }
+  sample(): number[] {
+    return this.procs.map((p) => p.seconds())
+  }
+  add(before: number[], rows: number) {
+    this.sample().forEach((s, i) => (this.total[i]! += s - before[i]!))
+    this.rows += rows
+  }
+  report(): string {
+    return this.procs.map((p, i) => `${p.name} ${((this.total[i]! * 1e6) / Math.max(1, this.rows)).toFixed(0)}`).join(', ')
   }
 }
 

@@ -149,14 +149,18 @@ begin
           -- a table in the publication but no longer tracked (or tracked by a trigger now): nothing to capture here
           continue when v_spec is null;
           v_key := coalesce(v_it->>'okey', v_it->>'key');
-          select i.image into v_prev from cdc.logical_images i where i.rel = v_rel and i.key = v_key;
-          if v_prev is null and v_it->>'k' <> 'c' then
-            -- no image yet (a row that existed before tracking): the last stored after image, masked columns unknown
-            -- (a snapshot's or a change's after; a deletion's is null: nothing known)
-            select case when jsonb_typeof(e.payload->'after') = 'object'
-                        then (e.payload->'after') - array(select jsonb_array_elements_text(coalesce(v_spec->'mask', '[]'))) end into v_prev
-              from cdc.event_store e where e.aggregate_type = v_agg and e.aggregate_id = cdc.logical_aggregate_id(v_keys, v_it->'old')
-             order by e.version desc limit 1;
+          -- the previous image (an insert has none to read: it brings every column and no before image)
+          v_prev := null;
+          if v_it->>'k' <> 'c' then
+            select i.image into v_prev from cdc.logical_images i where i.rel = v_rel and i.key = v_key;
+            if v_prev is null then
+              -- no image yet (a row that existed before tracking): the last stored after image, masked columns unknown
+              -- (a snapshot's or a change's after; a deletion's is null: nothing known)
+              select case when jsonb_typeof(e.payload->'after') = 'object'
+                          then (e.payload->'after') - array(select jsonb_array_elements_text(coalesce(v_spec->'mask', '[]'))) end into v_prev
+                from cdc.event_store e where e.aggregate_type = v_agg and e.aggregate_id = cdc.logical_aggregate_id(v_keys, v_it->'old')
+               order by e.version desc limit 1;
+            end if;
           end if;
           v_new := case when not v_it ? 'new' then null
                         when not v_it ? 'u' then v_it->'new'
