@@ -4,7 +4,9 @@
 // anywhere replays from the last confirmed LSN: duplicates, never gaps. The next batch is materialized while the
 // previous one is published. A transaction too large to hold goes through in parts as it arrives (modes with
 // `parts`). Keepalives confirm the server's position while nothing is pending, so an idle pipeline does not hold WAL
-// back.
+// back. Status updates go out at most every STATUS_EVERY_MS unless the server asks for one: the server pings each
+// time it waits for WAL while our confirmed position is behind its own (after nearly every commit in the cluster), and
+// answering each ping made socket writes a quarter of the relay's JavaScript time while it streamed (a tenth since).
 import { startReplication, type ReplicationStream } from '../clients/postgres.ts'
 import { Backoff, sleep } from './backoff.ts'
 import { LeadershipLost } from './leader.ts'
@@ -12,6 +14,9 @@ import { relayMetrics } from './metrics.ts'
 import { formatLsn, parsePgOutput, parseStream, statusUpdate, type PgOutput, type Relation } from './pgoutput.ts'
 import type { RelaySession } from './poll.ts'
 import type { Outgoing } from './publish.ts'
+
+/** The least time between two standby status updates the relay sends unasked (pg_recvlogical: 10 s). */
+const STATUS_EVERY_MS = 100
 
 /** One committed source transaction as the stream delivers it; `items` are whatever the mode collects. */
 export interface StreamTx<T> {
@@ -100,6 +105,10 @@ export async function streamTransactions<T>(s: RelaySession, backoff: Backoff, m
   let readyItems = 0
   let open: StreamTx<T> | undefined
   let acked = 0n
+  // The server's send position from its last keepalive: everything before it has reached us.
+  let serverEnd = 0n
+  let statusAt = 0
+  let statusTimer: ReturnType<typeof setTimeout> | undefined
   let unsettled = 0
   let settling: Promise<void> = Promise.resolve()
   let paused = false
@@ -109,9 +118,19 @@ export async function streamTransactions<T>(s: RelaySession, backoff: Backoff, m
 
   // (a batch being materialized or published is still in `ready`)
   const idle = () => !open && ready.length === 0 && unsettled === 0
-  const confirm = (lsn: bigint, replyRequested = false) => {
-    if (lsn > acked) acked = lsn
+  const sendStatus = (replyRequested: boolean) => {
+    clearTimeout(statusTimer)
+    statusTimer = undefined
+    statusAt = performance.now()
     replication.write(statusUpdate(acked, replyRequested))
+  }
+  // 'later': within STATUS_EVERY_MS of the last update; 'now': at once (the server asked); 'ask': at once, asking
+  // the server for a keepalive back (the heartbeat).
+  const confirm = (lsn: bigint, when: 'later' | 'now' | 'ask' = 'later') => {
+    if (lsn > acked) acked = lsn
+    const wait = statusAt + STATUS_EVERY_MS - performance.now()
+    if (when !== 'later' || wait <= 0) sendStatus(when === 'ask')
+    else statusTimer ??= setTimeout(() => failure || sendStatus(false), wait)
   }
 
   const onMessage = (chunk: Buffer) => {
@@ -120,8 +139,10 @@ export async function streamTransactions<T>(s: RelaySession, backoff: Backoff, m
     if (m.kind === 'keepalive') {
       // Everything before walEnd has reached us; with nothing pending it is all published, so the slot may move on
       // (this is what keeps an idle database from retaining WAL).
-      if (idle() && m.walEnd > acked) confirm(m.walEnd)
-      else if (m.replyRequested) confirm(acked)
+      if (m.walEnd > serverEnd) serverEnd = m.walEnd
+      const lsn = idle() ? serverEnd : acked
+      if (m.replyRequested) confirm(lsn, 'now')
+      else if (lsn > acked) confirm(lsn)
       return
     }
     const msg = parsePgOutput(m.body)
@@ -186,7 +207,7 @@ export async function streamTransactions<T>(s: RelaySession, backoff: Backoff, m
   }
   const heartbeat = setInterval(() => {
     // Also asks the server for a keepalive, whose walEnd we confirm when idle.
-    if (!failure) confirm(acked, true)
+    if (!failure) confirm(idle() ? serverEnd : acked, 'ask')
     reportStats()
     mode.heartbeat?.()
   }, cfg.heartbeatMs)
@@ -342,6 +363,9 @@ export async function streamTransactions<T>(s: RelaySession, backoff: Backoff, m
     await publishing
     await settling
     clearInterval(heartbeat)
+    // a confirmation still waiting goes out, so a restart replays less
+    if (statusTimer && !failure) sendStatus(false)
+    clearTimeout(statusTimer)
     await replication.end()
   }
 }
