@@ -54,6 +54,9 @@ export async function ensureStateIndexes(store: Store, tables: string[]): Promis
   }
 }
 
+/** Settle passes before an aggregate whose state keeps moving under us is left to the gap sweep. */
+const SETTLE_ATTEMPTS = 4
+
 /** Reads per id at a time, each an `_id` equality (FerretDB scans the whole collection for `$in`). */
 const READ_CONCURRENCY = 8
 
@@ -164,8 +167,13 @@ export class StateWriter {
       const raced = await this.write(table, ops, rejected)
       // A wrong guess, or another writer that moved a state meanwhile (FerretDB may also skip the ops after a
       // duplicate): redo those from a fresh read; the version guards make the redo harmless.
-      if ((raced.length === 0 && unsure.length === 0) || attempt >= 3) break
+      if (raced.length === 0 && unsure.length === 0) break
       fast.splice(0, fast.length, ...raced, ...unsure)
+      // still moving under us: the slow path settles them (and records a gap if even that keeps losing)
+      if (attempt >= 3) {
+        slow.push(...fast)
+        break
+      }
     }
     if (slow.length > 0) await this.settle(table, [...new Set(slow)], where, rejected)
     return { rejected }
@@ -193,18 +201,30 @@ export class StateWriter {
 
   /**
    * The slow path for aggregates with a (possible) gap: read the state and the history after it, apply the
-   * contiguous part, and record what still waits.
+   * contiguous part, and record what still waits. A write that another writer beat (it moved the state between our
+   * read and our guarded write: e.g. the missing version's own batch, from another topic) is settled again from a
+   * fresh read; one that keeps losing is recorded as a gap, so the sweep settles it once the state stops moving.
    */
   async settle(table: string, ids: string[], where: Place, rejected = new Map<string, string>()): Promise<void> {
+    let todo = [...new Set(ids)]
+    for (let attempt = 1; todo.length > 0; attempt++) todo = await this.settleOnce(table, todo, where, rejected, attempt >= SETTLE_ATTEMPTS)
+  }
+
+  /** One settle pass; returns the aggregates whose write another writer beat (none on the last pass). */
+  private async settleOnce(table: string, ids: string[], where: Place, rejected: Map<string, string>, last: boolean): Promise<string[]> {
     const versions = await this.versions(table, ids)
     const ops: { id: string; op: WriteOp }[] = []
+    const seen = new Map<string, { base: number; upTo: number }>()
     for (const id of ids) {
       const current = versions.get(id)
       const waiting = await historyAfter(this.store, table, id, current ?? 0)
       const base = current ?? 0
       let run = 0
       while (run < waiting.length && waiting[run]!.version === base + 1 + run) run++
-      if (run > 0) ops.push({ id, op: updateOp(id, current, waiting.slice(0, run)) })
+      if (run > 0) {
+        ops.push({ id, op: updateOp(id, current, waiting.slice(0, run)) })
+        seen.set(id, { base, upTo: waiting.at(-1)!.version })
+      }
       const held = base + run
       if (run < waiting.length) {
         const seenUpTo = waiting.at(-1)!.version
@@ -224,7 +244,14 @@ export class StateWriter {
         this.log.info('version gap closed', { table, aggregateId: id, version: held })
       }
     }
-    await this.write(table, ops, rejected)
+    const raced = await this.write(table, ops, rejected)
+    if (!last) return raced
+    for (const id of raced) {
+      const { base, upTo } = seen.get(id)!
+      // held at what we read: the sweep finds the state moved and settles it again
+      if (await this.gaps.mark(table, id, base, upTo, where)) metrics.gaps.inc({ table })
+    }
+    return []
   }
 
   private async versions(table: string, ids: string[]): Promise<Map<string, number>> {
