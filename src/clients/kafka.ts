@@ -155,6 +155,9 @@ export interface KafkaOptions extends KafkaSecurity {
   connectionTimeoutMs?: number
 }
 
+/** How long ensureTopics waits for the partitions of a topic that exists to have leaders. */
+const LEADERS_WAIT_MS = 15_000
+
 /** The broker's default max.message.bytes (1 MiB + 12) less room for the record batch header. */
 export const DEFAULT_MAX_SEND_BYTES = 1_000_000
 
@@ -538,16 +541,28 @@ export function createKafka(options: KafkaOptions): KafkaClient {
       const a = await withAdmin()
       const existing = new Set(await a.listTopics())
       const missing = topics.filter((t) => !existing.has(t.topic))
-      if (missing.length === 0) return
-      try {
-        await a.createTopics({
-          waitForLeaders: true,
-          topics: missing.map((t) => ({ topic: t.topic, numPartitions: t.partitions, replicationFactor: t.replicationFactor })),
-        })
-      } catch (error) {
-        // Another process may have created them meanwhile; only a topic still missing is an error.
-        const now = new Set(await a.listTopics())
-        if (missing.some((t) => !now.has(t.topic))) throw error
+      if (missing.length > 0) {
+        try {
+          await a.createTopics({
+            waitForLeaders: true,
+            topics: missing.map((t) => ({ topic: t.topic, numPartitions: t.partitions, replicationFactor: t.replicationFactor })),
+          })
+        } catch (error) {
+          // Another process may have created them meanwhile; only a topic still missing is an error.
+          const now = new Set(await a.listTopics())
+          if (missing.some((t) => !now.has(t.topic))) throw error
+        }
+      }
+      // A topic another process has just created is listed before its partitions have leaders (on a new broker for
+      // a second or so), and a consumer that subscribes then fails with UNKNOWN_TOPIC_OR_PARTITION.
+      const names = [...new Set(topics.map((t) => t.topic))]
+      if (names.length === 0) return
+      for (const deadline = Date.now() + LEADERS_WAIT_MS; Date.now() < deadline; await Bun.sleep(100)) {
+        const led = await a.fetchTopicMetadata({ topics: names }).then(
+          ({ topics: found }) => found.length === names.length && found.every((t) => t.partitions.every((p) => p.leader >= 0 && p.partitionErrorCode === 0)),
+          () => false,
+        )
+        if (led) return
       }
     },
     listTopics: async () => (await withAdmin()).listTopics(),

@@ -1,11 +1,11 @@
 // WAL mode in-process: the outbox-free "emit" variant, outbox rows deleted after publishing, rows older than the slot,
-// and heartbeats that let an idle database's slot move on (no WAL retained).
+// heartbeats that let an idle database's slot move on (no WAL retained), and status updates that are few yet timely.
 import { afterAll, beforeAll, expect, test } from 'bun:test'
 import { startRelay } from '../../src/relay/index.ts'
 import { relayMetrics } from '../../src/relay/metrics.ts'
 import type { Role } from '../../src/runtime.ts'
 import { createTestEnv, eventually, type TestEnv } from '../support/env.ts'
-import { allDelivered, checkDelivery, newWritten, prepareDb, readUntil, writeTx, cleanupEnv, slotLsn, walElsewhere } from './support.ts'
+import { allDelivered, checkDelivery, newWritten, parseLsn, prepareDb, readUntil, writeTx, cleanupEnv, slotLsn, walElsewhere } from './support.ts'
 
 let env: TestEnv
 let relay: Role | undefined
@@ -70,3 +70,18 @@ test('an idle database does not hold WAL back: the slot follows the server', asy
   expect(target).toBeGreaterThan(before)
   await eventually(async () => (await slotLsn(env)) >= target, 15_000, 200)
 }, 30_000)
+
+test('status updates go out at most every 100 ms, yet batches published inside one window are all confirmed soon after', async () => {
+  // A relay whose heartbeat never comes during the test: only its status updates themselves can move the slot (the
+  // window's trailing update, and the idle position from the server's keepalives).
+  await relay?.stop()
+  env.config.relay.heartbeatMs = 600_000
+  relay = await startRelay(env.rt, { mode: 'wal' })
+  const db = env.rt.db()
+  const written = newWritten()
+  for (let i = 0; i < 12; i++) await writeTx(db, written, [`s${i % 4}`])
+  const [end] = await db.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')
+  const messages = await readUntil(env, [`${env.tag}.customers`], allDelivered(written))
+  expect(checkDelivery(messages, written).problems).toEqual([])
+  await eventually(async () => (await slotLsn(env)) >= parseLsn(end!.lsn), 5_000)
+}, 60_000)
