@@ -553,8 +553,8 @@ export function createKafka(options: KafkaOptions): KafkaClient {
           if (missing.some((t) => !now.has(t.topic))) throw error
         }
       }
-      // A topic another process has just created is listed before its partitions have leaders (on a new broker for
-      // a second or so), and a consumer that subscribes then fails with UNKNOWN_TOPIC_OR_PARTITION.
+      // A topic another process has just created is listed before its partitions have leaders (the first topics of a
+      // new broker: about 12 s here), and a consumer that subscribes then fails with UNKNOWN_TOPIC_OR_PARTITION.
       const names = [...new Set(topics.map((t) => t.topic))]
       if (names.length === 0) return
       for (const deadline = Date.now() + LEADERS_WAIT_MS; Date.now() < deadline; await Bun.sleep(100)) {
