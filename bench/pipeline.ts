@@ -4,6 +4,9 @@ import { mkdirSync, openSync, readFileSync } from 'node:fs'
 import { connect } from '../src/clients/postgres.ts'
 import { loadConfig, type Config } from '../src/config.ts'
 import { stackConfigEnv } from '../test/support/stack-env.ts'
+import type { Proc } from './proc.ts'
+
+export type { Proc }
 
 export const ROOT = new URL('..', import.meta.url).pathname
 
@@ -110,12 +113,6 @@ export async function waitFor(check: () => Promise<boolean>, timeoutMs: number, 
   throw new Error(`timed out waiting for ${what}`)
 }
 
-/** A process of the run whose CPU and memory the reports show (PostgreSQL with its backends). */
-export interface Proc {
-  name: string
-  pid: () => number | undefined
-  children?: boolean
-}
 
 /** The pipeline's `role` process and the stack's servers. */
 export function pipelineProcesses(pipeline: Pipeline, role: RoleName): Proc[] {

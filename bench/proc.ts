@@ -1,6 +1,13 @@
 // What a process uses, read from /proc (Linux), for the benchmark and soak reports: CPU seconds and resident memory.
 import { readFileSync } from 'node:fs'
 
+/** A process of the run whose CPU and memory the reports show (PostgreSQL with its backends). */
+export interface Proc {
+  name: string
+  pid: () => number | undefined
+  children?: boolean
+}
+
 /** Clock ticks per second of /proc/<pid>/stat (USER_HZ; 100 on Linux everywhere that matters). */
 const HZ = 100
 
@@ -47,4 +54,26 @@ export function usage(pid: number | undefined, children = false): { cpuSeconds: 
   }
   out.rss += shared
   return out
+}
+
+/** The CPU seconds each of some processes spends during chosen spans of work, summed over the spans. */
+export class CpuMeter {
+  private readonly seconds: number[]
+  constructor(private readonly procs: readonly Proc[]) {
+    this.seconds = procs.map(() => 0)
+  }
+  /** Runs `work` and adds what each process spent meanwhile. */
+  async measure<T>(work: () => Promise<T>): Promise<T> {
+    const before = this.sample()
+    const result = await work()
+    this.sample().forEach((s, i) => (this.seconds[i]! += s - before[i]!))
+    return result
+  }
+  /** µs of CPU per unit of the measured work (an event, a row write), per process: "name N, name N". */
+  perUnit(units: number): string {
+    return this.procs.map((p, i) => `${p.name} ${((this.seconds[i]! * 1e6) / Math.max(1, units)).toFixed(0)}`).join(', ')
+  }
+  private sample(): number[] {
+    return this.procs.map((p) => usage(p.pid(), p.children).cpuSeconds)
+  }
 }

@@ -18,8 +18,8 @@ import type { Db } from '../../src/clients/postgres.ts'
 import type { Config } from '../../src/config.ts'
 import { ROOT } from '../../test/support/env.ts'
 import { stackConfigEnv } from '../../test/support/stack-env.ts'
-import { cpuSeconds, usage } from '../proc.ts'
-import { serverProcesses } from '../pipeline.ts'
+import { CpuMeter } from '../proc.ts'
+import { serverProcesses, type Proc } from '../pipeline.ts'
 
 const WRITERS = 4
 const TABLES = { raw: 'bench_plain', outbox: 'bench_outbox', emit: 'bench_emit', logical: 'bench_logical', empty: 'bench_empty' } as const
@@ -78,17 +78,23 @@ export const capture: BenchCase = async ({ scale, log }) => {
     log(`preloaded ${preload} rows per table; ${pairs} pairs per mode × ${txPerSegment} transactions × 5 row writes, ${WRITERS} writers`)
     const ratios: Record<Tracked, number[]> = { outbox: [], emit: [], logical: [] }
     const rates: Record<Table, number[]> = { raw: [], outbox: [], emit: [], logical: [], empty: [] }
-    // CPU seconds of each process during the logical pairs' segments, per side, and the row writes they made
-    const cpu = { raw: new CpuMeter(relay.pid), logical: new CpuMeter(relay.pid) }
+    // CPU per process during the logical pairs' segments, per side, and the row writes they made
+    const procs: Proc[] = [
+      { name: 'writers (bench process)', pid: () => process.pid },
+      { name: 'relay', pid: () => relay!.pid },
+      ...serverProcesses().filter((p) => p.name !== 'ferretdb'),
+    ]
+    const cpu = { raw: new CpuMeter(procs), logical: new CpuMeter(procs) }
+    const cpuRows = { raw: 0, logical: 0 }
     for (let pair = 0; pair < pairs; pair++) {
       for (const mode of TRACKED) {
         const order: Table[] = pair % 2 === 0 ? ['raw', mode] : [mode, 'raw']
         const got = {} as Record<Table, number>
         for (const side of order) {
-          const meter = mode === 'logical' ? cpu[side === 'raw' ? 'raw' : 'logical'] : undefined
-          const before = meter?.sample()
-          const m = await workload(db, TABLES[side], live[side], txPerSegment)
-          if (before) meter!.add(before, m.rows)
+          const metered = mode === 'logical' ? (side === 'raw' ? 'raw' : 'logical') : undefined
+          const run = () => workload(db, TABLES[side], live[side], txPerSegment)
+          const m = metered ? await cpu[metered].measure(run) : await run()
+          if (metered) cpuRows[metered] += m.rows
           got[side] = m.rows / m.seconds
           rates[side].push(got[side])
         }
@@ -122,7 +128,7 @@ export const capture: BenchCase = async ({ scale, log }) => {
           (mode === 'logical'
             ? `; relay streaming as its own process, caught up ${caughtUp.toFixed(1)} s after the last write; ` +
               `it applied the trigger-cost rounds' large transactions at ${applyRate.toFixed(0)} events/s (${drained} events, before the paired rounds); ` +
-              `CPU µs per row write — logical segments: ${cpu.logical.report()}; their untracked segments: ${cpu.raw.report()}`
+              `CPU µs per row write — logical segments: ${cpu.logical.perUnit(cpuRows.logical)}; their untracked segments: ${cpu.raw.perUnit(cpuRows.raw)}`
             : ''),
       }
     }
@@ -155,32 +161,6 @@ function spawnRelay(config: Config): Bun.Subprocess {
     stdout: 'ignore',
     stderr: 'inherit',
   })
-}
-
-/** CPU seconds per process (this bench's writers, the relay, PostgreSQL with its backends, Kafka) over chosen spans. */
-class CpuMeter {
-  private readonly procs: { name: string; seconds: () => number }[]
-  private readonly total: number[]
-  private rows = 0
-  constructor(relayPid: number) {
-    const servers = serverProcesses().filter((p) => p.name !== 'ferretdb')
-    this.procs = [
-      { name: 'writers (bench process)', seconds: () => cpuSeconds(process.pid) },
-      { name: 'relay', seconds: () => cpuSeconds(relayPid) },
-      ...servers.map((p) => ({ name: p.name, seconds: () => usage(p.pid(), p.children).cpuSeconds })),
-    ]
-    this.total = this.procs.map(() => 0)
-  }
-  sample(): number[] {
-    return this.procs.map((p) => p.seconds())
-  }
-  add(before: number[], rows: number) {
-    this.sample().forEach((s, i) => (this.total[i]! += s - before[i]!))
-    this.rows += rows
-  }
-  report(): string {
-    return this.procs.map((p, i) => `${p.name} ${((this.total[i]! * 1e6) / Math.max(1, this.rows)).toFixed(0)}`).join(', ')
-  }
 }
 
 /** Events captured from a bench table so far. */

@@ -13,21 +13,15 @@ import { relayMetrics } from '../../src/relay/metrics.ts'
 import { toMessage, type Outgoing } from '../../src/relay/publish.ts'
 import { EventHeaders } from '../../src/events.ts'
 import { serverProcesses, type Proc } from '../pipeline.ts'
-import { usage } from '../proc.ts'
+import { CpuMeter } from '../proc.ts'
 
 const TX_SIZE = 5
 const AGGREGATES = 500
 const BATCH = 1000 // relay.batchSize default
 const PAIRS = 4
 
-/** CPU seconds the bench process (the relay runs in it, as does the raw producer), PostgreSQL and Kafka spend on `work`. */
+/** What the CPU figures cover: the bench process (the relay runs in it, as does the raw producer), PostgreSQL, Kafka. */
 const PROCESSES: Proc[] = [{ name: 'bench process', pid: () => process.pid }, ...serverProcesses().filter((p) => p.name !== 'ferretdb')]
-async function withCpu<T>(cpu: number[], work: () => Promise<T>): Promise<T> {
-  const before = PROCESSES.map((p) => usage(p.pid(), p.children).cpuSeconds)
-  const result = await work()
-  PROCESSES.forEach((p, i) => (cpu[i] = (cpu[i] ?? 0) + usage(p.pid(), p.children).cpuSeconds - before[i]!))
-  return result
-}
 
 /** `count` events in transactions of TX_SIZE, committed one by one; event g is version g / AGGREGATES + 1 of b<g % AGGREGATES>. */
 const PREFILL = `do $$
@@ -193,15 +187,15 @@ export const relay: BenchCase = async ({ scale, log }) => {
       const raws: Measurement[] = []
       const ours: Measurement[] = []
       const ratios: number[] = []
-      // CPU seconds per process while each side works (the relay's drain includes its start; the prefill is outside)
-      const cpuRaw: number[] = []
-      const cpuOurs: number[] = []
+      // CPU per process while each side works (the relay's drain includes its start; the prefill is outside)
+      const cpuRaw = new CpuMeter(PROCESSES)
+      const cpuOurs = new CpuMeter(PROCESSES)
       for (let pair = 0; pair < PAIRS; pair++) {
-        const runRaw = async () => raws.push(await withCpu(cpuRaw, () => rawProducer(env, events, true)))
+        const runRaw = async () => raws.push(await cpuRaw.measure(() => rawProducer(env, events, true)))
         const runOurs = async () => {
           await env.rt.db().query('truncate cdc.outbox, cdc.event_store')
           await env.rt.db().script(PREFILL.replaceAll('$COUNT', String(count)))
-          ours.push(await withCpu(cpuOurs, () => drain(env, mode, count)))
+          ours.push(await cpuOurs.measure(() => drain(env, mode, count)))
         }
         if (pair % 2 === 0) {
           await runRaw()
@@ -220,12 +214,10 @@ export const relay: BenchCase = async ({ scale, log }) => {
         seconds: sum(ms.map((m) => m.seconds)),
       })
       const ourRate = median(ours.map((m) => m.perSecond))
-      // µs of CPU per event, per process: where the relay's extra time goes
-      const perEvent = (cpu: number[]) => PROCESSES.map((p, i) => `${p.name} ${((cpu[i]! / (count * PAIRS)) * 1e6).toFixed(0)}`).join(', ')
       results.push({
         name: `relay/${mode}`, stage: 'relay', unit: 'event', ours: total(ours), raw: total(raws), ratio: median(ratios),
         target: { ratio: 0.8 },
-        notes: `median of ${PAIRS} paired rounds (AB/BA), spread ${sorted[0]!.toFixed(2)}–${sorted.at(-1)!.toFixed(2)}; backlog of ${count} events (${TX_SIZE}/tx) → Kafka, one Kafka transaction per batch of ${BATCH} + ${mode === 'poll' ? 'outbox delete' : 'outbox delete + LSN confirm'}; raw = kafkajs transactional producer, same messages and batches; vs a plain idempotent send (no transaction, ${rawPlain.perSecond.toFixed(0)}/s): ${(ourRate / rawPlain.perSecond).toFixed(2)}×; CPU µs per event — relay: ${perEvent(cpuOurs)}; raw: ${perEvent(cpuRaw)}`,
+        notes: `median of ${PAIRS} paired rounds (AB/BA), spread ${sorted[0]!.toFixed(2)}–${sorted.at(-1)!.toFixed(2)}; backlog of ${count} events (${TX_SIZE}/tx) → Kafka, one Kafka transaction per batch of ${BATCH} + ${mode === 'poll' ? 'outbox delete' : 'outbox delete + LSN confirm'}; raw = kafkajs transactional producer, same messages and batches; vs a plain idempotent send (no transaction, ${rawPlain.perSecond.toFixed(0)}/s): ${(ourRate / rawPlain.perSecond).toFixed(2)}×; CPU µs per event — relay: ${cpuOurs.perUnit(count * PAIRS)}; raw: ${cpuRaw.perUnit(count * PAIRS)}`,
       })
       log(`${mode}: latency`)
       const lat = await latency(env, mode, Math.max(2, 5 * scale))
