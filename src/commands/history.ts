@@ -37,7 +37,7 @@ export const backfill: Command = {
   summary: 'add the read keys (aggKey, day, actorDay, txId; find keys of states) to documents written before them (resumable)',
   usage: '[<table> …]',
   description:
-    'Sets the top-level fields that make history reads index-served on every history document that lacks them, and records their day buckets; sets the find keys (the console\'s find-by-value) on every state that lacks them. Run once after upgrading from a version without them; safe while the consumer runs; a second run finds nothing to do. Progress on stderr, one JSON result per table on stdout.',
+    'Sets the top-level fields that make history reads index-served on every history document that lacks them, and records their day buckets (and the list of days of each table and actor, which audit search reads); sets the find keys (the console\'s find-by-value) on every state that lacks them. Run once after upgrading from a version without them; safe while the consumer runs; a second run finds nothing to do. Progress on stderr, one JSON result per table on stdout.',
   async run(ctx) {
     const store = await ctx.rt.mongo()
     for (const table of await tablesOf(ctx, backfill)) {

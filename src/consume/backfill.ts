@@ -1,8 +1,9 @@
 // Backfill for history documents written before the read keys existed (src/consume/history.ts): one pass over a
 // table's history that sets `aggKey`, `day`, `actorDay` and `txId` where any is missing, and records their day
-// buckets. Idempotent and resumable (it only looks at documents still missing a key); safe next to a running consumer.
+// buckets; then makes the table's day lists complete. Idempotent and resumable (it only looks at documents still
+// missing a key); safe next to a running consumer.
 import type { Doc, Store, WriteOp } from '../clients/mongo.ts'
-import { READ_KEYS, ensureHistoryIndexes, historyCollection, readKeys, recordDays, type KeySource } from './history.ts'
+import { READ_KEYS, ensureHistoryIndexes, historyCollection, readKeys, reconcileDayLists, recordDays, type KeySource } from './history.ts'
 import { ensureStateIndexes, findKeys, stateCollection } from './state.ts'
 
 export interface BackfillProgress {
@@ -11,6 +12,8 @@ export interface BackfillProgress {
   scanned: number
   /** Of those, documents updated (the others lack an envelope field and are left as they are). */
   updated: number
+  /** Day lists written (history only: one per table and per actor, see history.ts `reconcileDayLists`). */
+  dayLists?: number
 }
 
 const BATCH = 500
@@ -39,6 +42,7 @@ export async function backfillHistory(store: Store, table: string, progress: (p:
     done.updated += docs.length
     progress({ ...done })
   }
+  done.dayLists = await reconcileDayLists(store, table)
   return done
 }
 

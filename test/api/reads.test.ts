@@ -8,7 +8,7 @@ import { connect } from '../../src/clients/postgres.ts'
 import type { Doc, Store } from '../../src/clients/mongo.ts'
 import { backfillHistory } from '../../src/consume/backfill.ts'
 import { Gaps } from '../../src/consume/gaps.ts'
-import { DAYS_COLLECTION, READ_KEYS, daysOf, ensureHistoryIndexes, historyDoc } from '../../src/consume/history.ts'
+import { DAY_LISTS_COLLECTION, DAYS_COLLECTION, READ_KEYS, daysOf, ensureHistoryIndexes, historyDoc, recordDays } from '../../src/consume/history.ts'
 import { pruneHistory } from '../../src/consume/retention.ts'
 import { StateWriter, ensureStateIndexes, findKey, findKeys } from '../../src/consume/state.ts'
 import { REDRIVEN_COLLECTION } from '../../src/consume/dlq.ts'
@@ -49,7 +49,6 @@ const at = (e: CdcEvent, offset: number) => ({ topic: 'cdc.customers', partition
 
 /** As the consumer stores them (read keys, day buckets first). */
 async function storeAsConsumer(table: string, events: CdcEvent[]) {
-  const { recordDays } = await import('../../src/consume/history.ts')
   await recordDays(store, table, events)
   await store.collection(`${table}_history`).insertMany(events.map((e, i) => historyDoc(e, at(e, i), e.occurredAt)))
 }
@@ -114,6 +113,59 @@ describe('read keys', () => {
   })
 })
 
+describe('day lists', () => {
+  const listOf = async (table: string, actor: string | null) =>
+    ((await store.collection(DAY_LISTS_COLLECTION).findOne({ _id: JSON.stringify([table, actor]) })) as { days: string[] } | null)?.days.toSorted()
+  const register = (table: string, actor: string | null, day: string) =>
+    store.collection(DAYS_COLLECTION).insertMany([{ _id: JSON.stringify([table, actor, day]), scope: JSON.stringify([table, actor]), table, day }])
+
+  test('each scope lists its days in one document; registries without lists are read, then folded into the first list', async () => {
+    const table = 'lists_a'
+    await ensureHistoryIndexes(store, [table])
+    // Registered by an older version: no list, read from the registry.
+    await register(table, null, '2024-01-02')
+    await register(table, 'ivy', '2024-01-02')
+    expect(await listOf(table, 'ivy')).toBeUndefined()
+    expect(await daysOf(store, table, 'ivy')).toEqual(['2024-01-02'])
+    // A new day of that scope creates its list, with the registered days.
+    await recordDays(store, table, [event('l1', 1, Date.UTC(2024, 0, 5, 8), 'ivy'), event('l1', 2, Date.UTC(2024, 0, 6, 8), 'jon')])
+    expect(await listOf(table, 'ivy')).toEqual(['2024-01-02', '2024-01-05'])
+    expect(await listOf(table, null)).toEqual(['2024-01-02', '2024-01-05', '2024-01-06'])
+    expect(await listOf(table, 'jon')).toEqual(['2024-01-06'])
+    expect(await daysOf(store, table, null)).toEqual(['2024-01-02', '2024-01-05', '2024-01-06'])
+  })
+
+  test('backfill lists every registered day (scopes with no list; days an older version registered only)', async () => {
+    const table = 'lists_b'
+    await ensureHistoryIndexes(store, [table])
+    await recordDays(store, table, [event('l2', 1, Date.UTC(2024, 1, 1, 8), 'kim')])
+    await register(table, 'kim', '2024-01-20')
+    await register(table, 'lea', '2024-01-21')
+    await register(table, null, '2024-01-21')
+    const result = await backfillHistory(store, table)
+    expect(result.dayLists).toBe(3)
+    expect(await listOf(table, 'kim')).toEqual(['2024-01-20', '2024-02-01'])
+    expect(await listOf(table, 'lea')).toEqual(['2024-01-21'])
+    expect(await daysOf(store, table, null)).toEqual(['2024-01-21', '2024-02-01'])
+    // Twice: nothing changes.
+    await backfillHistory(store, table)
+    expect(await listOf(table, 'kim')).toEqual(['2024-01-20', '2024-02-01'])
+  })
+
+  test('two writers creating one list at once both land', async () => {
+    const table = 'lists_c'
+    await ensureHistoryIndexes(store, [table])
+    // Two processes (separate memos: two stores) record different days of one scope at the same moment.
+    const other = await api.rt.mongo()
+    const second = { collection: other.collection.bind(other), ping: () => other.ping(), close: async () => {} }
+    await Promise.all([
+      recordDays(store, table, [event('l3', 1, Date.UTC(2024, 2, 1, 8), 'max')]),
+      recordDays(second, table, [event('l3', 2, Date.UTC(2024, 2, 2, 8), 'max')]),
+    ])
+    expect(await listOf(table, 'max')).toEqual(['2024-03-01', '2024-03-02'])
+  })
+})
+
 describe('GET /state/:table/:id', () => {
   test('the latest row, version and deletion from the read model; 404s', async () => {
     const gaps = new Gaps(store)
@@ -175,7 +227,7 @@ describe('backfill', () => {
     expect((await api.call('GET', '/history/products/b1')).body.items).toEqual([])
     const progress: number[] = []
     const result = await backfillHistory(store, 'products', (p) => progress.push(p.updated))
-    expect(result).toEqual({ table: 'products', scanned: 1200, updated: 1200 })
+    expect(result).toMatchObject({ table: 'products', scanned: 1200, updated: 1200 })
     expect(progress.at(-1)).toBe(1200)
     const page = await api.call('GET', '/history/products/b1?limit=100')
     expect(page.body.items.map((i: { version: number }) => i.version)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1))
@@ -185,7 +237,7 @@ describe('backfill', () => {
     expect(erin.body.items.every((i: CdcEvent) => i.actor.id === 'erin')).toBe(true)
     expect(erin.body.nextCursor).not.toBeNull()
     expect((await api.call('GET', `/history/products/b7/at?ts=${old[47]!.occurredAt}`)).body).toMatchObject({ version: 2 })
-    expect(await backfillHistory(store, 'products')).toEqual({ table: 'products', scanned: 0, updated: 0 })
+    expect(await backfillHistory(store, 'products')).toMatchObject({ table: 'products', scanned: 0, updated: 0 })
   })
 })
 

@@ -582,7 +582,10 @@ mongo_up() {
     port_free mongo "$MONGO_PORT" || return 1
     say "mongo: starting FerretDB $FDB_VERSION ($MONGO_HANDLER) on $HOST:$MONGO_PORT"
     [ -f "$MONGO_LOG" ] && mv -f "$MONGO_LOG" "$MONGO_LOG.prev"
-    start_detached "$MONGO_PIDFILE" "$MONGO_LOG" "$FDB_BIN" "${args[@]}"
+    # GOGC=400: FerretDB turns every document into short-lived Go values, and the collector's default pace (100)
+    # cost it a third of its CPU (114 history documents read: 72–77 → 46–50 ms of CPU per query; inserts 216–242 →
+    # 136–170 µs per document), for ~80 MB of memory. An operator's own GOGC wins.
+    GOGC="${GOGC:-400}" start_detached "$MONGO_PIDFILE" "$MONGO_LOG" "$FDB_BIN" "${args[@]}"
   fi
   wait_ready mongo "$MONGO_LOG" mongo_pid mongo_ready || return 1
   say "mongo: up  $MONGO_URL"

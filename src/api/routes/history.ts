@@ -71,16 +71,23 @@ async function auditPart(
   const buckets = q.actor !== undefined ? days : days.flatMap((d) => HOURS.map((h) => `${d}T${h}`)).filter(within)
   if (dir === -1) buckets.reverse()
   const collection = store.collection(historyCollection(table))
-  const read = (bucketKey: string) => {
+  const read = (bucketKey: string, limit: number) => {
     const bucket = q.actor !== undefined ? { actorDay: actorDayKey(bucketKey, q.actor) } : { hour: bucketKey }
     const filter = { ...bucket, ...(q.type ? { type: q.type } : {}), ...andAlso([...occurredWithin(range), ...keyset]) }
-    return collection.find(filter, { sort: { occurredAt: dir, _id: dir }, limit: want })
+    return collection.find(filter, { sort: { occurredAt: dir, _id: dir }, limit })
   }
-  // Sparse buckets (an actor active on few events a day) would take one round trip each: read a growing window of
-  // days at once (2, 4, … 32), in order, until the page is full.
+  // Buckets in order, several at once, as many per round as the last round's density says the page still needs: a
+  // sparse actor or table takes few round trips, and a dense one is not over-read (FerretDB decodes every document of
+  // a bucket it reads to sort it: two hours of a busy table were 4× the page). The first round reads one hour of a
+  // table, or two days of an actor (a busy actor's day holds about half a page); an empty round doubles the next.
   const out: Doc[] = []
-  for (let i = 0, width = 2; i < buckets.length && out.length < want; i += width, width = Math.min(width * 2, 32)) {
-    for (const docs of await Promise.all(buckets.slice(i, i + width).map(read))) out.push(...docs)
+  for (let i = 0, width = q.actor !== undefined ? 2 : 1; i < buckets.length && out.length < want; ) {
+    const round = buckets.slice(i, i + width)
+    const left = want - out.length
+    for (const docs of await Promise.all(round.map((b) => read(b, left)))) out.push(...docs)
+    i += round.length
+    const perBucket = (out.length - (want - left)) / round.length
+    width = Math.min(32, perBucket > 0 ? Math.max(1, Math.ceil((want - out.length) / perBucket)) : width * 2)
   }
   return out.slice(0, want)
 }
