@@ -185,9 +185,8 @@ async function loadInstance(size: number, log: (m: string) => void): Promise<Ins
 
 /**
  * Measured at rest, not in the bulk load's wake: on the local FerretDB (its documents in the stack's PostgreSQL) the
- * loaded tables are vacuumed and analyzed and a checkpoint written first. Otherwise autovacuum's pass over a 2.7 GB
- * table and the checkpoint's writes of the load ran during the measurement (seen: three audit pages of 150 at ~265 ms
- * where the rest took 50–80 ms). Elsewhere (real MongoDB) nothing to do.
+ * loaded tables are vacuumed and analyzed and a checkpoint written first, so that autovacuum's pass over a 2.7 GB
+ * table and the checkpoints of the load do not run during the measurement. Elsewhere (real MongoDB) nothing to do.
  */
 async function settle(instances: Instance[], log: (m: string) => void) {
   const url = new URL(instances[0]!.postgresUrl)

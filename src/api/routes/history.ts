@@ -83,10 +83,10 @@ async function auditPart(
   const out: Doc[] = []
   for (let i = 0, width = q.actor !== undefined ? 2 : 1; i < buckets.length && out.length < want; ) {
     const round = buckets.slice(i, i + width)
-    const left = want - out.length
-    for (const docs of await Promise.all(round.map((b) => read(b, left)))) out.push(...docs)
+    const before = out.length
+    for (const docs of await Promise.all(round.map((b) => read(b, want - before)))) out.push(...docs)
     i += round.length
-    const perBucket = (out.length - (want - left)) / round.length
+    const perBucket = (out.length - before) / round.length
     width = Math.min(32, perBucket > 0 ? Math.max(1, Math.ceil((want - out.length) / perBucket)) : width * 2)
   }
   return out.slice(0, want)
