@@ -1,6 +1,6 @@
 // History reads as the history grows: one collection bulk-loaded with synthetic history of the consumer's real shape
 // (src/consume/history.ts historyDoc, day buckets, and one state per aggregate), grown step by step to each size,
-// and at each size the latency of one request at a time through the HTTP API:
+// and at each size the latency of one request at a time through the HTTP API (each size's own `cdc serve` process):
 //   history-page  GET /history/customers/:id?limit=50         (random aggregate)
 //   at            GET /history/customers/:id/at?ts=…           (random aggregate, an instant inside its history)
 //   audit-actor   GET /history?table=customers&actor=…&limit=50 (random actor, newest first)
@@ -11,8 +11,9 @@
 // (aggregates start at random days), 20 events per aggregate an hour apart, 100 actors: buckets get denser as it grows.
 import type { BenchCase, CaseResult } from '../types.ts'
 import { latencyMeasurement } from '../types.ts'
-import { createTestEnv } from '../../test/support/env.ts'
-import { startApi } from '../../src/api/server.ts'
+import { ROOT, createTestEnv } from '../../test/support/env.ts'
+import { stackConfigEnv } from '../../test/support/stack-env.ts'
+import type { Config } from '../../src/config.ts'
 import { migrate } from '../../src/capture/migrate.ts'
 import { DAY_LISTS_COLLECTION, DAYS_COLLECTION, ensureHistoryIndexes, historyDoc, reconcileDayLists, type DayDoc } from '../../src/consume/history.ts'
 import type { CdcEvent } from '../../src/events.ts'
@@ -66,7 +67,7 @@ function eventOf(i: number): CdcEvent {
 
 const label = (n: number) => (n >= 1_000_000 ? `${n / 1_000_000}M` : n >= 1000 ? `${n / 1000}k` : String(n))
 
-/** One size: its own MongoDB database (collections grown from empty) behind its own API server. */
+/** One size: its own MongoDB database (collections grown from empty) behind its own `cdc serve`. */
 interface Load {
   seconds: number
   insertSeconds: number
@@ -84,14 +85,48 @@ interface Instance {
   close(): Promise<void>
 }
 
-async function loadInstance(size: number, log: (m: string) => void): Promise<Instance> {
-  const env = await createTestEnv((c) => {
-    c.http.port = 0 as number
-    c.http.maxPageSize = Math.max(c.http.maxPageSize, 50)
+/**
+ * `cdc serve` as its own process for one size's database, as deployed: not inside the bench process, whose bulk load
+ * leaves a large heap to collect and whose client shares the event loop with the server.
+ */
+async function startServe(config: Config): Promise<{ url: string; stop(): Promise<void> }> {
+  const port = 19000 + Math.floor(Math.random() * 1000)
+  const child = Bun.spawn(['bun', 'run', `${ROOT}src/cli.ts`, 'serve'], {
+    env: {
+      ...(process.env as Record<string, string>),
+      ...stackConfigEnv(),
+      CDC_CONFIG: `${ROOT}cdc.toml`,
+      CDC_DEMO_ENABLED: 'true',
+      CDC_POSTGRES_URL: config.postgres.url,
+      CDC_MONGO_DATABASE: config.mongo.database,
+      CDC_KAFKA_TOPIC_TEMPLATE: config.kafka.topicTemplate,
+      CDC_KAFKA_CLIENT_ID: config.kafka.clientId,
+      CDC_HTTP_PORT: String(port),
+      CDC_LOG_LEVEL: 'warn',
+    },
+    stdout: 'ignore',
+    stderr: 'ignore',
   })
+  const url = `http://127.0.0.1:${port}/`
+  const stop = async () => {
+    child.kill('SIGTERM')
+    await Promise.race([child.exited, Bun.sleep(10_000)])
+    child.kill(9)
+  }
+  for (const deadline = Date.now() + 60_000; ; await Bun.sleep(250)) {
+    if ((await fetch(`${url}readyz`).catch(() => null))?.ok) return { url, stop }
+    if (child.exitCode !== null || Date.now() > deadline) {
+      await stop()
+      throw new Error(`cdc serve did not become ready (exit code ${child.exitCode})`)
+    }
+  }
+}
+
+async function loadInstance(size: number, log: (m: string) => void): Promise<Instance> {
+  const env = await createTestEnv()
   // Tables are served from the tracked set in the database (the demo's, once migrated).
   await migrate(env.rt)
-  const server = await startApi(env.rt)
+  const server = await startServe(env.config)
   const store = await env.rt.mongo()
   // The collections are large: drop them (a deleteMany of a million documents outlives any time limit).
   const drop = async () => {
@@ -267,7 +302,7 @@ export const reads: BenchCase = async ({ scale, log }) => {
           unit: 'request',
           ours: m,
           ...(targets[op] !== undefined && inst.size >= 1_000_000 ? { target: { p99Ms: targets[op] } } : {}),
-          notes: `${label(inst.size)} history documents; one request at a time over HTTP, interleaved with the other sizes, after the load was vacuumed and checkpointed; p50(${label(inst.size)})/p50(${label(sizes[0]!)}) = ${(m.p50Ms! / base).toFixed(2)}`,
+          notes: `${label(inst.size)} history documents; one request at a time over HTTP to its own cdc serve, interleaved with the other sizes, after the load was vacuumed and checkpointed; p50(${label(inst.size)})/p50(${label(sizes[0]!)}) = ${(m.p50Ms! / base).toFixed(2)}`,
         })
       }
     }
