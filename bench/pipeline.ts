@@ -113,6 +113,23 @@ export async function waitFor(check: () => Promise<boolean>, timeoutMs: number, 
   throw new Error(`timed out waiting for ${what}`)
 }
 
+/**
+ * The settings that point a `cdc` process at a test environment's own database, MongoDB database, topics, slot and
+ * names (test/support/env.ts), for a bench that spawns one role as its own process.
+ */
+export function testEnvSettings(config: Config): Record<string, string> {
+  return {
+    ...stackConfigEnv(),
+    CDC_CONFIG: `${ROOT}cdc.toml`,
+    CDC_POSTGRES_URL: config.postgres.url,
+    CDC_MONGO_DATABASE: config.mongo.database,
+    CDC_KAFKA_TOPIC_TEMPLATE: config.kafka.topicTemplate,
+    CDC_KAFKA_CLIENT_ID: config.kafka.clientId,
+    CDC_RELAY_TRANSACTIONAL_ID: config.relay.transactionalId,
+    CDC_RELAY_SLOT: config.relay.slot,
+    CDC_RELAY_PUBLICATION: config.relay.publication,
+  }
+}
 
 /** The pipeline's `role` process and the stack's servers. */
 export function pipelineProcesses(pipeline: Pipeline, role: RoleName): Proc[] {

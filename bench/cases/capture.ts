@@ -17,9 +17,8 @@ import { captureSpec } from '../../src/capture/spec.ts'
 import type { Db } from '../../src/clients/postgres.ts'
 import type { Config } from '../../src/config.ts'
 import { ROOT } from '../../test/support/env.ts'
-import { stackConfigEnv } from '../../test/support/stack-env.ts'
 import { CpuMeter } from '../proc.ts'
-import { serverProcesses, type Proc } from '../pipeline.ts'
+import { serverProcesses, testEnvSettings, type Proc } from '../pipeline.ts'
 
 const WRITERS = 4
 const TABLES = { raw: 'bench_plain', outbox: 'bench_outbox', emit: 'bench_emit', logical: 'bench_logical', empty: 'bench_empty' } as const
@@ -146,15 +145,9 @@ function spawnRelay(config: Config): Bun.Subprocess {
     cwd: ROOT,
     env: {
       ...process.env,
-      ...stackConfigEnv(),
+      ...testEnvSettings(config),
       CDC_DEMO_ENABLED: 'false',
       CDC_CAPTURE_MODE: 'logical',
-      CDC_POSTGRES_URL: config.postgres.url,
-      CDC_KAFKA_TOPIC_TEMPLATE: config.kafka.topicTemplate,
-      CDC_KAFKA_CLIENT_ID: config.kafka.clientId,
-      CDC_RELAY_TRANSACTIONAL_ID: config.relay.transactionalId,
-      CDC_RELAY_SLOT: config.relay.slot,
-      CDC_RELAY_PUBLICATION: config.relay.publication,
       CDC_OPS_PORT: '0',
       CDC_LOG_LEVEL: 'error',
     },

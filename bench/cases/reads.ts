@@ -12,7 +12,7 @@
 import type { BenchCase, CaseResult } from '../types.ts'
 import { latencyMeasurement } from '../types.ts'
 import { ROOT, createTestEnv } from '../../test/support/env.ts'
-import { stackConfigEnv } from '../../test/support/stack-env.ts'
+import { testEnvSettings } from '../pipeline.ts'
 import type { Config } from '../../src/config.ts'
 import { migrate } from '../../src/capture/migrate.ts'
 import { DAY_LISTS_COLLECTION, DAYS_COLLECTION, ensureHistoryIndexes, historyDoc, reconcileDayLists, type DayDoc } from '../../src/consume/history.ts'
@@ -94,13 +94,8 @@ async function startServe(config: Config): Promise<{ url: string; stop(): Promis
   const child = Bun.spawn(['bun', 'run', `${ROOT}src/cli.ts`, 'serve'], {
     env: {
       ...(process.env as Record<string, string>),
-      ...stackConfigEnv(),
-      CDC_CONFIG: `${ROOT}cdc.toml`,
+      ...testEnvSettings(config),
       CDC_DEMO_ENABLED: 'true',
-      CDC_POSTGRES_URL: config.postgres.url,
-      CDC_MONGO_DATABASE: config.mongo.database,
-      CDC_KAFKA_TOPIC_TEMPLATE: config.kafka.topicTemplate,
-      CDC_KAFKA_CLIENT_ID: config.kafka.clientId,
       CDC_HTTP_PORT: String(port),
       CDC_LOG_LEVEL: 'warn',
     },

@@ -158,16 +158,14 @@ export async function recordDays(store: Store, table: string, events: Pick<KeySo
   for (const d of fresh) byScope.set(d.scope, [...(byScope.get(d.scope) ?? []), d.day])
   const known = memo(listed, store)
   const lists = store.collection<DayListDoc>(DAY_LISTS_COLLECTION)
-  const ops = await Promise.all(
-    [...byScope].map(async ([scope, days]): Promise<WriteOp> => {
+  const additions = await Promise.all(
+    [...byScope].map(async ([scope, days]): Promise<[string, string[]]> => {
       // A list created now starts with every day the registry has (history recorded before lists existed).
       if (!known.has(scope) && (await lists.findOne({ _id: scope })) === null) days = [...days, ...(await registeredDays(store, scope))]
-      return { updateOne: { filter: { _id: scope }, update: { $addToSet: { days: { $each: days } }, $setOnInsert: { table } }, upsert: true } }
+      return [scope, days]
     }),
   )
-  // Two writers creating one list at once: the loser's upsert is a duplicate key; as an update it applies.
-  const { duplicates } = await lists.bulkWrite(ops)
-  if (duplicates.length > 0) await lists.bulkWrite(duplicates.map((i) => ops[i]!))
+  await addToLists(store, table, additions)
   if (known.size + byScope.size > RECORDED_MAX) known.clear()
   for (const scope of byScope.keys()) known.add(scope)
   if (seen.size + fresh.length > RECORDED_MAX) seen.clear()
@@ -184,16 +182,20 @@ export async function reconcileDayLists(store: Store, table: string): Promise<nu
   for await (const batch of store.collection<DayDoc>(DAYS_COLLECTION).scan({ table }, { batchSize: 1000, projection: { scope: 1, day: 1 } })) {
     for (const d of batch) byScope.set(d.scope, [...(byScope.get(d.scope) ?? []), d.day])
   }
-  const ops: WriteOp[] = [...byScope].map(([scope, days]) => ({
+  const additions = [...byScope]
+  for (let i = 0; i < additions.length; i += 100) await addToLists(store, table, additions.slice(i, i + 100))
+  return additions.length
+}
+
+/** Adds days to scopes' lists, creating the lists that are missing. */
+async function addToLists(store: Store, table: string, additions: [scope: string, days: string[]][]): Promise<void> {
+  const lists = store.collection(DAY_LISTS_COLLECTION)
+  const ops: WriteOp[] = additions.map(([scope, days]) => ({
     updateOne: { filter: { _id: scope }, update: { $addToSet: { days: { $each: days } }, $setOnInsert: { table } }, upsert: true },
   }))
-  const lists = store.collection(DAY_LISTS_COLLECTION)
-  for (let i = 0; i < ops.length; i += 100) {
-    const chunk = ops.slice(i, i + 100)
-    const { duplicates } = await lists.bulkWrite(chunk)
-    if (duplicates.length > 0) await lists.bulkWrite(duplicates.map((k) => chunk[k]!))
-  }
-  return ops.length
+  // Two writers creating one list at once: the loser's upsert is a duplicate key; as an update it applies.
+  const { duplicates } = await lists.bulkWrite(ops)
+  if (duplicates.length > 0) await lists.bulkWrite(duplicates.map((i) => ops[i]!))
 }
 
 async function registeredDays(store: Store, scope: string): Promise<string[]> {
