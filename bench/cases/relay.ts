@@ -8,6 +8,7 @@ import { Kafka, logLevel } from 'kafkajs'
 import { latencyMeasurement, median, sum, type BenchCase, type CaseResult, type Measurement } from '../types.ts'
 import { createTestEnv, type TestEnv } from '../../test/support/env.ts'
 import { migrate } from '../../src/capture/migrate.ts'
+import { RELAY_LINGER_MS } from '../../src/config.ts'
 import { startRelay } from '../../src/relay/index.ts'
 import { relayMetrics } from '../../src/relay/metrics.ts'
 import { toMessage, type Outgoing } from '../../src/relay/publish.ts'
@@ -171,7 +172,7 @@ export const relay: BenchCase = async ({ scale, log }) => {
   for (const mode of ['poll', 'wal'] as const) {
     const env = await createTestEnv((c) => {
       c.relay.batchSize = BATCH
-      c.relay.lingerMs = 5
+      c.relay.lingerMs = RELAY_LINGER_MS
     })
     try {
       await migrate(env.rt)
