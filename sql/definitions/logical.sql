@@ -94,6 +94,7 @@ declare
   v_agg text;
   v_keys text[];
   v_n int;
+  v_g_index int;
 begin
   select s.applied_lsn, s.partial_lsn, s.partial_items, s.partial_index into v_applied, v_plsn, v_pitems, v_pindex
     from cdc.logical_slots s where s.slot = p_slot for update;
@@ -190,9 +191,13 @@ begin
       else
         v_applied := v_lsn; v_plsn := null; v_pitems := null; v_pindex := null;
       end if;
-      -- its events in order (one id per index the capture code took): a part's own, a whole transaction's all
-      return query select e.id::text, e.aggregate_type, e.aggregate_id, e.version, e.type, e.payload::text
-        from generate_series(case when v_part then v_start else 0 end, v_n - 1) g join cdc.event_store e on e.id = cdc.logical_event_id(v_lsn, v_at, g) order by g;
+      -- its events in order (one id per index the capture code took): a part's own, a whole transaction's all. One
+      -- lookup per event: a join with generate_series was planned again for every transaction (its custom plan, with
+      -- the row count known, always looked cheaper than the generic one), an eighth of the apply step's time.
+      for v_g_index in case when v_part then v_start else 0 end .. v_n - 1 loop
+        return query select e.id::text, e.aggregate_type, e.aggregate_id, e.version, e.type, e.payload::text
+          from cdc.event_store e where e.id = cdc.logical_event_id(v_lsn, v_at, v_g_index);
+      end loop;
     elsif not v_part then
       -- applied before this replay: read its events back (ids derive from its commit position)
       v_n := 0;
