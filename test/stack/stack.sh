@@ -568,7 +568,7 @@ mongo_up() {
     local args=(-listen "$HOST:$MONGO_PORT" -handler "$MONGO_HANDLER")
     if [ "$MONGO_HANDLER" = postgresql ]; then
       # FerretDB's own database inside our PostgreSQL (needs `up postgres` first).
-      PG_BIN="$(pg_find_bin)"
+      pg_setup_vars
       "$PG_BIN/psql" -X -qtA -h "$HOST" -p "$PG_PORT" -U cdc -d postgres \
         -c "SELECT 1 FROM pg_database WHERE datname = 'ferretdb'" | grep -q 1 ||
         run_logged "create database ferretdb" "$PG_BIN/psql" -X -q -h "$HOST" -p "$PG_PORT" -U cdc -d postgres \
@@ -578,7 +578,6 @@ mongo_up() {
       # Over the unix socket, not TCP loopback: a result of a few hundred kB (an hour bucket of a busy history) sent at
       # once overran the receive buffer of a FerretDB connection; the dropped segments came back only after the 200 ms
       # retransmission timeout, so 2–7% of such reads took ~250 ms instead of ~45 (drops seen in `ss -tm`'s skmem d).
-      pg_setup_vars
       args+=(-postgresql-url "postgres://cdc:cdc@/ferretdb?host=$PG_RUN&port=$PG_PORT")
     else
       args+=(-dir "$MONGO_HOME/data")
