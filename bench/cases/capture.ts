@@ -2,8 +2,9 @@
 // - throughput: the same write workload (WRITERS connections; each transaction sets cdc.actor / reason /
 //   correlation_id / causation_id / source, inserts 2 rows, updates 2, deletes 1) on an untracked table and on the
 //   same table tracked in outbox, emit or logical mode (logical: with `cdc relay` running as its own process on this
-//   machine, as it is deployed, decoding and publishing the changes while they are written, and caught up at the end;
-//   in the bench's own process its JavaScript would delay the writers' client, a cost no deployment has). Each round
+//   machine, as it is deployed, decoding and publishing the changes while they are written; each logical segment is
+//   timed until the relay has applied all of its writes, so the rate is one the relay keeps up with; in the bench's
+//   own process its JavaScript would delay the writers' client, a cost no deployment has). Each round
 //   is a pair of short back-to-back segments, untracked and tracked, in alternating order (AB BA AB …), so drift
 //   (checkpoints, autovacuum, other engineers' jobs) hits both sides of a pair alike; the result is the median of the
 //   per-pair ratios, with their spread, and for logical mode the CPU each process spent per row write.
@@ -45,7 +46,7 @@ export const capture: BenchCase = async ({ scale, log }) => {
     const db = env.rt.db()
     const preload = Math.max(1000, Math.min(10_000, Math.round(2000 * scale)))
     const pairs = Math.max(4, Math.round(16 * scale))
-    const txPerSegment = Math.max(40, Math.round(300 * scale))
+    const txPerSegment = Math.max(40, Math.round(600 * scale))
     const live = {} as Record<Table, LiveIds>
     for (const [name, table] of Object.entries(TABLES) as [Table, string][]) {
       await db.query(CREATE(table))
@@ -91,7 +92,9 @@ export const capture: BenchCase = async ({ scale, log }) => {
         const got = {} as Record<Table, number>
         for (const side of order) {
           const metered = mode === 'logical' ? (side === 'raw' ? 'raw' : 'logical') : undefined
-          const run = () => workload(db, TABLES[side], live[side], txPerSegment)
+          // A logical segment ends when the relay has applied every change it wrote: the writers' rate counts the
+          // relay keeping up, and no backlog spills into the next segment's time or CPU.
+          const run = side === 'logical' ? () => appliedToo(db, () => workload(db, TABLES[side], live[side], txPerSegment)) : () => workload(db, TABLES[side], live[side], txPerSegment)
           const m = metered ? await cpu[metered].measure(run) : await run()
           if (metered) cpuRows[metered] += m.rows
           got[side] = m.rows / m.seconds
@@ -125,7 +128,7 @@ export const capture: BenchCase = async ({ scale, log }) => {
           `(empty trigger: ${micro.empty.insert.toFixed(0)}/${micro.empty.update.toFixed(0)}/${micro.empty.delete.toFixed(0)}); ` +
           `${WRITERS} writers, tx = 2 inserts + 2 updates + 1 delete with actor, reason, correlation and causation ids set; ${events!.n} events captured` +
           (mode === 'logical'
-            ? `; relay streaming as its own process, caught up ${caughtUp.toFixed(1)} s after the last write; ` +
+            ? `; relay streaming as its own process, each segment timed until it had applied the segment's writes; published all ${caughtUp.toFixed(1)} s after the last write; ` +
               `it applied the trigger-cost rounds' large transactions at ${applyRate.toFixed(0)} events/s (${drained} events, before the paired rounds); ` +
               `CPU µs per row write — logical segments: ${cpu.logical.perUnit(cpuRows.logical)}; their untracked segments: ${cpu.raw.perUnit(cpuRows.raw)}`
             : ''),
@@ -174,6 +177,24 @@ async function relayCaughtUp(db: Db, slot: string, timeoutMs = 120_000): Promise
   }
 }
 
+/**
+ * Runs a workload on the logical table and waits until the relay has applied all of its row writes (one event each)
+ * to the event store; the seconds include that wait. Event ids start with their commit's millisecond (UUIDv7), so the
+ * segment's events are a primary-key range.
+ */
+async function appliedToo(db: Db, work: () => Promise<{ rows: number; seconds: number }>) {
+  const from = Date.now() - 1
+  const t0 = performance.now()
+  const m = await work()
+  const lowest = `${from.toString(16).padStart(12, '0').replace(/^(.{8})/, '$1-')}-7000-8000-000000000000`
+  for (const deadline = t0 + 120_000; ; await Bun.sleep(5)) {
+    const [row] = await db.query<{ n: number }>(`select count(*)::int as n from cdc.event_store where id >= $1::uuid and aggregate_type = $2`, [lowest, TABLES.logical])
+    if (row!.n >= m.rows) break
+    if (performance.now() > deadline) throw new Error(`the logical relay applied ${row!.n} of ${m.rows} row writes within 120 s`)
+  }
+  return { rows: m.rows, seconds: (performance.now() - t0) / 1000 }
+}
+
 /** Ids of the rows a table still has, kept across segments so updates and deletes always hit a row. */
 class LiveIds {
   private ids: number[]
@@ -218,13 +239,16 @@ async function workload(db: Db, table: string, live: LiveIds, transactions: numb
              values ($1, $2, $3, 1, 9.99), ($4, $5, $3, 2, 19.99) returning id`,
             [`new ${w}-${i}a`, `n${w}-${i}a@example.com`, `${i} New Street`, `new ${w}-${i}b`, `n${w}-${i}b@example.com`],
           )
-          await tx.query(`update public.${table} set quantity = quantity + 1, updated_at = now() where id = $1`, [a])
-          await tx.query(`update public.${table} set address = $2, price = price + 1 where id = $1`, [b, `${i} Other Street`])
-          await tx.query(`delete from public.${table} where id = $1`, [victim])
-          return ids.map((r) => Number(r.id))
+          // (returning: a row another writer deleted meanwhile is no row write, and makes no event)
+          const touched = [
+            ...(await tx.query(`update public.${table} set quantity = quantity + 1, updated_at = now() where id = $1 returning id`, [a])),
+            ...(await tx.query(`update public.${table} set address = $2, price = price + 1 where id = $1 returning id`, [b, `${i} Other Street`])),
+            ...(await tx.query(`delete from public.${table} where id = $1 returning id`, [victim])),
+          ]
+          return { ids: ids.map((r) => Number(r.id)), writes: ids.length + touched.length }
         })
-        live.add(inserted)
-        rows += 5
+        live.add(inserted.ids)
+        rows += inserted.writes
       }
     }),
   )
