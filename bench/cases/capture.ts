@@ -94,7 +94,8 @@ export const capture: BenchCase = async ({ scale, log }) => {
           const metered = mode === 'logical' ? (side === 'raw' ? 'raw' : 'logical') : undefined
           // A logical segment ends when the relay has applied every change it wrote: the writers' rate counts the
           // relay keeping up, and no backlog spills into the next segment's time or CPU.
-          const run = side === 'logical' ? () => appliedToo(db, () => workload(db, TABLES[side], live[side], txPerSegment)) : () => workload(db, TABLES[side], live[side], txPerSegment)
+          const segment = () => workload(db, TABLES[side], live[side], txPerSegment)
+          const run = side === 'logical' ? () => appliedToo(db, segment) : segment
           const m = metered ? await cpu[metered].measure(run) : await run()
           if (metered) cpuRows[metered] += m.rows
           got[side] = m.rows / m.seconds
