@@ -29,11 +29,11 @@ afterAll(async () => {
   await env?.cleanup()
 })
 
-/** A backlog of AGGREGATES × VERSIONS events on `topic`, versions interleaved so every batch touches many aggregates. */
-async function backlog(topic: string, prefix: string) {
+/** A backlog of AGGREGATES × `depth` events on `topic`, versions interleaved so every batch touches many aggregates. */
+async function backlog(topic: string, prefix: string, depth = VERSIONS) {
   await ensureTopics(env, [topic])
   const ids = Array.from({ length: AGGREGATES }, (_, i) => `${prefix}${i}`)
-  const events = Array.from({ length: VERSIONS }, (_, v) => ids.flatMap((id) => versions('customers', id, v + 1, v + 1))).flat()
+  const events = Array.from({ length: depth }, (_, v) => ids.flatMap((id) => versions('customers', id, v + 1, v + 1))).flat()
   for (let i = 0; i < events.length; i += 2000) await publish(env, events.slice(i, i + 2000).map((e) => message(env, e, topic)))
   return { ids, total: events.length }
 }
@@ -114,7 +114,9 @@ describe('consumer stop', () => {
 
   test('cdc consume whose MongoDB takes a minute over a batch stops within its shutdown budget on SIGTERM', async () => {
     const topic = `${env.tag}_hung.customers`
-    const { total } = await backlog(topic, 'h')
+    // Several fetches per partition (a fetch takes up to 1 MB of one): with one batch per partition, a fast machine
+    // stored and committed the whole backlog before the test could slow MongoDB down.
+    const { total } = await backlog(topic, 'h', VERSIONS * 5)
     const mongo = await slowableMongo()
     const groupId = `${env.config.consume.groupId}-hung`
     const child = Bun.spawn(['bun', 'run', 'src/cli.ts', 'consume'], {
