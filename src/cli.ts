@@ -87,9 +87,10 @@ async function main(argv: string[]): Promise<number> {
   })
   const config = await loadConfig({ path: (parsed.values.config as string | undefined) ?? configPath, args })
   setLogLevel(config.log.level)
-  // Runtime warnings (e.g. kafkajs scheduling a negative timeout, which Bun clamps to 1 ms) would otherwise go to
-  // stderr as plain text: a listener replaces Bun's printing, so they are JSON log lines like the rest.
-  process.on('warning', (warning) => log.debug('runtime warning', { name: warning.name, warning: warning.message }))
+  // Runtime warnings (a listener leak, a deprecation) would otherwise go to stderr as plain text: a listener replaces
+  // Bun's printing, so they are JSON log lines like the rest, at warn (none is emitted in normal running: kafkajs's
+  // negative timer is patched away).
+  process.on('warning', (warning) => log.warn('runtime warning', { name: warning.name, warning: warning.message }))
   for (const unknown of unknownEnv()) log.warn('unknown CDC_ environment variable; ignored', unknown)
   const rt = createRuntime(config, log)
   let roles: Role[] = []
