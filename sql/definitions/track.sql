@@ -209,7 +209,9 @@ $$;
 -- The generated functions run with enable_seqscan = off: a session caches the plan of a trigger's statements, and one
 -- planned while cdc.event_store was small (a fresh install, or analyzed while empty) probed the version by a
 -- sequential scan kept as the table grew (a 2,000-row INSERT into a freshly tracked table cost up to 16 ms per row).
--- Every statement of them is a keyed lookup or an insert; the SET clause costs below the noise (~1 µs).
+-- Every statement of them is a keyed lookup or an insert; the SET clause costs below the noise (~1 µs) in a trigger.
+-- The logical-mode function has none: it runs only inside cdc.logical_apply, which sets it for the whole call (a SET
+-- clause there was a GUC save and restore per row, ~2% of the apply step).
 create or replace function cdc.track(p_schema text, p_table text, p_spec jsonb) returns jsonb language plpgsql as $track$
 declare
   v_rel oid;
@@ -388,7 +390,7 @@ begin
     execute format('drop function if exists cdc.%I(text, %I.%I, %I.%I)', v_fn, p_schema, p_table, p_schema, p_table);
   end if;
   v_body := format($f$
-create or replace function cdc.%1$I%10$s language plpgsql set enable_seqscan = off as $fn$
+create or replace function cdc.%1$I%10$s language plpgsql%15$s as $fn$
 declare
   v_id text; v_op text; v_type text; v_changes text; v_before text; v_after text; v_changes_j jsonb; v_split record;
   v_reason text;
@@ -421,7 +423,8 @@ $f$,
   if v_reason is not null and coalesce(current_setting('cdc.reason', true), '') <> '' then v_reason := null; end if;
   if v_reason is not null then perform set_config('cdc.reason', v_reason, true); end if;$r$ end,
     case when v_reason_c is null and v_reason_d is null then '' else $r$
-  if v_reason is not null then perform set_config('cdc.reason', '', true); end if;$r$ end);
+  if v_reason is not null then perform set_config('cdc.reason', '', true); end if;$r$ end,
+    case when v_mode = 'logical' then '' else ' set enable_seqscan = off' end);
   execute v_body;
 
   -- Snapshot batch: the next rows after the cursor key, locked briefly so a concurrent writer's version follows.
@@ -471,6 +474,8 @@ $f$,
       spec = excluded.spec,
       -- a refresh after ALTER TABLE keeps the time it was tracked; tracking it again after untrack starts anew
       tracked_at = case when t.active then t.tracked_at else now() end, active = true, untracked_at = null;
+  -- the apply step's static calls follow the set of tables in logical mode (and the functions just regenerated)
+  perform cdc.logical_dispatch_refresh();
   return jsonb_build_object('table', v_name, 'schema', p_schema, 'name', p_table, 'key', to_jsonb(v_pk), 'keySource', v_key_source);
 end
 $track$;
@@ -504,6 +509,7 @@ begin
   execute format('drop function if exists cdc.%I()', v_row.capture_function);
   execute format('drop function if exists cdc.%I(jsonb, int)', v_row.snapshot_function);
   update cdc.tracked t set active = false, untracked_at = now() where t.schema_name = p_schema and t.table_name = p_table;
+  perform cdc.logical_dispatch_refresh();
   return true;
 end
 $$;

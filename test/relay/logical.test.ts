@@ -244,6 +244,31 @@ describe('in-process relay', () => {
     expect(updated!.payload.changes.map((c) => c.path).sort()).toEqual(['qty', 'total'])
   }, 30_000)
 
+  test('tables tracked while the relay runs are applied through the static dispatch, which follows track and untrack', async () => {
+    const db = env.rt.db()
+    const tables = ['d1', 'd2', 'd3', 'd4', 'd5', 'd6', 'd7']
+    for (const t of tables) {
+      await db.query(`create table public.${t} (id int primary key, v text)`)
+      const spec = { ...captureSpec(env.config, { schema: 'public', name: t }), mode: 'logical' }
+      await db.query(`select cdc.track('public', $1, $2::text::jsonb)`, [t, JSON.stringify(spec)])
+    }
+    await db.begin(async (tx) => {
+      for (const t of tables) await tx.query(`insert into public.${t} values (1, 'one')`)
+      for (const t of tables) await tx.query(`update public.${t} set v = 'two'`)
+    })
+    await eventually(async () => {
+      const [row] = await db.query<{ n: number }>(`select count(*)::int as n from cdc.event_store where aggregate_type like 'd_'`)
+      return row!.n === tables.length * 2
+    })
+    const source = async () => (await db.query<{ src: string }>(`select prosrc as src from pg_proc where proname = 'logical_capture'`))[0]!.src
+    for (const t of tables) expect(await source()).toContain(`perform cdc.capture_${t}(`)
+    const [unknown] = await db.query<{ handled: boolean }>(`select cdc.logical_capture('capture_nothing', 'INSERT', null, null) as handled`)
+    expect(unknown!.handled).toBe(false)
+    await db.query(`select cdc.untrack('public', 'd4')`)
+    expect(await source()).not.toContain('capture_d4')
+    expect(await source()).toContain('capture_d5')
+  }, 30_000)
+
   test('TRUNCATE of a tracked table is refused', async () => {
     const error = await env.rt.db().query('truncate customers cascade').catch((e: Error) => e)
     expect(String(error)).toContain('TRUNCATE of tracked table public.customers is refused')
