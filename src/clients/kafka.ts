@@ -304,8 +304,10 @@ export function createKafka(options: KafkaOptions): KafkaClient {
         maxInFlightRequests: 1,
         allowAutoTopicCreation: false,
         transactionTimeout: options.transactionTimeoutMs ?? 60_000,
-        // The broker answers CONCURRENT_TRANSACTIONS while it still writes the previous commit's markers (a few ms);
-        // kafkajs' 100 ms first retry would cap back-to-back transactions at a few per second. Retries stay unlimited,
+        // Short retries: a transaction that follows a commit at once met CONCURRENT_TRANSACTIONS while the broker
+        // still wrote the commit's markers (a few ms), and kafkajs' 100 ms first retry capped back-to-back
+        // transactions at a few per second (patches/: that answer is now asked again within kafkajs after 1, 2, 4 …
+        // ms, and the transaction coordinator is looked up once, not before every request). Retries stay unlimited,
         // as kafkajs requires for an idempotent producer.
         retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 10, maxRetryTime: 2000 },
       })
