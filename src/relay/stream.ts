@@ -26,6 +26,8 @@ export interface StreamTx<T> {
   commitLsn: bigint
   endLsn: bigint
   commitTime: Date
+  /** When its Commit reached the relay (performance.now()): a batch lingers from its first transaction's arrival. */
+  receivedAt?: number
   /** Too large to hold: applied and published in parts while it is still being received (until `complete`). */
   streaming?: boolean
   complete?: boolean
@@ -156,6 +158,7 @@ export async function streamTransactions<T>(s: RelaySession, backoff: Backoff, m
       case 'commit':
         if (!open) break
         open.endLsn = msg.endLsn
+        open.receivedAt = performance.now()
         if (open.streaming) {
           open.complete = true
           open = undefined
@@ -335,8 +338,11 @@ export async function streamTransactions<T>(s: RelaySession, backoff: Backoff, m
         await publishInParts(ready[0]!)
         continue
       }
+      // A batch that is not full waits until its first transaction has waited lingerMs: time it already spent queued
+      // behind the previous batch counts (a fixed sleep here added the whole linger to what that wait had cost).
       const waiting = ready.slice(taken).reduce((n, tx) => n + tx.items.length, 0)
-      if (cfg.lingerMs > 0 && waiting < cfg.batchSize) await sleep(cfg.lingerMs, signal)
+      const linger = cfg.lingerMs - (performance.now() - (ready[taken]!.receivedAt ?? 0))
+      if (linger > 0 && waiting < cfg.batchSize) await sleep(linger, signal)
       // Whole transactions up to batchSize items (at least one transaction, however large).
       let n = taken
       let count = 0
