@@ -267,6 +267,16 @@ describe('in-process relay', () => {
     await db.query(`select cdc.untrack('public', 'd4')`)
     expect(await source()).not.toContain('capture_d4')
     expect(await source()).toContain('capture_d5')
+    // a column added later: the regenerated capture function and the row type reach the apply session's calls
+    await db.query(`alter table public.d5 add column extra text`)
+    await db.query(`insert into public.d5 values (2, 'two', 'added')`)
+    const [created] = await eventually(async () => {
+      const rows = await db.query<{ payload: { after: Record<string, unknown> } }>(
+        `select payload from cdc.event_store where aggregate_type = 'd5' and aggregate_id = '2'`,
+      )
+      return rows.length === 1 && rows
+    })
+    expect(created!.payload.after).toEqual({ id: 2, v: 'two', extra: 'added' })
   }, 30_000)
 
   test('TRUNCATE of a tracked table is refused', async () => {
