@@ -65,6 +65,7 @@ begin
     return;
   end if;
   perform pg_advisory_xact_lock(hashtext('cdc.logical_capture'));
+  -- (the source again: the transaction that held the lock may have changed the set and committed)
   execute format('create or replace function cdc.logical_capture(p_fn text, p_op text, p_new jsonb, p_old jsonb) returns boolean language plpgsql as %L',
     cdc.logical_dispatch_source());
 end
@@ -151,6 +152,7 @@ declare
   v_keys text[];
   v_n int;
   v_g_index int;
+  v_op text;
   v_id uuid;
   v_ids uuid[] := '{}';
 begin
@@ -233,8 +235,9 @@ begin
             if v_new is not null then execute v_gen into v_g using v_new; v_new := v_new || v_g; end if;
             if v_it->>'full' = 'true' then execute v_gen into v_g using v_old; v_old := v_old || v_g; end if;
           end if;
-          if not cdc.logical_capture(v_fn, case v_it->>'k' when 'c' then 'INSERT' when 'u' then 'UPDATE' else 'DELETE' end, v_new, v_old) then
-            execute v_call using case v_it->>'k' when 'c' then 'INSERT' when 'u' then 'UPDATE' else 'DELETE' end, v_new, v_old;
+          v_op := case v_it->>'k' when 'c' then 'INSERT' when 'u' then 'UPDATE' else 'DELETE' end;
+          if not cdc.logical_capture(v_fn, v_op, v_new, v_old) then
+            execute v_call using v_op, v_new, v_old;
           end if;
           if v_it->>'k' = 'd' or v_it ? 'okey' then
             delete from cdc.logical_images i where i.rel = v_rel and i.key = v_key;

@@ -161,17 +161,16 @@ const LEADERS_WAIT_MS = 15_000
 /** The broker's default max.message.bytes (1 MiB + 12) less room for the record batch header. */
 export const DEFAULT_MAX_SEND_BYTES = 1_000_000
 
-/** An upper estimate of a message's size inside a record batch (record framing, varints, header framing). */
-export function recordBytes(m: OutMessage): number {
-  const len = (v: string | Buffer | null | undefined) => (v == null ? 0 : typeof v === 'string' ? Buffer.byteLength(v) : v.length)
-  let bytes = 32 + len(m.key) + len(m.value)
-  for (const [k, v] of Object.entries(m.headers ?? {})) bytes += 10 + len(k) + len(v)
-  return bytes
-}
+type Bytes = string | Buffer | null | undefined
+const utf8Bytes = (v: Bytes) => (v == null ? 0 : typeof v === 'string' ? Buffer.byteLength(v) : v.length)
+/** At least utf8Bytes, without encoding a string: UTF-8 takes at most 3 bytes per UTF-16 unit. */
+const utf8BytesBound = (v: Bytes) => (v == null ? 0 : typeof v === 'string' ? v.length * 3 : v.length)
 
-/** recordBytes' estimate or more, without encoding a string (UTF-8 takes at most 3 bytes per UTF-16 unit). */
-function recordBytesBound(m: OutMessage): number {
-  const len = (v: string | Buffer | null | undefined) => (v == null ? 0 : typeof v === 'string' ? v.length * 3 : v.length)
+/**
+ * An upper estimate of a message's size inside a record batch (record framing, varints, header framing); with
+ * `utf8BytesBound`, a bound of that estimate that encodes nothing.
+ */
+export function recordBytes(m: OutMessage, len: (v: Bytes) => number = utf8Bytes): number {
   let bytes = 32 + len(m.key) + len(m.value)
   for (const k in m.headers) bytes += 10 + len(k) + len(m.headers[k])
   return bytes
@@ -200,7 +199,7 @@ export function sendChunks(messages: OutMessage[], maxBytes: number, partitions:
   // Most batches fit whole even at 3 bytes per UTF-16 unit of every string: then no byte counting and no hashing (they
   // were a twentieth of the relay's CPU; kafkajs counts and hashes again when it encodes).
   let bound = 64
-  for (const m of messages) if ((bound += recordBytesBound(m)) > maxBytes) break
+  for (const m of messages) if ((bound += recordBytes(m, utf8BytesBound)) > maxBytes) break
   if (bound <= maxBytes) return messages.length > 0 ? [messages] : []
   const chunks: OutMessage[][] = []
   let chunk: OutMessage[] = []
