@@ -144,6 +144,7 @@ declare
   v_new jsonb;
   v_old jsonb;
   v_spec jsonb;
+  v_mask text[];
   v_fn text;
   v_call text;
   v_gen text;
@@ -195,7 +196,9 @@ begin
           if v_rel is distinct from v_last then
             v_last := v_rel;
             v_spec := null;
-            select t.spec, t.capture_function, t.aggregate_type, t.key_columns into v_spec, v_fn, v_agg, v_keys from cdc.tracked t
+            select t.spec, t.capture_function, t.aggregate_type, t.key_columns,
+                   array(select jsonb_array_elements_text(coalesce(t.spec->'mask', '[]')))
+              into v_spec, v_fn, v_agg, v_keys, v_mask from cdc.tracked t
              where t.schema_name = v_it->>'s' and t.table_name = v_it->>'t' and t.active and t.mode = 'logical';
             v_call := format('select cdc.%I($1, jsonb_populate_record(null::%I.%I, $2), jsonb_populate_record(null::%I.%I, $3))',
               v_fn, v_it->>'s', v_it->>'t', v_it->>'s', v_it->>'t');
@@ -210,15 +213,18 @@ begin
           -- a table in the publication but no longer tracked (or tracked by a trigger now): nothing to capture here
           continue when v_spec is null;
           v_key := coalesce(v_it->>'okey', v_it->>'key');
-          -- the previous image (an insert has none to read: it brings every column and no before image)
+          -- the previous image (an insert has none to read: it brings every column and no before image): the row's
+          -- last stored after image (a snapshot's or a change's; a deletion's is null: nothing known), read by the same
+          -- index probe as the version; a table with masked columns keeps its own unmasked images, since the event store
+          -- has only "***" to compare a masked column with
           v_prev := null;
           if v_it->>'k' <> 'c' then
-            select i.image into v_prev from cdc.logical_images i where i.rel = v_rel and i.key = v_key;
+            if cardinality(v_mask) > 0 then
+              select i.image into v_prev from cdc.logical_images i where i.rel = v_rel and i.key = v_key;
+            end if;
             if v_prev is null then
-              -- no image yet (a row that existed before tracking): the last stored after image, masked columns unknown
-              -- (a snapshot's or a change's after; a deletion's is null: nothing known)
-              select case when jsonb_typeof(e.payload->'after') = 'object'
-                          then (e.payload->'after') - array(select jsonb_array_elements_text(coalesce(v_spec->'mask', '[]'))) end into v_prev
+              -- (no image kept for a masked table's row yet, e.g. one that existed before tracking: masked columns unknown)
+              select case when jsonb_typeof(e.payload->'after') = 'object' then (e.payload->'after') - v_mask end into v_prev
                 from cdc.event_store e where e.aggregate_type = v_agg and e.aggregate_id = cdc.logical_aggregate_id(v_keys, v_it->'old')
                order by e.version desc limit 1;
             end if;
@@ -239,12 +245,14 @@ begin
           if not cdc.logical_capture(v_fn, v_op, v_new, v_old) then
             execute v_call using v_op, v_new, v_old;
           end if;
-          if v_it->>'k' = 'd' or v_it ? 'okey' then
-            delete from cdc.logical_images i where i.rel = v_rel and i.key = v_key;
-          end if;
-          if v_it->>'k' <> 'd' then
-            insert into cdc.logical_images as i (rel, key, image) values (v_rel, v_it->>'key', v_new)
-              on conflict (rel, key) do update set image = excluded.image;
+          if cardinality(v_mask) > 0 then
+            if v_it->>'k' = 'd' or v_it ? 'okey' then
+              delete from cdc.logical_images i where i.rel = v_rel and i.key = v_key;
+            end if;
+            if v_it->>'k' <> 'd' then
+              insert into cdc.logical_images as i (rel, key, image) values (v_rel, v_it->>'key', v_new)
+                on conflict (rel, key) do update set image = excluded.image;
+            end if;
           end if;
         end if;
       end loop;

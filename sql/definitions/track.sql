@@ -240,6 +240,7 @@ declare
   v_body text;
   v_fn text;
   v_snap text;
+  v_images_current boolean;
 begin
   if v_mode not in ('outbox', 'emit', 'logical') then
     raise exception 'capture mode % is not outbox, emit or logical', v_mode using errcode = '22023';
@@ -297,7 +298,8 @@ begin
       using errcode = '55000', hint = 'add a primary key (or ALTER TABLE … REPLICA IDENTITY USING INDEX a unique index), then track it';
   end if;
   -- function names already given to this table stay (untrack drops them by these names)
-  select t.capture_function, t.snapshot_function into v_fn, v_snap from cdc.tracked t
+  select t.capture_function, t.snapshot_function, t.active and t.mode = 'logical' and t.spec->'mask' is not distinct from p_spec->'mask'
+    into v_fn, v_snap, v_images_current from cdc.tracked t
    where t.schema_name = p_schema and t.table_name = p_table;
   v_fn := coalesce(v_fn, cdc.generated_name('capture', p_schema, p_table));
   v_snap := coalesce(v_snap, cdc.generated_name('snapshot', p_schema, p_table));
@@ -474,6 +476,11 @@ $f$,
       spec = excluded.spec,
       -- a refresh after ALTER TABLE keeps the time it was tracked; tracking it again after untrack starts anew
       tracked_at = case when t.active then t.tracked_at else now() end, active = true, untracked_at = null;
+  -- the row images the apply step keeps for a table with masked columns (logical.sql) were kept for its masks and mode
+  -- until now: stale once either changed (the next change of each row reads its last stored event instead)
+  if not coalesce(v_images_current, false) and to_regclass('cdc.logical_images') is not null then
+    delete from cdc.logical_images i where i.rel = p_schema || '.' || p_table;
+  end if;
   -- the apply step's static calls follow the set of tables in logical mode (and the functions just regenerated)
   perform cdc.logical_dispatch_refresh();
   return jsonb_build_object('table', v_name, 'schema', p_schema, 'name', p_table, 'key', to_jsonb(v_pk), 'keySource', v_key_source);
