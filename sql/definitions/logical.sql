@@ -132,6 +132,10 @@ declare
   v_start int;
   v_o int;
   v_tx jsonb;
+  v_n_tx int := jsonb_array_length(p_batch);
+  v_t int := 0;
+  v_cur int := 0;
+  v_now boolean := false;
   v_it jsonb;
   v_ctx jsonb;
   v_x text;
@@ -163,118 +167,133 @@ begin
     insert into cdc.logical_slots (slot) values (p_slot);
     v_applied := '0/0';
   end if;
-  for v_tx in select x from jsonb_array_elements(p_batch) x loop
-    v_lsn := (v_tx->>'lsn')::pg_lsn;
-    v_at := (v_tx->>'at')::timestamptz;
-    v_part := v_tx ? 'part';
-    if v_lsn > v_applied then
-      -- a transaction applied in part before: go on where it stopped
-      v_skip := case when v_plsn = v_lsn then v_pitems else 0 end;
-      v_start := case when v_plsn = v_lsn then v_pindex else 0 end;
-      perform set_config('cdc.commit_lsn', v_lsn::text, true), set_config('cdc.commit_time', v_tx->>'at', true),
-        set_config('cdc.tx_id', v_tx->>'xid', true), set_config('cdc.tx_index', v_start::text, true);
-      v_x := '';
-      for v_it, v_o in select x, coalesce((v_tx->'part'->>'first')::int, 0) + o::int - 1
-                         from jsonb_array_elements(v_tx->'items') with ordinality as i(x, o) loop
-        -- the who/why in force: set again only when this item's context differs from the previous item's
-        if coalesce(v_it->>'x', '-') is distinct from v_x then
-          v_x := coalesce(v_it->>'x', '-');
-          v_ctx := case when v_it ? 'x' then v_tx->'ctx'->((v_it->>'x')::int) end;
-          perform set_config('cdc.actor', coalesce(v_ctx->>1, ''), true), set_config('cdc.source', coalesce(v_ctx->>2, ''), true),
-            set_config('cdc.reason', coalesce(v_ctx->>3, ''), true), set_config('cdc.correlation_id', coalesce(v_ctx->>4, ''), true),
-            set_config('cdc.causation_id', coalesce(v_ctx->>5, ''), true);
-        end if;
-        continue when v_o < v_skip;
-        if v_it->>'k' = 'a' then
-          perform cdc.append(v_it->'a'->>'aggregate_type', v_it->'a'->>'aggregate_id', v_it->'a'->>'op', v_it->'a'->>'type',
-            v_it->'a'->'changes', v_it->'a'->'before', v_it->'a'->'after', v_it->'a'->'data', 'logical');
-        elsif v_it->>'k' = 'doc' then
-          perform cdc.logical_document(v_it->'a');
+  -- One loop over every item of the batch (a loop per transaction opened a cursor per transaction: with a few rows
+  -- each, a fifth of the step), then a last pass (v_t past the end) that finishes the last transaction.
+  for v_t, v_it, v_o in
+    select t.n::int, i.x, coalesce((t.x->'part'->>'first')::int, 0) + i.o::int - 1
+      from jsonb_array_elements(p_batch) with ordinality as t(x, n)
+      left join lateral jsonb_array_elements(t.x->'items') with ordinality as i(x, o) on true
+    union all select v_n_tx + 1, null, null
+    order by 1, 3
+  loop
+    if v_t <> v_cur then
+      if v_now then
+        -- the transaction before is through: its events (one id per index the capture code took), a part's own, a
+        -- whole transaction's all
+        v_n := current_setting('cdc.tx_index')::int;
+        if v_part and not (v_tx->'part'->>'last')::boolean then
+          v_plsn := v_lsn; v_pitems := (v_tx->'part'->>'first')::int + jsonb_array_length(v_tx->'items'); v_pindex := v_n;
         else
-          v_rel := (v_it->>'s') || '.' || (v_it->>'t');
-          -- the table's capture settings, looked up again only when the table changes (batches run long per table)
-          if v_rel is distinct from v_last then
-            v_last := v_rel;
-            v_spec := null;
-            select t.spec, t.capture_function, t.aggregate_type, t.key_columns,
-                   array(select jsonb_array_elements_text(coalesce(t.spec->'mask', '[]')))
-              into v_spec, v_fn, v_agg, v_keys, v_mask from cdc.tracked t
-             where t.schema_name = v_it->>'s' and t.table_name = v_it->>'t' and t.active and t.mode = 'logical';
-            v_call := format('select cdc.%I($1, jsonb_populate_record(null::%I.%I, $2), jsonb_populate_record(null::%I.%I, $3))',
-              v_fn, v_it->>'s', v_it->>'t', v_it->>'s', v_it->>'t');
-            -- stored generated columns are not in pgoutput's tuples (PostgreSQL 15–17): computed here from the decoded
-            -- row with the table's own generation expressions (they may only read the row itself)
-            select format('select jsonb_build_object(%s) from jsonb_populate_record(null::%I.%I, $1) as r',
-                     string_agg(format('%L, %s', a.attname, pg_get_expr(d.adbin, d.adrelid)), ', ' order by a.attnum), v_it->>'s', v_it->>'t')
-              into v_gen from pg_attribute a join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
-             where a.attrelid = format('%I.%I', v_it->>'s', v_it->>'t')::regclass and a.attgenerated = 's' and not a.attisdropped
-            having count(*) > 0;
-          end if;
-          -- a table in the publication but no longer tracked (or tracked by a trigger now): nothing to capture here
-          continue when v_spec is null;
-          v_key := coalesce(v_it->>'okey', v_it->>'key');
-          -- the previous image (an insert has none to read: it brings every column and no before image): the row's
-          -- last stored after image (a snapshot's or a change's; a deletion's is null: nothing known), read by the same
-          -- index probe as the version; a table with masked columns keeps its own unmasked images, since the event store
-          -- has only "***" to compare a masked column with
-          v_prev := null;
-          if v_it->>'k' <> 'c' then
-            if cardinality(v_mask) > 0 then
-              select i.image into v_prev from cdc.logical_images i where i.rel = v_rel and i.key = v_key;
-            end if;
-            if v_prev is null then
-              -- (no image kept for a masked table's row yet, e.g. one that existed before tracking: masked columns unknown)
-              select case when jsonb_typeof(e.payload->'after') = 'object' then (e.payload->'after') - v_mask end into v_prev
-                from cdc.event_store e where e.aggregate_type = v_agg and e.aggregate_id = cdc.logical_aggregate_id(v_keys, v_it->'old')
-               order by e.version desc limit 1;
-            end if;
-          end if;
-          v_new := case when not v_it ? 'new' then null
-                        when not v_it ? 'u' then v_it->'new'
-                        else (v_it->'new') || coalesce((select jsonb_object_agg(c, v_prev->c) from jsonb_array_elements_text(v_it->'u') c), '{}') end;
-          -- before image: the whole old row (REPLICA IDENTITY FULL), else the stored one, else only the key
-          -- (only the key: nothing is known about the row before, every other column shows as changed)
-          v_old := case when v_it->>'k' = 'c' then null
-                        when v_it->>'full' = 'true' then v_it->'old'
-                        else coalesce(v_prev, v_it->'old') end;
-          if v_gen is not null then
-            if v_new is not null then execute v_gen into v_g using v_new; v_new := v_new || v_g; end if;
-            if v_it->>'full' = 'true' then execute v_gen into v_g using v_old; v_old := v_old || v_g; end if;
-          end if;
-          v_op := case v_it->>'k' when 'c' then 'INSERT' when 'u' then 'UPDATE' else 'DELETE' end;
-          if not cdc.logical_capture(v_fn, v_op, v_new, v_old) then
-            execute v_call using v_op, v_new, v_old;
-          end if;
-          if cardinality(v_mask) > 0 then
-            if v_it->>'k' = 'd' or v_it ? 'okey' then
-              delete from cdc.logical_images i where i.rel = v_rel and i.key = v_key;
-            end if;
-            if v_it->>'k' <> 'd' then
-              insert into cdc.logical_images as i (rel, key, image) values (v_rel, v_it->>'key', v_new)
-                on conflict (rel, key) do update set image = excluded.image;
-            end if;
-          end if;
+          v_applied := v_lsn; v_plsn := null; v_pitems := null; v_pindex := null;
         end if;
-      end loop;
-      v_n := current_setting('cdc.tx_index')::int;
-      if v_part and not (v_tx->'part'->>'last')::boolean then
-        v_plsn := v_lsn; v_pitems := (v_tx->'part'->>'first')::int + jsonb_array_length(v_tx->'items'); v_pindex := v_n;
-      else
-        v_applied := v_lsn; v_plsn := null; v_pitems := null; v_pindex := null;
+        for v_g_index in case when v_part then v_start else 0 end .. v_n - 1 loop
+          v_ids := v_ids || cdc.logical_event_id(v_lsn, v_at, v_g_index);
+        end loop;
       end if;
-      -- its events (one id per index the capture code took): a part's own, a whole transaction's all
-      for v_g_index in case when v_part then v_start else 0 end .. v_n - 1 loop
-        v_ids := v_ids || cdc.logical_event_id(v_lsn, v_at, v_g_index);
-      end loop;
-    elsif not v_part then
-      -- applied before this replay: its events are read back (ids derive from its commit position)
-      v_n := 0;
-      loop
-        v_id := cdc.logical_event_id(v_lsn, v_at, v_n);
-        exit when not exists (select 1 from cdc.event_store e where e.id = v_id);
-        v_ids := v_ids || v_id;
-        v_n := v_n + 1;
-      end loop;
+      exit when v_t > v_n_tx;
+      v_cur := v_t;
+      v_tx := p_batch->(v_t - 1);
+      v_lsn := (v_tx->>'lsn')::pg_lsn;
+      v_at := (v_tx->>'at')::timestamptz;
+      v_part := v_tx ? 'part';
+      v_now := v_lsn > v_applied;
+      if v_now then
+        -- a transaction applied in part before: go on where it stopped
+        v_skip := case when v_plsn = v_lsn then v_pitems else 0 end;
+        v_start := case when v_plsn = v_lsn then v_pindex else 0 end;
+        perform set_config('cdc.commit_lsn', v_lsn::text, true), set_config('cdc.commit_time', v_tx->>'at', true),
+          set_config('cdc.tx_id', v_tx->>'xid', true), set_config('cdc.tx_index', v_start::text, true);
+        v_x := '';
+      elsif not v_part then
+        -- applied before this replay: its events are read back (ids derive from its commit position)
+        v_n := 0;
+        loop
+          v_id := cdc.logical_event_id(v_lsn, v_at, v_n);
+          exit when not exists (select 1 from cdc.event_store e where e.id = v_id);
+          v_ids := v_ids || v_id;
+          v_n := v_n + 1;
+        end loop;
+      end if;
+    end if;
+    continue when not v_now or v_it is null;
+    -- the who/why in force: set again only when this item's context differs from the previous item's
+    if coalesce(v_it->>'x', '-') is distinct from v_x then
+      v_x := coalesce(v_it->>'x', '-');
+      v_ctx := case when v_it ? 'x' then v_tx->'ctx'->((v_it->>'x')::int) end;
+      perform set_config('cdc.actor', coalesce(v_ctx->>1, ''), true), set_config('cdc.source', coalesce(v_ctx->>2, ''), true),
+        set_config('cdc.reason', coalesce(v_ctx->>3, ''), true), set_config('cdc.correlation_id', coalesce(v_ctx->>4, ''), true),
+        set_config('cdc.causation_id', coalesce(v_ctx->>5, ''), true);
+    end if;
+    continue when v_o < v_skip;
+    if v_it->>'k' = 'a' then
+      perform cdc.append(v_it->'a'->>'aggregate_type', v_it->'a'->>'aggregate_id', v_it->'a'->>'op', v_it->'a'->>'type',
+        v_it->'a'->'changes', v_it->'a'->'before', v_it->'a'->'after', v_it->'a'->'data', 'logical');
+    elsif v_it->>'k' = 'doc' then
+      perform cdc.logical_document(v_it->'a');
+    else
+      v_rel := (v_it->>'s') || '.' || (v_it->>'t');
+      -- the table's capture settings, looked up again only when the table changes (batches run long per table)
+      if v_rel is distinct from v_last then
+        v_last := v_rel;
+        v_spec := null;
+        select t.spec, t.capture_function, t.aggregate_type, t.key_columns,
+               array(select jsonb_array_elements_text(coalesce(t.spec->'mask', '[]')))
+          into v_spec, v_fn, v_agg, v_keys, v_mask from cdc.tracked t
+         where t.schema_name = v_it->>'s' and t.table_name = v_it->>'t' and t.active and t.mode = 'logical';
+        v_call := format('select cdc.%I($1, jsonb_populate_record(null::%I.%I, $2), jsonb_populate_record(null::%I.%I, $3))',
+          v_fn, v_it->>'s', v_it->>'t', v_it->>'s', v_it->>'t');
+        -- stored generated columns are not in pgoutput's tuples (PostgreSQL 15–17): computed here from the decoded
+        -- row with the table's own generation expressions (they may only read the row itself)
+        select format('select jsonb_build_object(%s) from jsonb_populate_record(null::%I.%I, $1) as r',
+                 string_agg(format('%L, %s', a.attname, pg_get_expr(d.adbin, d.adrelid)), ', ' order by a.attnum), v_it->>'s', v_it->>'t')
+          into v_gen from pg_attribute a join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
+         where a.attrelid = format('%I.%I', v_it->>'s', v_it->>'t')::regclass and a.attgenerated = 's' and not a.attisdropped
+        having count(*) > 0;
+      end if;
+      -- a table in the publication but no longer tracked (or tracked by a trigger now): nothing to capture here
+      continue when v_spec is null;
+      v_key := coalesce(v_it->>'okey', v_it->>'key');
+      -- the previous image (an insert has none to read: it brings every column and no before image): the row's
+      -- last stored after image (a snapshot's or a change's; a deletion's is null: nothing known), read by the same
+      -- index probe as the version; a table with masked columns keeps its own unmasked images, since the event store
+      -- has only "***" to compare a masked column with
+      v_prev := null;
+      if v_it->>'k' <> 'c' then
+        if cardinality(v_mask) > 0 then
+          select i.image into v_prev from cdc.logical_images i where i.rel = v_rel and i.key = v_key;
+        end if;
+        if v_prev is null then
+          -- (no image kept for a masked table's row yet, e.g. one that existed before tracking: masked columns unknown)
+          select case when jsonb_typeof(e.payload->'after') = 'object' then (e.payload->'after') - v_mask end into v_prev
+            from cdc.event_store e where e.aggregate_type = v_agg and e.aggregate_id = cdc.logical_aggregate_id(v_keys, v_it->'old')
+           order by e.version desc limit 1;
+        end if;
+      end if;
+      v_new := case when not v_it ? 'new' then null
+                    when not v_it ? 'u' then v_it->'new'
+                    else (v_it->'new') || coalesce((select jsonb_object_agg(c, v_prev->c) from jsonb_array_elements_text(v_it->'u') c), '{}') end;
+      -- before image: the whole old row (REPLICA IDENTITY FULL), else the stored one, else only the key
+      -- (only the key: nothing is known about the row before, every other column shows as changed)
+      v_old := case when v_it->>'k' = 'c' then null
+                    when v_it->>'full' = 'true' then v_it->'old'
+                    else coalesce(v_prev, v_it->'old') end;
+      if v_gen is not null then
+        if v_new is not null then execute v_gen into v_g using v_new; v_new := v_new || v_g; end if;
+        if v_it->>'full' = 'true' then execute v_gen into v_g using v_old; v_old := v_old || v_g; end if;
+      end if;
+      v_op := case v_it->>'k' when 'c' then 'INSERT' when 'u' then 'UPDATE' else 'DELETE' end;
+      if not cdc.logical_capture(v_fn, v_op, v_new, v_old) then
+        execute v_call using v_op, v_new, v_old;
+      end if;
+      if cardinality(v_mask) > 0 then
+        if v_it->>'k' = 'd' or v_it ? 'okey' then
+          delete from cdc.logical_images i where i.rel = v_rel and i.key = v_key;
+        end if;
+        if v_it->>'k' <> 'd' then
+          insert into cdc.logical_images as i (rel, key, image) values (v_rel, v_it->>'key', v_new)
+            on conflict (rel, key) do update set image = excluded.image;
+        end if;
+      end if;
     end if;
   end loop;
   -- the batch's events in order, in one statement: one per event was a twentieth of the step (and a join with
