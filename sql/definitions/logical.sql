@@ -106,6 +106,15 @@ begin
 end
 $$;
 
+-- Whether the apply step keeps a table's row images (cdc.logical_images, the last full, unmasked image of each row)
+-- instead of reading a row's previous image from its last stored event: when the event store cannot tell the row as
+-- it was. A masked column is "***" there (change detection needs its real value), and a change of bookkeeping or
+-- incidental columns alone makes no event, so the stored image misses it (trigger mode's OLD has it).
+create or replace function cdc.logical_keeps_images(p_spec jsonb) returns boolean language sql immutable as $$
+  select coalesce(jsonb_array_length(p_spec->'mask'), 0) + coalesce(jsonb_array_length(p_spec->'bookkeeping'), 0)
+       + coalesce(jsonb_array_length(p_spec->'incidental'), 0) > 0
+$$;
+
 -- The relay's apply step: one call per batch of decoded source transactions, in commit order, in the relay's own
 -- transaction. p_batch: [{ lsn, at, xid, ctx: [context…], items: [item…], part? }], items in WAL order:
 --   { x: context index, k: 'c'|'u'|'d', s: schema, t: table, key: text, okey?: text, new?: {…}, old?: {…}, u?: [col] }
@@ -149,6 +158,7 @@ declare
   v_old jsonb;
   v_spec jsonb;
   v_mask text[];
+  v_images boolean;
   v_fn text;
   v_call text;
   v_gen text;
@@ -237,8 +247,8 @@ begin
         v_last := v_rel;
         v_spec := null;
         select t.spec, t.capture_function, t.aggregate_type, t.key_columns,
-               array(select jsonb_array_elements_text(coalesce(t.spec->'mask', '[]')))
-          into v_spec, v_fn, v_agg, v_keys, v_mask from cdc.tracked t
+               array(select jsonb_array_elements_text(coalesce(t.spec->'mask', '[]'))), cdc.logical_keeps_images(t.spec)
+          into v_spec, v_fn, v_agg, v_keys, v_mask, v_images from cdc.tracked t
          where t.schema_name = v_it->>'s' and t.table_name = v_it->>'t' and t.active and t.mode = 'logical';
         v_call := format('select cdc.%I($1, jsonb_populate_record(null::%I.%I, $2), jsonb_populate_record(null::%I.%I, $3))',
           v_fn, v_it->>'s', v_it->>'t', v_it->>'s', v_it->>'t');
@@ -255,15 +265,14 @@ begin
       v_key := coalesce(v_it->>'okey', v_it->>'key');
       -- the previous image (an insert has none to read: it brings every column and no before image): the row's
       -- last stored after image (a snapshot's or a change's; a deletion's is null: nothing known), read by the same
-      -- index probe as the version; a table with masked columns keeps its own unmasked images, since the event store
-      -- has only "***" to compare a masked column with
+      -- index probe as the version, or the image kept for it (cdc.logical_keeps_images)
       v_prev := null;
       if v_it->>'k' <> 'c' then
-        if cardinality(v_mask) > 0 then
+        if v_images then
           select i.image into v_prev from cdc.logical_images i where i.rel = v_rel and i.key = v_key;
         end if;
         if v_prev is null then
-          -- (no image kept for a masked table's row yet, e.g. one that existed before tracking: masked columns unknown)
+          -- (no image kept for the row yet, e.g. one that existed before tracking: masked columns unknown)
           select case when jsonb_typeof(e.payload->'after') = 'object' then (e.payload->'after') - v_mask end into v_prev
             from cdc.event_store e where e.aggregate_type = v_agg and e.aggregate_id = cdc.logical_aggregate_id(v_keys, v_it->'old')
            order by e.version desc limit 1;
@@ -285,7 +294,7 @@ begin
       if not cdc.logical_capture(v_fn, v_op, v_new, v_old) then
         execute v_call using v_op, v_new, v_old;
       end if;
-      if cardinality(v_mask) > 0 then
+      if v_images then
         if v_it->>'k' = 'd' or v_it ? 'okey' then
           delete from cdc.logical_images i where i.rel = v_rel and i.key = v_key;
         end if;

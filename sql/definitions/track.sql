@@ -299,6 +299,7 @@ begin
   end if;
   -- function names already given to this table stay (untrack drops them by these names)
   select t.capture_function, t.snapshot_function, t.active and t.mode = 'logical' and t.spec->'mask' is not distinct from p_spec->'mask'
+           and t.spec->'bookkeeping' is not distinct from p_spec->'bookkeeping' and t.spec->'incidental' is not distinct from p_spec->'incidental'
     into v_fn, v_snap, v_images_current from cdc.tracked t
    where t.schema_name = p_schema and t.table_name = p_table;
   v_fn := coalesce(v_fn, cdc.generated_name('capture', p_schema, p_table));
@@ -476,8 +477,9 @@ $f$,
       spec = excluded.spec,
       -- a refresh after ALTER TABLE keeps the time it was tracked; tracking it again after untrack starts anew
       tracked_at = case when t.active then t.tracked_at else now() end, active = true, untracked_at = null;
-  -- the row images the apply step keeps for a table with masked columns (logical.sql) were kept for its masks and mode
-  -- until now: stale once either changed (the next change of each row reads its last stored event instead)
+  -- the row images the apply step keeps (cdc.logical_keeps_images) were kept for the table's masks, bookkeeping and
+  -- incidental columns and mode until now: stale once one of them changed (each row's next change reads its last
+  -- stored event instead)
   if not coalesce(v_images_current, false) and to_regclass('cdc.logical_images') is not null then
     delete from cdc.logical_images i where i.rel = p_schema || '.' || p_table;
   end if;
