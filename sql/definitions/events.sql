@@ -13,25 +13,37 @@ create or replace function cdc.uuidv7() returns uuid language sql volatile paral
              || int8send((random() * 4611686018427387903)::bigint | (-9223372036854775808)::bigint), 'hex')::uuid
 $$;
 
--- The envelope as JSON text, in its documented key order (strings through to_json, so they are escaped). changes,
--- before and after come as JSON text. One SELECT without FROM: the planner inlines it into the caller's expression.
--- Built as text, parsed once into jsonb for the event store: cheaper than nested jsonb_build_object calls, and emit
--- mode sends that same text as the WAL message.
-create or replace function cdc.envelope(
+-- The envelope of a given who/why (actor and source resolved; reason and ids null when unset): the logical apply
+-- step's set-based capture has one per source transaction, not the session's.
+create or replace function cdc.envelope_of(
   p_id uuid, p_type text, p_op text, p_aggregate_type text, p_aggregate_id text, p_version bigint, p_tx xid8,
-  p_index int, p_at timestamptz, p_changes text, p_before text, p_after text
+  p_index int, p_at timestamptz, p_changes text, p_before text, p_after text,
+  p_actor text, p_source text, p_reason text, p_correlation_id text, p_causation_id text
 ) returns text language sql stable as $$
   select '{"id":"' || p_id || '","type":' || to_json(p_type) || ',"op":"' || p_op || '","aggregate":{"type":'
     || to_json(p_aggregate_type) || ',"id":' || to_json(p_aggregate_id) || '},"version":' || p_version
     || ',"tx":{"id":"' || p_tx || '","index":' || p_index
     || '},"occurredAt":"' || to_char(p_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
-    || '","actor":{"id":' || to_json(coalesce(nullif(current_setting('cdc.actor', true), ''), session_user::text))
-    || ',"source":' || to_json(coalesce(nullif(current_setting('cdc.source', true), ''), 'sql'))
-    || '},"reason":' || coalesce(to_json(nullif(current_setting('cdc.reason', true), ''))::text, 'null')
-    || ',"correlationId":' || coalesce(to_json(nullif(current_setting('cdc.correlation_id', true), ''))::text, 'null')
-    || ',"causationId":' || coalesce(to_json(nullif(current_setting('cdc.causation_id', true), ''))::text, 'null')
+    || '","actor":{"id":' || to_json(p_actor) || ',"source":' || to_json(p_source)
+    || '},"reason":' || coalesce(to_json(p_reason)::text, 'null')
+    || ',"correlationId":' || coalesce(to_json(p_correlation_id)::text, 'null')
+    || ',"causationId":' || coalesce(to_json(p_causation_id)::text, 'null')
     || ',"changes":' || p_changes || ',"before":' || coalesce(p_before, 'null') || ',"after":' || coalesce(p_after, 'null')
     || ',"schema":1}'
+$$;
+
+-- The envelope as JSON text, in its documented key order (strings through to_json, so they are escaped), of the
+-- writer's who/why in this transaction (above). changes, before and after come as JSON text. One SELECT without FROM
+-- (as cdc.envelope_of): the planner inlines it into the caller's expression. Built as text, parsed once into jsonb for
+-- the event store: cheaper than nested jsonb_build_object calls, and emit mode sends that same text as the WAL message.
+create or replace function cdc.envelope(
+  p_id uuid, p_type text, p_op text, p_aggregate_type text, p_aggregate_id text, p_version bigint, p_tx xid8,
+  p_index int, p_at timestamptz, p_changes text, p_before text, p_after text
+) returns text language sql stable as $$
+  select cdc.envelope_of(p_id, p_type, p_op, p_aggregate_type, p_aggregate_id, p_version, p_tx, p_index, p_at, p_changes, p_before,
+    p_after, coalesce(nullif(current_setting('cdc.actor', true), ''), session_user::text),
+    coalesce(nullif(current_setting('cdc.source', true), ''), 'sql'), nullif(current_setting('cdc.reason', true), ''),
+    nullif(current_setting('cdc.correlation_id', true), ''), nullif(current_setting('cdc.causation_id', true), ''))
 $$;
 
 -- Appends one event (cdc.emit, snapshots, root documents, split updates): the same steps as the generated triggers (cdc.append_sql

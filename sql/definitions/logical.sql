@@ -115,6 +115,87 @@ create or replace function cdc.logical_keeps_images(p_spec jsonb) returns boolea
        + coalesce(jsonb_array_length(p_spec->'incidental'), 0) > 0
 $$;
 
+-- The set-based form of a plain table's capture for the apply step (cdc.track makes it as cdc.bulk_<table>(batch) for a
+-- table in logical mode with no rules, masks, bookkeeping or incidental columns, no document and no stored generated
+-- column): a batch of whole new transactions that change only this table, with neither unchanged TOASTed values, key
+-- changes nor REPLICA IDENTITY FULL images, becomes its events in one statement, not a capture call per row (~4× less
+-- work per change). The same events as the row-by-row path: the same envelope, key encoding, images (to_jsonb /
+-- row_to_json of the typed row), per-column changes in column order (an UPDATE that changes nothing makes no event),
+-- indexes per source transaction, versions after the aggregate's last stored one, ids from the commit position. A
+-- row's previous image is the one its previous change in the batch left, else its last stored event's after: for
+-- such a table every change of a compared column makes an event, so both are the row as it was.
+create or replace function cdc.logical_bulk_source(p_schema text, p_table text, p_fn text, p_name text, p_agg text, p_pk text[],
+  p_exclude text[]) returns text language plpgsql stable as $$
+declare
+  v_rel regclass := format('%I.%I', p_schema, p_table)::regclass;
+  v_image text := case when cardinality(p_exclude) = 0 then 'row_to_json(%s)::text' else '(to_jsonb(%s) - %L::text[])::text' end;
+  v_changes text;
+begin
+  select string_agg(format($c$
+           || case when n.%1$I%2$s is distinct from o.%1$I%2$s then ',{"path":' || %3$L || ',"before":'
+                || coalesce(to_json(o.%1$I)::text, 'null') || ',"after":' || coalesce(to_json(n.%1$I)::text, 'null') || '}' else '' end$c$,
+           a.attname, case when cdc.has_equality(a.atttypid) then '' else '::text' end, to_json(a.attname::text)::text), '' order by a.attnum)
+    into v_changes
+    from pg_attribute a where a.attrelid = v_rel and a.attnum > 0 and not a.attisdropped and not a.attname = any(p_exclude);
+  return format($f$
+create or replace function cdc.%1$I(p_batch jsonb)
+returns table (event_id text, aggregate_type text, aggregate_id text, version bigint, type text, payload text)
+language plpgsql set enable_seqscan = off set plan_cache_mode = force_generic_plan as $fn$
+#variable_conflict use_column
+begin
+  return query
+  with it as (
+    select t.n as b_tx, i.o as b_pos, (t.x->>'lsn')::pg_lsn as b_lsn, (t.x->>'at')::timestamptz as b_at, (t.x->>'xid')::xid8 as b_xid,
+           case when i.x ? 'x' then t.x->'ctx'->((i.x->>'x')::int) end as b_ctx, i.x->>'k' as b_k, i.x->'new' as b_new, i.x->'old' as b_old
+      from jsonb_array_elements(p_batch) with ordinality as t(x, n)
+     cross join lateral jsonb_array_elements(t.x->'items') with ordinality as i(x, o)
+  ), keyed as (
+    select it.*, %2$s as b_id
+      from it cross join lateral jsonb_populate_record(null::%3$I.%4$I, coalesce(it.b_new, it.b_old)) as kr
+  ), prior as (
+    select k.*, s.version as b_base,
+           case when lag(k.b_pos) over w is not null then lag(k.b_new) over w else s.after end as b_prev
+      from keyed k
+      left join lateral (select e.version, case when jsonb_typeof(e.payload->'after') = 'object' then e.payload->'after' end as after
+                           from cdc.event_store e where e.aggregate_type = %5$L and e.aggregate_id = k.b_id
+                          order by e.version desc limit 1) s on true
+    window w as (partition by k.b_id order by k.b_tx, k.b_pos)
+  ), imaged as (
+    select p.b_tx, p.b_pos, p.b_lsn, p.b_at, p.b_xid, p.b_ctx, p.b_k, p.b_id, p.b_base,
+           case when p.b_k = 'u' then '' %6$s end as b_changes,
+           case when p.b_k <> 'c' then %7$s end as b_before,
+           case when p.b_k <> 'd' then %8$s end as b_after
+      from prior p
+     cross join lateral jsonb_populate_record(null::%3$I.%4$I, p.b_new) as n
+     cross join lateral jsonb_populate_record(null::%3$I.%4$I, case when p.b_k <> 'c' then coalesce(p.b_prev, p.b_old) end) as o
+  ), ev as (
+    select m.*, (row_number() over (partition by m.b_tx order by m.b_pos) - 1)::int as b_index,
+           coalesce(m.b_base, 0) + row_number() over (partition by m.b_id order by m.b_tx, m.b_pos) as b_version,
+           case m.b_k when 'c' then %9$L when 'u' then %10$L else %11$L end as b_type
+      from imaged m where m.b_k <> 'u' or m.b_changes <> ''
+  ), body as (
+    select v.*, cdc.logical_event_id(v.b_lsn, v.b_at, v.b_index) as b_event
+      from ev v
+  ), done as (
+    select d.*, cdc.envelope_of(d.b_event, d.b_type, d.b_k, %5$L, d.b_id, d.b_version, d.b_xid, d.b_index, d.b_at,
+             case when d.b_k = 'u' then '[' || substr(d.b_changes, 2) || ']' else '[]' end, d.b_before, d.b_after,
+             coalesce(nullif(d.b_ctx->>1, ''), session_user::text), coalesce(nullif(d.b_ctx->>2, ''), 'sql'),
+             nullif(d.b_ctx->>3, ''), nullif(d.b_ctx->>4, ''), nullif(d.b_ctx->>5, ''))::jsonb as b_payload
+      from body d
+  ), stored as (
+    insert into cdc.event_store (id, aggregate_type, aggregate_id, version, type, tx_id, occurred_at, payload)
+    select d.b_event, %5$L, d.b_id, d.b_version, d.b_type, d.b_xid, d.b_at, d.b_payload from done d
+  )
+  select d.b_event::text, %5$L::text, d.b_id, d.b_version, d.b_type, d.b_payload::text from done d order by d.b_tx, d.b_pos;
+end
+$fn$
+$f$,
+    p_fn, cdc.key_expr('kr', p_pk), p_schema, p_table, p_name, v_changes,
+    format(v_image, 'o', p_exclude), format(v_image, 'n', p_exclude),
+    p_agg || 'Created', p_agg || 'Updated', p_agg || 'Deleted');
+end
+$$;
+
 -- The relay's apply step: one call per batch of decoded source transactions, in commit order, in the relay's own
 -- transaction. p_batch: [{ lsn, at, xid, ctx: [context…], items: [item…], part? }], items in WAL order:
 --   { x: context index, k: 'c'|'u'|'d', s: schema, t: table, key: text, okey?: text, new?: {…}, old?: {…}, u?: [col] }
@@ -130,7 +211,7 @@ $$;
 -- the others).
 create or replace function cdc.logical_apply(p_slot text, p_batch jsonb)
 returns table (event_id text, aggregate_type text, aggregate_id text, version bigint, type text, payload text)
-language plpgsql set enable_seqscan = off as $$
+language plpgsql set enable_seqscan = off set plan_cache_mode = force_generic_plan as $$
 declare
   v_applied pg_lsn;
   v_plsn pg_lsn;
@@ -159,6 +240,7 @@ declare
   v_spec jsonb;
   v_mask text[];
   v_images boolean;
+  v_bulk regprocedure;
   v_fn text;
   v_call text;
   v_gen text;
@@ -176,6 +258,18 @@ begin
   if not found then
     insert into cdc.logical_slots (slot) values (p_slot);
     v_applied := '0/0';
+  end if;
+  -- Whole new transactions that change only one table, which has a set-based capture: one statement for the batch.
+  select case when count(distinct i.x->>'s') = 1 and count(distinct i.x->>'t') = 1 then
+                to_regprocedure(format('cdc.%I(jsonb)', cdc.generated_name('bulk', min(i.x->>'s'), min(i.x->>'t')))) end
+    into v_bulk
+    from jsonb_array_elements(p_batch) t(x) cross join lateral jsonb_array_elements(t.x->'items') i(x)
+  having bool_and((t.x->>'lsn')::pg_lsn > v_applied and not t.x ? 'part' and i.x->>'k' in ('c', 'u', 'd')
+                  and not i.x ?| array['u', 'okey', 'full']);
+  if v_bulk is not null then
+    return query execute format('select * from %s($1)', v_bulk::oid::regproc) using p_batch;
+    update cdc.logical_slots s set applied_lsn = greatest(s.applied_lsn, (p_batch->-1->>'lsn')::pg_lsn) where s.slot = p_slot;
+    return;
   end if;
   -- One loop over every item of the batch (a loop per transaction opened a cursor per transaction: with a few rows
   -- each, a fifth of the step), then a last pass (v_t past the end) that finishes the last transaction.

@@ -429,6 +429,14 @@ $f$,
   if v_reason is not null then perform set_config('cdc.reason', '', true); end if;$r$ end,
     case when v_mode = 'logical' then '' else ' set enable_seqscan = off' end);
   execute v_body;
+  -- logical mode, a plain table: also the set-based form of its capture (sql/definitions/logical.sql)
+  if v_mode = 'logical' and jsonb_array_length(v_rules) = 0 and cardinality(v_mask || v_incidental || v_bookkeeping) = 0
+     and not coalesce((p_spec->>'document')::boolean, false)
+     and not exists (select 1 from pg_attribute a where a.attrelid = v_rel and a.attgenerated = 's' and not a.attisdropped) then
+    execute cdc.logical_bulk_source(p_schema, p_table, cdc.generated_name('bulk', p_schema, p_table), v_name, v_agg, v_pk, v_exclude);
+  else
+    execute format('drop function if exists cdc.%I(jsonb)', cdc.generated_name('bulk', p_schema, p_table));
+  end if;
 
   -- Snapshot batch: the next rows after the cursor key, locked briefly so a concurrent writer's version follows.
   execute format($f$
@@ -517,6 +525,7 @@ begin
   if p_schema = 'public' then perform cdc.untrack_root(p_table); end if;
   execute format('drop function if exists cdc.%I()', v_row.capture_function);
   execute format('drop function if exists cdc.%I(jsonb, int)', v_row.snapshot_function);
+  execute format('drop function if exists cdc.%I(jsonb)', cdc.generated_name('bulk', p_schema, p_table));
   update cdc.tracked t set active = false, untracked_at = now() where t.schema_name = p_schema and t.table_name = p_table;
   perform cdc.logical_dispatch_refresh();
   return true;
