@@ -16,10 +16,13 @@ import { latencyMeasurement, type BenchCase, type CaseResult } from '../types.ts
 const ROWS_PER_STATEMENT = 50
 const PACED_REASON = 'paced load'
 
-async function sqlWriter(db: Db, id: number, until: () => boolean, pace?: { perSecond: number }) {
+async function sqlWriter(db: Db, id: number, until: () => boolean, pace?: { perSecond: number; phase: number }) {
   let i = 0
   let written = 0
-  const t0 = Date.now()
+  // Paced writers keep their own phase (a fraction of a statement's period), as independent clients do: started in
+  // lockstep, all of them committed in the same instant, every period one burst of writers × 50 rows.
+  const t0 = Date.now() + (pace ? (pace.phase * ROWS_PER_STATEMENT * 1000) / pace.perSecond : 0)
+  if (pace) await Bun.sleep(t0 - Date.now())
   while (!until()) {
     i++
     const step = i % 4
@@ -149,9 +152,12 @@ async function endToEnd(mode: 'outbox' | 'logical', scale: number, log: (m: stri
       stage: 'e2e',
       unit: 'event',
       ours: { perSecond: sustained, count: first.last.stored, seconds: elapsed },
-      target: { perSecond: 10_000 },
+      // the guide's goal: the history keeps up with what the writers commit (≥ 0.95× of it, backlog bounded)
+      raw: { perSecond: first.last.written / seconds, count: first.last.written, seconds },
+      ratio: sustained / (first.last.written / seconds),
+      target: { ratio: 0.95 },
       notes:
-        `${first.last.written} events in ${seconds} s of load (SQL: 3 writers, ${ROWS_PER_STATEMENT}-row statements; API: 2 writers) = ` +
+        `ours = into the history until drained, raw = written during the load: ${first.last.written} events in ${seconds} s of load (SQL: 3 writers, ${ROWS_PER_STATEMENT}-row statements; API: 2 writers) = ` +
         `${(first.last.written / seconds).toFixed(0)}/s written; backlog at end of load ${backlogOf(atStop)}` +
         (mode === 'logical' ? ' (counted from the events the relay had applied by then); ' : '; ') +
         (first.drained ? `drained ${(elapsed - seconds).toFixed(1)} s later` : `NOT drained after ${drainMs / 1000} s: backlog ${backlogOf(first.last)}`) +
@@ -163,7 +169,7 @@ async function endToEnd(mode: 'outbox' | 'logical', scale: number, log: (m: stri
     const half = sustained / 2
     log(`paced load at ${half.toFixed(0)} events/s for ${seconds} s`)
     stop = false
-    const paced = [1, 2, 3].map((w) => sqlWriter(db, 3 + w, until, { perSecond: half / 3 }))
+    const paced = [0, 1, 2].map((w) => sqlWriter(db, 4 + w, until, { perSecond: half / 3, phase: w / 3 }))
     const pacedStart = Date.now()
     await Bun.sleep(seconds * 1000)
     stop = true
@@ -182,7 +188,7 @@ async function endToEnd(mode: 'outbox' | 'logical', scale: number, log: (m: stri
       ours: latencyMeasurement(latencies, pacedSeconds),
       target: { p99Ms: 250 },
       notes:
-        `commit→history (storedAt − occurredAt) of each event, 3 paced SQL writers; backlog at end of load ${backlogOf(atPacedStop)}, ` +
+        `commit→history (storedAt − occurredAt) of each event, 3 paced SQL writers a third of a period apart; backlog at end of load ${backlogOf(atPacedStop)}, ` +
         (second.drained ? 'drained' : `NOT drained after ${drainMs / 1000} s`),
     }
     return [throughput, latency]

@@ -144,7 +144,8 @@ language plpgsql set enable_seqscan = off set plan_cache_mode = force_generic_pl
 #variable_conflict use_column
 begin
   return query
-  with it as (
+  -- (materialized: a later step's sort would otherwise carry each item's whole transaction, items and all, along)
+  with it as materialized (
     select t.n as b_tx, i.o as b_pos, (t.x->>'lsn')::pg_lsn as b_lsn, (t.x->>'at')::timestamptz as b_at, (t.x->>'xid')::xid8 as b_xid,
            case when i.x ? 'x' then t.x->'ctx'->((i.x->>'x')::int) end as b_ctx, i.x->>'k' as b_k, i.x->'new' as b_new, i.x->'old' as b_old
       from jsonb_array_elements(p_batch) with ordinality as t(x, n)
