@@ -422,6 +422,20 @@ test('a replayed batch is not applied again: the same events, same ids and versi
     expect(await apply()).toEqual(first)
     const [n] = await db.query<{ n: number }>('select count(*)::int as n from cdc.event_store')
     expect(n!.n).toBe(2)
+    // the same through a plain table's set-based capture (its replay is read back like any other)
+    await db.query('create table public.plain (id int primary key, v text)')
+    const spec = { ...captureSpec(env.config, { schema: 'public', name: 'plain' }), mode: 'logical' }
+    await db.query(`select cdc.track('public', 'plain', $1::text::jsonb)`, [JSON.stringify(spec)])
+    const plain = JSON.stringify([{ lsn: '0/AB000020', at: '2026-11-30T10:00:01Z', xid: '901', ctx: [['901', 'bob', 'sql', null, null, null]],
+      items: [{ x: 0, k: 'c', s: 'public', t: 'plain', key: '["5"]', new: { id: '5', v: 'a' } }, { x: 0, k: 'u', s: 'public', t: 'plain', key: '["5"]', new: { id: '5', v: 'b' }, old: { id: '5' } }] }])
+    const applyPlain = () => db.query<{ event_id: string; version: number; type: string; payload: string }>(
+      `select event_id, version, type, payload from cdc.logical_apply($1, $2::text::jsonb)`,
+      ['s1', plain],
+    )
+    const once = await applyPlain()
+    expect(once.map((e) => [e.type, e.version, JSON.parse(e.payload).tx.index, JSON.parse(e.payload).actor.id])).toEqual([['PlainCreated', 1, 0, 'bob'], ['PlainUpdated', 2, 1, 'bob']])
+    expect(JSON.parse(once[1]!.payload)).toMatchObject({ before: { id: 5, v: 'a' }, after: { id: 5, v: 'b' }, changes: [{ path: 'v', before: 'a', after: 'b' }] })
+    expect(await applyPlain()).toEqual(once)
   } finally {
     await cleanupEnv(env)
   }
