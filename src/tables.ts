@@ -94,9 +94,18 @@ export function storageName(t: TableName): string {
   return t.schema === 'public' ? encode(t.name) : `${encode(t.schema)}.${encode(t.name)}`
 }
 
+// The relay and the consumer ask for every event; the tables are few (bounded anyway: types come from messages too).
+const storageNames = new Map<string, string>()
+
 /** storageName of a canonical aggregate type (events carry the canonical name). */
 export function storageNameOf(aggregateType: string): string {
-  return storageName(parseTableName(aggregateType))
+  let name = storageNames.get(aggregateType)
+  if (name === undefined) {
+    name = storageName(parseTableName(aggregateType))
+    if (storageNames.size >= 1000) storageNames.clear()
+    storageNames.set(aggregateType, name)
+  }
+  return name
 }
 
 /** Singular PascalCase of a table name, the stem of its default event types: order_lines → OrderLine. */
