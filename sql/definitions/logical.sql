@@ -203,7 +203,8 @@ $$;
 --   { x, k: 'a', a: { aggregate_type, aggregate_id, op, type, changes, before, after, data } }   (cdc.append)
 --   { x, k: 'doc', a: { aggregate_type, aggregate_id, aggregate, documentEvent, children, after } } (root document)
 -- Row changes run the table's generated capture function (through cdc.logical_capture) with NEW/OLD built from the
--- decoded tuple and the stored previous image. Transactions at or below the slot's applied_lsn were applied before (a
+-- decoded tuple and the stored previous image; a batch of whole new transactions of one plain table takes its
+-- set-based form instead (cdc.logical_bulk_source). Transactions at or below the slot's applied_lsn were applied before (a
 -- replay after a crash): they are not applied again, only their events are read back (ids derive from lsn and index).
 -- Returns the events of the whole batch in order.
 -- A large source transaction comes in parts, one per call, alone in its batch: part = { first, last } (first: the

@@ -1,6 +1,7 @@
 -- Capture installation: cdc.track(schema, table, spec) generates one trigger function per table with its key encoding,
 -- excluded/masked columns and event-type rules compiled in (identifiers from the catalog via %I, config values via %L),
--- plus a keyset snapshot function. The spec comes from cdc.toml (built by the capture module):
+-- plus a keyset snapshot function (and, in logical mode for a plain table, the apply step's set-based capture). The
+-- spec comes from cdc.toml (built by the capture module):
 --   { aggregate: 'Customer', mode: 'outbox'|'emit'|'logical', exclude: [..], mask: [..], incidental: [..],
 --     bookkeeping: [..], rules: [{ op, columns?, value?, type, reason? }], document: bool }
 --   (rules of this table only, in config order; document: an aggregate root whose events carry its document, so in
