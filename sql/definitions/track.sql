@@ -176,6 +176,24 @@ create or replace function cdc.has_equality(p_type oid) returns boolean language
    where ty.typtype <> 'd' and not (ty.typelem <> 0 and ty.typcategory = 'A')
 $$;
 
+-- The JSON text of a row image, for generated code over the record `rec`: row_to_json where nothing is left out or
+-- masked (no jsonb built only to be printed again), else cdc.image_expr.
+create or replace function cdc.image_text_expr(rec text, p_exclude text[], p_mask_obj text) returns text language sql immutable as $$
+  select case when p_mask_obj is null and cardinality(p_exclude) = 0 then format('row_to_json(%s)::text', rec)
+              else format('(%s)::text', cdc.image_expr(rec, p_exclude, p_mask_obj)) end
+$$;
+
+-- One column's entry in an UPDATE's `changes`, for generated code over the records p_new and p_old: whether it
+-- changed (compared unmasked; as text where the type has no equality) and its JSON text with a leading comma
+-- (values "***" when masked).
+create or replace function cdc.change_sql(p_column name, p_type oid, p_masked boolean, p_new text, p_old text,
+  out changed text, out fragment text) language sql stable as $$
+  select format('%1$s.%3$I%4$s is distinct from %2$s.%3$I%4$s', p_new, p_old, p_column, case when cdc.has_equality(p_type) then '' else '::text' end),
+         format('%L || %s || '',"after":'' || %s || ''}''', ',{"path":' || to_json(p_column::text) || ',"before":',
+           case when p_masked then '''"***"''' else format('coalesce(to_json(%s.%I)::text, ''null'')', p_old, p_column) end,
+           case when p_masked then '''"***"''' else format('coalesce(to_json(%s.%I)::text, ''null'')', p_new, p_column) end)
+$$;
+
 -- Primary key columns of public.<p_table> in key order (null without one; error when the table is missing).
 create or replace function cdc.primary_key(p_table text) returns text[] language plpgsql stable as $$
 declare v_rel oid;
@@ -321,10 +339,8 @@ begin
     into v_rules_c, v_rules_u, v_rules_d from jsonb_array_elements(v_rules) r;
   v_mask_obj := (select jsonb_object_agg(m, '***') from unnest(v_mask) m)::text;
   -- JSON text of a row image; without excluded or masked columns straight from the row
-  v_image_new := case when v_mask_obj is null and cardinality(v_exclude) = 0 then 'row_to_json(NEW)::text'
-                      else format('(%s)::text', cdc.image_expr('NEW', v_exclude, v_mask_obj)) end;
-  v_image_old := case when v_mask_obj is null and cardinality(v_exclude) = 0 then 'row_to_json(OLD)::text'
-                      else format('(%s)::text', cdc.image_expr('OLD', v_exclude, v_mask_obj)) end;
+  v_image_new := cdc.image_text_expr('NEW', v_exclude, v_mask_obj);
+  v_image_old := cdc.image_text_expr('OLD', v_exclude, v_mask_obj);
   -- an insert/delete type is a constant unless a rule looks at a value
   v_type_c := case when jsonb_array_length(v_rules_c) = 0 then quote_literal(v_agg || 'Created')
                    when not v_rules_c->0 ? 'value' then quote_literal(v_rules_c->0->>'type')
@@ -345,15 +361,12 @@ begin
     -- bookkeeping columns not compared: in the images only;
     -- cdc.refresh_capture regenerates this after ALTER TABLE)
     select string_agg(format($f$
-    if NEW.%1$I%4$s is distinct from OLD.%1$I%4$s then
-      v_changes := v_changes || %5$L || %2$s || ',"after":' || %3$s || '}';
-    end if;$f$, a.attname,
-        case when a.attname = any(v_mask) then '''"***"''' else format('coalesce(to_json(OLD.%I)::text, ''null'')', a.attname) end,
-        case when a.attname = any(v_mask) then '''"***"''' else format('coalesce(to_json(NEW.%I)::text, ''null'')', a.attname) end,
-        case when cdc.has_equality(a.atttypid) then '' else '::text' end,
-        ',{"path":' || to_json(a.attname::text) || ',"before":'), '' order by a.attnum)
+    if %s then
+      v_changes := v_changes || %s;
+    end if;$f$, c.changed, c.fragment), '' order by a.attnum)
       into v_update
-      from pg_attribute a where a.attrelid = v_rel and a.attnum > 0 and not a.attisdropped and not a.attname = any(v_exclude)
+      from pg_attribute a cross join lateral cdc.change_sql(a.attname, a.atttypid, a.attname = any(v_mask), 'NEW', 'OLD') c
+     where a.attrelid = v_rel and a.attnum > 0 and not a.attisdropped and not a.attname = any(v_exclude)
        and not a.attname = any(v_bookkeeping);
     v_update := E'\n    v_changes := '''';' || v_update || format($f$
     if v_changes = '' then return null; end if;
@@ -431,7 +444,8 @@ $f$,
     case when v_mode = 'logical' then '' else ' set enable_seqscan = off' end);
   execute v_body;
   -- logical mode, a plain table: also the set-based form of its capture (sql/definitions/logical.sql)
-  if v_mode = 'logical' and jsonb_array_length(v_rules) = 0 and cardinality(v_mask || v_incidental || v_bookkeeping) = 0
+  -- (no rules, and none of the columns whose images the apply step keeps: cdc.logical_keeps_images)
+  if v_mode = 'logical' and jsonb_array_length(v_rules) = 0 and not cdc.logical_keeps_images(p_spec)
      and not coalesce((p_spec->>'document')::boolean, false)
      and not exists (select 1 from pg_attribute a where a.attrelid = v_rel and a.attgenerated = 's' and not a.attisdropped) then
     execute cdc.logical_bulk_source(p_schema, p_table, cdc.generated_name('bulk', p_schema, p_table), v_name, v_agg, v_pk, v_exclude);
