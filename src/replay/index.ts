@@ -12,7 +12,8 @@
 // Why nothing is lost: the consumer keeps writing to the live collections during the build. What it wrote before the
 // swap went to the collections the swap replaced; every such event was committed before the swap, so it is either
 // seen by S (and read by the build, whose pages see at least what S sees) or not (and read by the catch-up, whose
-// query runs after the swap). Whatever the consumer writes after the swap lands in the new collections directly.
+// query runs after the swap). Whatever the consumer writes after the swap lands in the new collections directly; the
+// next version of an aggregate whose last one went to a replaced collection waits as a gap until the catch-up.
 import type { InMessage } from '../clients/kafka.ts'
 import { NAMESPACE_NOT_FOUND, StoreError, type Doc, type Store, type WriteOp } from '../clients/mongo.ts'
 import type { CdcEvent } from '../events.ts'

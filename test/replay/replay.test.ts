@@ -92,7 +92,9 @@ async function writesContinue() {
   expect(written).toBeGreaterThan(3)
   expect(result.caughtUp).toBeGreaterThan(0)
   await eventually(() => complete('customers'), 60_000)
-  expect(await storeOf(api).collection('cdc_gaps').count({ table: 'customers' })).toBe(0)
+  // An update the consumer wrote to the old read model just before the swap is missing from the new one until the
+  // catch-up applies it: the consumer may hold the next version as a gap meanwhile; its re-check closes it.
+  await eventually(async () => (await storeOf(api).collection('cdc_gaps').count({ table: 'customers' })) === 0, 30_000)
 }
 
 /** A history document without what only says when and from where it was stored. */
