@@ -443,12 +443,13 @@ $f$,
   if v_reason is not null then perform set_config('cdc.reason', '', true); end if;$r$ end,
     case when v_mode = 'logical' then '' else ' set enable_seqscan = off' end);
   execute v_body;
-  -- logical mode, a plain table: also the set-based form of its capture (sql/definitions/logical.sql)
-  -- (no rules, and none of the columns whose images the apply step keeps: cdc.logical_keeps_images)
-  if v_mode = 'logical' and jsonb_array_length(v_rules) = 0 and not cdc.logical_keeps_images(p_spec)
+  -- logical mode, a table without rules, masks or incidental columns: also the set-based form of its capture
+  -- (sql/definitions/logical.sql)
+  if v_mode = 'logical' and jsonb_array_length(v_rules) = 0 and cardinality(v_mask || v_incidental) = 0
      and not coalesce((p_spec->>'document')::boolean, false)
      and not exists (select 1 from pg_attribute a where a.attrelid = v_rel and a.attgenerated = 's' and not a.attisdropped) then
-    execute cdc.logical_bulk_source(p_schema, p_table, cdc.generated_name('bulk', p_schema, p_table), v_name, v_agg, v_pk, v_exclude);
+    execute cdc.logical_bulk_source(p_schema, p_table, cdc.generated_name('bulk', p_schema, p_table), v_name, v_agg, v_pk, v_exclude,
+      v_bookkeeping);
   else
     execute format('drop function if exists cdc.%I(jsonb)', cdc.generated_name('bulk', p_schema, p_table));
   end if;

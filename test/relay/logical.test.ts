@@ -276,46 +276,87 @@ describe('in-process relay', () => {
     expect(await images()).toEqual(['public.img_book'])
   }, 30_000)
 
-  test('a plain table\'s batches take the set-based capture, with the same events as the row-by-row path', async () => {
+  type Stored = { aggregate: { id: string }; version: number; type: string; op: string; tx: { index: number }; changes: unknown; before: unknown; after: unknown; actor: unknown; reason: unknown; correlationId: unknown }
+  type Step = { actor: string | null; sql: string[] }
+  /**
+   * Tracks `<name>_bulk` and `<name>_loop` alike, drops the second one's set-based capture so that it goes row by row,
+   * runs the same steps on each (one table at a time, so each batch holds one table's transactions; after each group
+   * of steps, waits for the events it makes, so the next group comes in later batches), and returns both tables'
+   * events, which must be equal.
+   */
+  async function bothPaths(name: string, options: object, groups: { steps: Step[]; events: number }[]) {
     const db = env.rt.db()
-    for (const t of ['pair_bulk', 'pair_loop']) {
+    const tables = [`${name}_bulk`, `${name}_loop`]
+    for (const t of tables) {
       await db.query(`create table public.${t} (id int primary key, name text, qty int, price numeric(10,2), seen timestamptz,
         tags text[], doc jsonb, spot point, secret text)`)
-      const spec = { ...captureSpec(env.config, { schema: 'public', name: t }), mode: 'logical', exclude: ['secret'] }
+      const spec = { ...captureSpec(env.config, { schema: 'public', name: t }), mode: 'logical', exclude: ['secret'], ...options }
       await db.query(`select cdc.track('public', $1, $2::text::jsonb)`, [t, JSON.stringify(spec)])
     }
     const bulk = async (t: string) => (await db.query(`select to_regprocedure($1) is not null as x`, [`cdc.bulk_${t}(jsonb)`]))[0]!.x
-    expect([await bulk('pair_bulk'), await bulk('pair_loop')]).toEqual([true, true])
-    // the other table goes through the capture function row by row
-    await db.query('drop function cdc.bulk_pair_loop(jsonb)')
-    type Stored = { aggregate: { id: string }; version: number; type: string; op: string; tx: { index: number }; changes: unknown; before: unknown; after: unknown; actor: unknown; reason: unknown; correlationId: unknown }
-    const read = (t: string) =>
+    expect([await bulk(tables[0]!), await bulk(tables[1]!)]).toEqual([true, true])
+    await db.query(`drop function cdc.bulk_${tables[1]}(jsonb)`)
+    const read = (t: string, n: number) =>
       eventually(async () => {
         const rows = await db.query<{ payload: Stored }>(`select payload from cdc.event_store where aggregate_type = $1 order by aggregate_id, version`, [t])
-        return rows.length === 12 && rows.map(({ payload: e }) => [e.aggregate.id, e.version, e.type.replace(/^PairBulk|^PairLoop/, ''), e.op, e.tx.index, e.changes, e.before, e.after, e.actor, e.reason, e.correlationId])
+        return rows.length === n && rows.map(({ payload: e }) =>
+          [e.aggregate.id, e.version, e.type.replace(/^[A-Za-z]+(Bulk|Loop)/, ''), e.op, e.tx.index, e.changes, e.before, e.after, e.actor, e.reason, e.correlationId] as const)
       })
-    // one table at a time, so that each batch holds one table's transactions
     const events: Awaited<ReturnType<typeof read>>[] = []
-    for (const t of ['pair_bulk', 'pair_loop']) {
-      const tx = async (context: string | null, ...statements: string[]) =>
-        db.begin(async (q) => {
-          if (context) await q.query(`select set_config('cdc.actor', $1, true), set_config('cdc.reason', 'why', true), set_config('cdc.correlation_id', 'c-1', true)`, [context])
-          for (const sql of statements) await q.query(sql.replaceAll('{t}', `public.${t}`))
-        })
-      await tx('alice',
-        `insert into {t} values (1, 'one', 1, 1.50, '2026-01-02T03:04:05.123456Z', '{a,b}', '{"k": [1, 2]}', '(1,2)', 's'), (2, 'two', 2, 2, null, null, null, null, null), (3, 'th"ree', 3, 3, '2026-05-06 07:08:09+02', '{}', 'null', '(0,0)', 'x')`,
-        `update {t} set name = 'uno' where id = 1`, `update {t} set qty = 10, seen = null where id = 1`)
-      await tx(null, `update {t} set name = name where id = 2`, `update {t} set secret = 'only excluded' where id = 2`,
-        `update {t} set price = 3.25, tags = '{c}', doc = '{"k": {"deep": true}}', spot = '(2,2)' where id = 3`)
-      await tx('bob', `delete from {t} where id = 1`, `insert into {t} (id, name) values (1, 'again')`, `update {t} set qty = 5 where id = 1`)
-      await tx('carol', `update {t} set qty = qty + 1 where id in (2, 3)`, `delete from {t} where id = 3`)
-      events.push(await read(t))
+    for (const t of tables) {
+      let total = 0
+      for (const group of groups) {
+        for (const step of group.steps) {
+          await db.begin(async (q) => {
+            if (step.actor) await q.query(`select set_config('cdc.actor', $1, true), set_config('cdc.reason', 'why', true), set_config('cdc.correlation_id', 'c-1', true)`, [step.actor])
+            for (const sql of step.sql) await q.query(sql.replaceAll('{t}', `public.${t}`))
+          })
+        }
+        total += group.events
+        events.push(await read(t, total))
+      }
     }
-    const [viaBulk, viaLoop] = events as [Awaited<ReturnType<typeof read>>, Awaited<ReturnType<typeof read>>]
+    const [viaBulk, viaLoop] = [events[groups.length - 1]!, events.at(-1)!]
     expect(viaBulk).toEqual(viaLoop)
+    return viaBulk
+  }
+
+  test('a plain table\'s batches take the set-based capture, with the same events as the row-by-row path', async () => {
+    const events = await bothPaths('pair', {}, [{ events: 12, steps: [
+      { actor: 'alice', sql: [
+        `insert into {t} values (1, 'one', 1, 1.50, '2026-01-02T03:04:05.123456Z', '{a,b}', '{"k": [1, 2]}', '(1,2)', 's'), (2, 'two', 2, 2, null, null, null, null, null), (3, 'th"ree', 3, 3, '2026-05-06 07:08:09+02', '{}', 'null', '(0,0)', 'x')`,
+        `update {t} set name = 'uno' where id = 1`, `update {t} set qty = 10, seen = null where id = 1`] },
+      { actor: null, sql: [`update {t} set name = name where id = 2`, `update {t} set secret = 'only excluded' where id = 2`,
+        `update {t} set price = 3.25, tags = '{c}', doc = '{"k": {"deep": true}}', spot = '(2,2)' where id = 3`] },
+      { actor: 'bob', sql: [`delete from {t} where id = 1`, `insert into {t} (id, name) values (1, 'again')`, `update {t} set qty = 5 where id = 1`] },
+      { actor: 'carol', sql: [`update {t} set qty = qty + 1 where id in (2, 3)`, `delete from {t} where id = 3`] },
+    ] }])
     // no event for an update that changes nothing compared; gapless versions over a delete and a new insert
-    expect(viaBulk.map((e) => `${e[0]}:${e[1]}:${e[2]}`)).toEqual(['1:1:Created', '1:2:Updated', '1:3:Updated', '1:4:Deleted', '1:5:Created', '1:6:Updated',
+    expect(events.map((e) => `${e[0]}:${e[1]}:${e[2]}`)).toEqual(['1:1:Created', '1:2:Updated', '1:3:Updated', '1:4:Deleted', '1:5:Created', '1:6:Updated',
       '2:1:Created', '2:2:Updated', '3:1:Created', '3:2:Updated', '3:3:Updated', '3:4:Deleted'])
+    const [kept] = await env.rt.db().query<{ n: number }>(`select count(*)::int as n from cdc.logical_images where rel like 'public.pair_%'`)
+    expect(kept!.n).toBe(0)
+  }, 30_000)
+
+  test('with bookkeeping columns too: their changes alone make no event, and the next event\'s before image has them', async () => {
+    const events = await bothPaths('book', { bookkeeping: ['seen'] }, [
+      // within a transaction: the previous image is the change before it
+      { events: 4, steps: [{ actor: 'alice', sql: [`insert into {t} (id, name, qty) values (1, 'one', 1), (2, 'two', 2), (3, 'three', 3)`,
+        `update {t} set seen = '2026-01-01Z' where id = 1`, `update {t} set name = 'uno' where id = 1`] }] },
+      // across batches: the image kept for the row
+      { events: 1, steps: [{ actor: 'bob', sql: [`update {t} set seen = '2026-02-02Z' where id = 2`, `update {t} set qty = 30 where id = 3`] }] },
+      { events: 3, steps: [{ actor: 'carol', sql: [`update {t} set name = 'zwei' where id = 2`, `delete from {t} where id = 3`,
+        `update {t} set seen = '2026-03-03Z', qty = 7 where id = 1`] }] },
+    ])
+    const row = (id: string, version: number) => events.find((e) => e[0] === id && e[1] === version)!
+    expect(events.map((e) => `${e[0]}:${e[1]}:${e[2]}`)).toEqual(['1:1:Created', '1:2:Updated', '1:3:Updated', '2:1:Created', '2:2:Updated',
+      '3:1:Created', '3:2:Updated', '3:3:Deleted'])
+    expect([row('1', 2)[5], (row('1', 2)[6] as { seen: string }).seen]).toEqual([[{ path: 'name', before: 'one', after: 'uno' }], '2026-01-01T00:00:00+00:00'])
+    expect([row('2', 2)[5], (row('2', 2)[6] as { seen: string }).seen]).toEqual([[{ path: 'name', before: 'two', after: 'zwei' }], '2026-02-02T00:00:00+00:00'])
+    expect(row('1', 3)[5]).toEqual([{ path: 'qty', before: 1, after: 7 }])
+    // both paths keep the last image of each row that is still there
+    const images = await env.rt.db().query<{ rel: string; key: string }>(`select rel, key from cdc.logical_images where rel like 'public.book_%' order by rel, key`)
+    expect(images.map((i) => `${i.rel} ${i.key}`)).toEqual(['public.book_bulk ["1"]', 'public.book_bulk ["2"]', 'public.book_loop ["1"]', 'public.book_loop ["2"]'])
   }, 30_000)
 
   test('tables tracked while the relay runs are applied through the static dispatch, which follows track and untrack', async () => {
