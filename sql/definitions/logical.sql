@@ -116,34 +116,62 @@ create or replace function cdc.logical_keeps_images(p_spec jsonb) returns boolea
 $$;
 
 -- The set-based form of a table's capture for the apply step (cdc.track makes it as cdc.bulk_<table>(batch) for a
--- table in logical mode with no rules, masks or incidental columns, no document and no stored generated column): a
--- batch of whole new transactions that change only this table, with neither unchanged TOASTed values, key changes nor
--- REPLICA IDENTITY FULL images, becomes its events in one statement, not a capture call per row (~40% less per change
--- with the relay client; ~25% in the apply step alone, with or without bookkeeping columns). The same events as the row-by-row path: the same
--- envelope, key encoding, images (to_jsonb / row_to_json of the typed row), per-column changes in column order
--- (bookkeeping columns in the images only; an UPDATE that changes nothing else makes no event), indexes per source
--- transaction, versions after the aggregate's last stored one, ids from the commit position. A row's previous image
--- is the one its previous change in the batch left, else the image kept for it (bookkeeping columns: a change of
--- them alone makes no event, so the event store misses it), else its last stored event's after; with bookkeeping
--- columns the batch's last image of each row is kept, as the row-by-row path does.
-drop function if exists cdc.logical_bulk_source(text, text, text, text, text, text[], text[]);
+-- table in logical mode with no masks or incidental columns, no document and no stored generated column): a batch of
+-- whole new transactions that change only this table, with neither unchanged TOASTed values, key changes nor REPLICA
+-- IDENTITY FULL images, becomes its events in one statement, not a capture call per row. The same events as the
+-- row-by-row path: the same envelope, key encoding, images (to_jsonb / row_to_json of the typed row), per-column
+-- changes in column order (bookkeeping columns in the images only; an UPDATE that changes nothing else makes no
+-- event), event types and reasons by the table's rules (an UPDATE split by cdc.split_update as the capture function
+-- does), indexes per source transaction, versions after the aggregate's last stored one, ids from the commit
+-- position. A row's previous image is the one its previous change in the batch left, else the image kept for it
+-- (bookkeeping columns: a change of them alone makes no event, so the event store misses it), else its last stored
+-- event's after; with bookkeeping columns the batch's last image of each row is kept, as the row-by-row path does.
 create or replace function cdc.logical_bulk_source(p_schema text, p_table text, p_fn text, p_name text, p_agg text, p_pk text[],
-  p_exclude text[], p_bookkeeping text[]) returns text language plpgsql stable as $$
+  p_exclude text[], p_bookkeeping text[], p_rules_c jsonb, p_rules_u jsonb, p_rules_d jsonb) returns text
+language plpgsql stable as $$
 declare
   v_rel regclass := format('%I.%I', p_schema, p_table)::regclass;
-  v_changes text;
-  v_images boolean;
+  v_images boolean := cardinality(p_bookkeeping) > 0;
+  v_split boolean := jsonb_array_length(p_rules_u) > 0;
+  v_delta text;
+  v_events text;
 begin
-  select string_agg(format($c$
-           || case when %s then %s else '' end$c$, c.changed, c.fragment), '' order by a.attnum)
-    into v_changes
+  -- an UPDATE's changed columns: JSON text with a leading comma per column, or (split by rules) a jsonb array with
+  -- the bookkeeping columns, which ride along with the first event (as in the capture function)
+  select case when v_split then '''[]''::jsonb' || coalesce(string_agg(format($c$
+             || case when %s then %s else '[]'::jsonb end$c$, c.changed, cdc.change_jsonb_sql(a.attname, false, 'n', 'o')), '' order by a.attnum), '')
+              else '''''' || coalesce(string_agg(format($c$
+             || case when %s then %s else '' end$c$, c.changed, c.fragment), '' order by a.attnum)
+                     filter (where not a.attname = any(p_bookkeeping)), '') end
+    into v_delta
     from pg_attribute a cross join lateral cdc.change_sql(a.attname, a.atttypid, false, 'n', 'o') c
-   where a.attrelid = v_rel and a.attnum > 0 and not a.attisdropped and not a.attname = any(p_exclude || p_bookkeeping);
-  v_images := cardinality(p_bookkeeping) > 0;
+   where a.attrelid = v_rel and a.attnum > 0 and not a.attisdropped and not a.attname = any(p_exclude);
+  -- the events of the changes: one per INSERT/DELETE and per changed UPDATE, or the UPDATE's parts by the rules
+  v_events := format(case when v_split then $e$
+  ), split as (
+    select m.*, coalesce(s.n, 1) as b_sub,
+           case m.b_k when 'c' then %1$s when 'u' then s.type else %2$s end as b_type,
+           case when m.b_k = 'u' then %3$s else '[]' end as b_changes,
+           case when m.b_k = 'u' then s.before::text else m.b_old_text end as b_before,
+           case when m.b_k = 'u' then s.after::text else m.b_new_text end as b_after
+      from imaged m
+      left join lateral (select * from cdc.split_update(%4$L, m.b_delta, %5$L, m.b_old_json, %6$L) with ordinality as x(type, changes, before, after, n)
+                          where m.b_k = 'u') s on true
+     where m.b_k <> 'u' or s.n is not null$e$ else $e$
+  ), split as (
+    select m.*, 1 as b_sub,
+           case m.b_k when 'c' then %1$s when 'u' then %6$L else %2$s end as b_type,
+           case when m.b_k = 'u' then '[' || substr(m.b_delta, 2) || ']' else '[]' end as b_changes,
+           m.b_old_text as b_before, m.b_new_text as b_after
+      from imaged m where m.b_k <> 'u' or m.b_delta <> ''$e$ end,
+    cdc.rule_type_sql(p_rules_c, 'm.b_new_text::jsonb', p_agg || 'Created'), cdc.rule_type_sql(p_rules_d, 'm.b_old_text::jsonb', p_agg || 'Deleted'),
+    case when cardinality(p_bookkeeping) = 0 then 's.changes::text'
+         else format('(select coalesce(jsonb_agg(c), ''[]'') from jsonb_array_elements(s.changes) c where not c->>''path'' = any(%L::text[]))::text', p_bookkeeping) end,
+    p_rules_u, p_bookkeeping, p_agg || 'Updated');
   return format($f$
 create or replace function cdc.%1$I(p_batch jsonb)
 returns table (event_id text, aggregate_type text, aggregate_id text, version bigint, type text, payload text)
-language plpgsql set enable_seqscan = off set plan_cache_mode = force_generic_plan as $fn$
+language plpgsql set enable_seqscan = off set plan_cache_mode = force_generic_plan set jit = off as $fn$
 #variable_conflict use_column
 begin
   return query
@@ -159,55 +187,59 @@ begin
       from it cross join lateral jsonb_populate_record(null::%3$I.%4$I, coalesce(it.b_new, it.b_old)) as kr
   ), prior as (
     select k.*, s.version as b_base,
-           case when lag(k.b_pos) over w is not null then lag(k.b_new) over w else %12$s end as b_prev,
+           case when lag(k.b_pos) over w is not null then lag(k.b_new) over w else %9$s end as b_prev,
            row_number() over (partition by k.b_id order by k.b_tx desc, k.b_pos desc) as b_last
-      from keyed k%13$s
+      from keyed k%10$s
       left join lateral (select e.version, case when jsonb_typeof(e.payload->'after') = 'object' then e.payload->'after' end as after
                            from cdc.event_store e where e.aggregate_type = %5$L and e.aggregate_id = k.b_id
                           order by e.version desc limit 1) s on true
     window w as (partition by k.b_id order by k.b_tx, k.b_pos)
   ), imaged as (
     select p.b_tx, p.b_pos, p.b_lsn, p.b_at, p.b_xid, p.b_ctx, p.b_k, p.b_id, p.b_base,
-           case when p.b_k = 'u' then '' %6$s end as b_changes,
-           case when p.b_k <> 'c' then %7$s end as b_before,
-           case when p.b_k <> 'd' then %8$s end as b_after
+           case when p.b_k = 'u' then %6$s end as b_delta,
+           case when p.b_k <> 'c' then %7$s end as b_old_text,
+           case when p.b_k <> 'd' then %8$s end as b_new_text%12$s
       from prior p
      cross join lateral jsonb_populate_record(null::%3$I.%4$I, p.b_new) as n
-     cross join lateral jsonb_populate_record(null::%3$I.%4$I, case when p.b_k <> 'c' then coalesce(p.b_prev, p.b_old) end) as o
+     cross join lateral jsonb_populate_record(null::%3$I.%4$I, case when p.b_k <> 'c' then coalesce(p.b_prev, p.b_old) end) as o%13$s
   ), ev as (
-    select m.*, (row_number() over (partition by m.b_tx order by m.b_pos) - 1)::int as b_index,
-           coalesce(m.b_base, 0) + row_number() over (partition by m.b_id order by m.b_tx, m.b_pos) as b_version,
-           case m.b_k when 'c' then %9$L when 'u' then %10$L else %11$L end as b_type
-      from imaged m where m.b_k <> 'u' or m.b_changes <> ''
+    select v.*, (row_number() over (partition by v.b_tx order by v.b_pos, v.b_sub) - 1)::int as b_index,
+           coalesce(v.b_base, 0) + row_number() over (partition by v.b_id order by v.b_tx, v.b_pos, v.b_sub) as b_version
+      from split v
   ), body as (
     select v.*, cdc.logical_event_id(v.b_lsn, v.b_at, v.b_index) as b_event
       from ev v
   ), done as (
     select d.*, cdc.envelope_of(d.b_event, d.b_type, d.b_k, %5$L, d.b_id, d.b_version, d.b_xid, d.b_index, d.b_at,
-             case when d.b_k = 'u' then '[' || substr(d.b_changes, 2) || ']' else '[]' end, d.b_before, d.b_after,
+             d.b_changes, d.b_before, d.b_after,
              coalesce(nullif(d.b_ctx->>1, ''), session_user::text), coalesce(nullif(d.b_ctx->>2, ''), 'sql'),
-             nullif(d.b_ctx->>3, ''), nullif(d.b_ctx->>4, ''), nullif(d.b_ctx->>5, ''))::jsonb as b_payload
+             coalesce(nullif(d.b_ctx->>3, ''), %14$s), nullif(d.b_ctx->>4, ''), nullif(d.b_ctx->>5, ''))::jsonb as b_payload
       from body d
   ), stored as (
     insert into cdc.event_store (id, aggregate_type, aggregate_id, version, type, tx_id, occurred_at, payload)
     select d.b_event, %5$L, d.b_id, d.b_version, d.b_type, d.b_xid, d.b_at, d.b_payload from done d
-  )%14$s
-  select d.b_event::text, %5$L::text, d.b_id, d.b_version, d.b_type, d.b_payload::text from done d order by d.b_tx, d.b_pos;
+  )%11$s
+  select d.b_event::text, %5$L::text, d.b_id, d.b_version, d.b_type, d.b_payload::text from done d order by d.b_tx, d.b_pos, d.b_sub;
 end
 $fn$
 $f$,
-    p_fn, cdc.key_expr('kr', p_pk), p_schema, p_table, p_name, v_changes,
+    p_fn, cdc.key_expr('kr', p_pk), p_schema, p_table, p_name, v_delta,
     cdc.image_text_expr('o', p_exclude, null), cdc.image_text_expr('n', p_exclude, null),
-    p_agg || 'Created', p_agg || 'Updated', p_agg || 'Deleted',
     case when v_images then 'coalesce(g.image, s.after)' else 's.after' end,
-    case when v_images then format(E'\n      left join cdc.logical_images g on g.rel = %L and g.key = k.b_key', p_schema || '.' || p_table) else '' end,
+    case when v_images then format(E'\n      left join lateral (select g.image from cdc.logical_images g where g.rel = %L and g.key = k.b_key limit 1) g on true',
+      p_schema || '.' || p_table) else '' end,
     -- (the rows of the batch's last changes: one write each, the image kept or gone)
     case when v_images then format($k$, gone as (
     delete from cdc.logical_images g using prior p where p.b_last = 1 and p.b_k = 'd' and g.rel = %1$L and g.key = p.b_key
   ), kept as (
     insert into cdc.logical_images as g (rel, key, image) select %1$L, p.b_key, p.b_new from prior p where p.b_last = 1 and p.b_k <> 'd'
         on conflict (rel, key) do update set image = excluded.image
-  )$k$, p_schema || '.' || p_table) else '' end);
+  )$k$, p_schema || '.' || p_table) else '' end,
+    case when v_split then format(E',\n           case when p.b_k = ''u'' then %s end as b_old_json', cdc.image_expr('o', p_exclude, null)) else '' end,
+    v_events,
+    -- a rule's reason stands in for the writer's when it gave none
+    format('case d.b_k when ''c'' then %s when ''d'' then %s end', coalesce(cdc.rule_reason_sql(p_rules_c, 'd.b_new_text::jsonb'), 'null'),
+      coalesce(cdc.rule_reason_sql(p_rules_d, 'd.b_old_text::jsonb'), 'null')));
 end
 $$;
 

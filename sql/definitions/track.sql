@@ -1,7 +1,7 @@
 -- Capture installation: cdc.track(schema, table, spec) generates one trigger function per table with its key encoding,
 -- excluded/masked columns and event-type rules compiled in (identifiers from the catalog via %I, config values via %L),
--- plus a keyset snapshot function (and, in logical mode for a plain table, the apply step's set-based capture). The
--- spec comes from cdc.toml (built by the capture module):
+-- plus a keyset snapshot function (and, in logical mode for a table without masks or incidental columns, the apply
+-- step's set-based capture). The spec comes from cdc.toml (built by the capture module):
 --   { aggregate: 'Customer', mode: 'outbox'|'emit'|'logical', exclude: [..], mask: [..], incidental: [..],
 --     bookkeeping: [..], rules: [{ op, columns?, value?, type, reason? }], document: bool }
 --   (rules of this table only, in config order; document: an aggregate root whose events carry its document, so in
@@ -194,6 +194,29 @@ create or replace function cdc.change_sql(p_column name, p_type oid, p_masked bo
            case when p_masked then '''"***"''' else format('coalesce(to_json(%s.%I)::text, ''null'')', p_new, p_column) end)
 $$;
 
+-- One column's entry in an UPDATE's changes as jsonb, for code that splits them by rules (cdc.split_update).
+create or replace function cdc.change_jsonb_sql(p_column name, p_masked boolean, p_new text, p_old text) returns text
+language sql immutable as $$
+  select format('jsonb_build_object(''path'', %L, ''before'', %s, ''after'', %s)', p_column,
+    case when p_masked then '''"***"''::jsonb' else format('to_jsonb(%s.%I)', p_old, p_column) end,
+    case when p_masked then '''"***"''::jsonb' else format('to_jsonb(%s.%I)', p_new, p_column) end)
+$$;
+
+-- The event type of an insert or delete of a row whose image (jsonb) p_image gives, by the op's rules: a constant
+-- unless a rule looks at a value.
+create or replace function cdc.rule_type_sql(p_rules jsonb, p_image text, p_default text) returns text language sql immutable as $$
+  select case when jsonb_array_length(p_rules) = 0 then quote_literal(p_default)
+              when not p_rules->0 ? 'value' then quote_literal(p_rules->0->>'type')
+              else format('cdc.rule_type(%L::jsonb, %s, %L)', p_rules, p_image, p_default) end
+$$;
+
+-- The reason a rule of an insert or delete gives (null: none).
+create or replace function cdc.rule_reason_sql(p_rules jsonb, p_image text) returns text language sql immutable as $$
+  select case when not exists (select 1 from jsonb_array_elements(p_rules) r where r ? 'reason') then null
+              when not p_rules->0 ? 'value' then quote_literal(p_rules->0->>'reason')
+              else format('cdc.rule_for(%L::jsonb, %s)->>''reason''', p_rules, p_image) end
+$$;
+
 -- Primary key columns of public.<p_table> in key order (null without one; error when the table is missing).
 create or replace function cdc.primary_key(p_table text) returns text[] language plpgsql stable as $$
 declare v_rel oid;
@@ -341,20 +364,11 @@ begin
   -- JSON text of a row image; without excluded or masked columns straight from the row
   v_image_new := cdc.image_text_expr('NEW', v_exclude, v_mask_obj);
   v_image_old := cdc.image_text_expr('OLD', v_exclude, v_mask_obj);
-  -- an insert/delete type is a constant unless a rule looks at a value
-  v_type_c := case when jsonb_array_length(v_rules_c) = 0 then quote_literal(v_agg || 'Created')
-                   when not v_rules_c->0 ? 'value' then quote_literal(v_rules_c->0->>'type')
-                   else format('cdc.rule_type(%L::jsonb, v_after::jsonb, %L)', v_rules_c, v_agg || 'Created') end;
-  v_type_d := case when jsonb_array_length(v_rules_d) = 0 then quote_literal(v_agg || 'Deleted')
-                   when not v_rules_d->0 ? 'value' then quote_literal(v_rules_d->0->>'type')
-                   else format('cdc.rule_type(%L::jsonb, v_before::jsonb, %L)', v_rules_d, v_agg || 'Deleted') end;
+  v_type_c := cdc.rule_type_sql(v_rules_c, 'v_after::jsonb', v_agg || 'Created');
+  v_type_d := cdc.rule_type_sql(v_rules_d, 'v_before::jsonb', v_agg || 'Deleted');
   -- a rule's reason stands in for the writer's when it gave none (set for the event, then unset)
-  v_reason_c := case when not exists (select 1 from jsonb_array_elements(v_rules_c) r where r ? 'reason') then null
-                     when not v_rules_c->0 ? 'value' then quote_literal(v_rules_c->0->>'reason')
-                     else format('cdc.rule_for(%L::jsonb, v_after::jsonb)->>''reason''', v_rules_c) end;
-  v_reason_d := case when not exists (select 1 from jsonb_array_elements(v_rules_d) r where r ? 'reason') then null
-                     when not v_rules_d->0 ? 'value' then quote_literal(v_rules_d->0->>'reason')
-                     else format('cdc.rule_for(%L::jsonb, v_before::jsonb)->>''reason''', v_rules_d) end;
+  v_reason_c := cdc.rule_reason_sql(v_rules_c, 'v_after::jsonb');
+  v_reason_d := cdc.rule_reason_sql(v_rules_d, 'v_before::jsonb');
 
   if jsonb_array_length(v_rules_u) = 0 and cardinality(v_incidental) = 0 then
     -- UPDATE, one event: the changed columns as JSON text, compiled per column (compared unmasked, reported masked;
@@ -376,14 +390,12 @@ begin
   else
     -- UPDATE split by rules (changes and images as jsonb for cdc.split_update), each event through cdc.append
     select string_agg(format($f$
-    if NEW.%1$I%4$s is distinct from OLD.%1$I%4$s then
-      v_changes_j := v_changes_j || jsonb_build_object('path', %1$L, 'before', %2$s, 'after', %3$s);
-    end if;$f$, a.attname,
-        case when a.attname = any(v_mask) then '''"***"''::jsonb' else format('to_jsonb(OLD.%I)', a.attname) end,
-        case when a.attname = any(v_mask) then '''"***"''::jsonb' else format('to_jsonb(NEW.%I)', a.attname) end,
-        case when cdc.has_equality(a.atttypid) then '' else '::text' end), '' order by a.attnum)
+    if %s then
+      v_changes_j := v_changes_j || %s;
+    end if;$f$, c.changed, cdc.change_jsonb_sql(a.attname, a.attname = any(v_mask), 'NEW', 'OLD')), '' order by a.attnum)
       into v_update
-      from pg_attribute a where a.attrelid = v_rel and a.attnum > 0 and not a.attisdropped and not a.attname = any(v_exclude);
+      from pg_attribute a cross join lateral cdc.change_sql(a.attname, a.atttypid, a.attname = any(v_mask), 'NEW', 'OLD') c
+     where a.attrelid = v_rel and a.attnum > 0 and not a.attisdropped and not a.attname = any(v_exclude);
     v_update := E'\n    v_changes_j := ''[]'';' || v_update || format($f$
     if v_changes_j = '[]' then return null; end if;
     for v_split in select * from cdc.split_update(%L::jsonb, v_changes_j, %L::text[], %s, %L) loop
@@ -443,13 +455,13 @@ $f$,
   if v_reason is not null then perform set_config('cdc.reason', '', true); end if;$r$ end,
     case when v_mode = 'logical' then '' else ' set enable_seqscan = off' end);
   execute v_body;
-  -- logical mode, a table without rules, masks or incidental columns: also the set-based form of its capture
+  -- logical mode, a table without masks or incidental columns: also the set-based form of its capture
   -- (sql/definitions/logical.sql)
-  if v_mode = 'logical' and jsonb_array_length(v_rules) = 0 and cardinality(v_mask || v_incidental) = 0
+  if v_mode = 'logical' and cardinality(v_mask || v_incidental) = 0
      and not coalesce((p_spec->>'document')::boolean, false)
      and not exists (select 1 from pg_attribute a where a.attrelid = v_rel and a.attgenerated = 's' and not a.attisdropped) then
     execute cdc.logical_bulk_source(p_schema, p_table, cdc.generated_name('bulk', p_schema, p_table), v_name, v_agg, v_pk, v_exclude,
-      v_bookkeeping);
+      v_bookkeeping, v_rules_c, v_rules_u, v_rules_d);
   else
     execute format('drop function if exists cdc.%I(jsonb)', cdc.generated_name('bulk', p_schema, p_table));
   end if;

@@ -11,6 +11,7 @@ import demoSchema from '../../sql/migrations/002_demo_schema.sql' with { type: '
 import trackedSet from '../../sql/migrations/003_tracked_set.sql' with { type: 'text' }
 import logicalTables from '../../sql/migrations/004_logical_capture.sql' with { type: 'text' }
 import logicalParts from '../../sql/migrations/005_logical_parts.sql' with { type: 'text' }
+import bulkCaptureRules from '../../sql/migrations/006_bulk_capture_rules.sql' with { type: 'text' }
 import events from '../../sql/definitions/events.sql' with { type: 'text' }
 import trackFunctions from '../../sql/definitions/track.sql' with { type: 'text' }
 import roots from '../../sql/definitions/roots.sql' with { type: 'text' }
@@ -32,6 +33,7 @@ export const MIGRATIONS: readonly SqlFile[] = [
   { name: '003_tracked_set', sql: trackedSet },
   { name: '004_logical_capture', sql: logicalTables },
   { name: '005_logical_parts', sql: logicalParts },
+  { name: '006_bulk_capture_rules', sql: bulkCaptureRules },
 ]
 
 /** The demo application's tables in schema public: applied only with demo.enabled. */

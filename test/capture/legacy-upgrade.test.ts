@@ -65,7 +65,7 @@ test('a database at the old 005 migrates to the new layout with its data, and ma
 
   const result = await migrate(old.rt)
   // the old numbering equals 001_baseline + 002_demo_schema; only migrations added since then are applied
-  expect(result.applied).toEqual(['003_tracked_set', '004_logical_capture', '005_logical_parts'])
+  expect(result.applied).toEqual(['003_tracked_set', '004_logical_capture', '005_logical_parts', '006_bulk_capture_rules'])
   expect(result.defined).toEqual(DEFINITIONS.map((d) => d.name))
   expect(result.tracked).toEqual(['customers', 'products', 'orders'])
   const recorded = await db.query<{ name: string }>('select name from cdc.migrations order by name')

@@ -359,6 +359,36 @@ describe('in-process relay', () => {
     expect(images.map((i) => `${i.rel} ${i.key}`)).toEqual(['public.book_bulk ["1"]', 'public.book_bulk ["2"]', 'public.book_loop ["1"]', 'public.book_loop ["2"]'])
   }, 30_000)
 
+  test('with rules too: types, splits and reasons as the capture function gives them', async () => {
+    const rules = [
+      { op: 'c', columns: ['qty'], value: 0, type: 'RuleEmptyAdded', reason: 'restock' },
+      { op: 'c', type: 'RuleAdded' },
+      { op: 'u', columns: ['name'], type: 'RuleRenamed' },
+      { op: 'u', columns: ['qty'], value: 0, type: 'RuleSoldOut' },
+      { op: 'u', columns: ['price', 'tags'], type: 'RuleRepriced' },
+      { op: 'd', type: 'RuleRemoved', reason: 'HARD_DELETE' },
+    ]
+    const events = await bothPaths('rule', { bookkeeping: ['seen'], rules }, [
+      { events: 7, steps: [
+        { actor: null, sql: [`insert into {t} (id, name, qty) values (1, 'one', 0), (2, 'two', 5)`,
+          `update {t} set name = 'uno', qty = 3, seen = '2026-01-01Z' where id = 1`] },
+        { actor: 'alice', sql: [`update {t} set qty = 0, price = 9, doc = '{}' where id = 2`, `update {t} set seen = '2026-02-02Z' where id = 2`] },
+      ] },
+      { events: 3, steps: [
+        { actor: null, sql: [`update {t} set name = 'zwei' where id = 2`, `delete from {t} where id = 1`] },
+        { actor: 'bob', sql: [`delete from {t} where id = 2`] },
+      ] },
+    ])
+    expect(events.map((e) => `${e[0]}:${e[1]}:${e[2]}:${e[4]}:${e[9]}`)).toEqual([
+      '1:1:RuleEmptyAdded:0:restock', '1:2:RuleRenamed:2:null', '1:3:Updated:3:null', '1:4:RuleRemoved:1:HARD_DELETE',
+      '2:1:RuleAdded:1:null', '2:2:RuleSoldOut:0:why', '2:3:RuleRepriced:1:why', '2:4:Updated:2:why', '2:5:RuleRenamed:0:null', '2:6:RuleRemoved:0:why'])
+    // a split update's images step through its parts; bookkeeping rides along with the first, in no changes
+    const part = (id: string, version: number) => events.find((e) => e[0] === id && e[1] === version)!
+    expect([part('1', 2)[5], part('1', 2)[7]]).toMatchObject([[{ path: 'name' }], { name: 'uno', qty: 0, seen: '2026-01-01T00:00:00+00:00' }])
+    expect([part('1', 3)[5], part('1', 3)[6], part('1', 3)[7]]).toMatchObject([[{ path: 'qty' }], { qty: 0 }, { qty: 3 }])
+    expect((part('2', 5)[6] as { seen: string }).seen).toBe('2026-02-02T00:00:00+00:00')
+  }, 30_000)
+
   test('tables tracked while the relay runs are applied through the static dispatch, which follows track and untrack', async () => {
     const db = env.rt.db()
     const tables = ['d1', 'd2', 'd3', 'd4', 'd5', 'd6', 'd7']

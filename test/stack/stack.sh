@@ -466,8 +466,13 @@ KAFKA_JAVA=(java -Xms256m -Xmx768m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.a
 kafka_pid() { read_pid "$KAFKA_PIDFILE"; }
 
 # A Kafka cluster id is 16 random bytes in URL-safe base64 without padding (what StorageTool random-uuid
-# prints), made here without starting a JVM.
-kafka_random_uuid() { head -c 16 /dev/urandom | base64 | tr '+/' '-_' | cut -c1-22; }
+# prints), made here without starting a JVM. Like Kafka's own, never one that starts with '-': StorageTool would
+# take it for an option ("argument --cluster-id/-t: expected one argument", one stack start in 64).
+kafka_random_uuid() {
+  local id="-"
+  while [ "${id:0:1}" = "-" ]; do id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | cut -c1-22)"; done
+  echo "$id"
+}
 
 kafka_ready() {
   grep -q "Kafka Server started" "$KAFKA_LOG" 2>/dev/null && probe kafka "$HOST" "$KAFKA_PORT"
@@ -494,7 +499,7 @@ kafka_up() {
     kafka_write_config
     if [ ! -s "$KAFKA_HOME/data/meta.properties" ]; then
       local cid
-      [ -s "$KAFKA_HOME/cluster-id" ] || kafka_random_uuid >"$KAFKA_HOME/cluster-id"
+      grep -q '^[^-]' "$KAFKA_HOME/cluster-id" 2>/dev/null || kafka_random_uuid >"$KAFKA_HOME/cluster-id"
       cid="$(cat "$KAFKA_HOME/cluster-id")"
       say "kafka: formatting storage (cluster id $cid)"
       run_logged "kafka storage format" "${KAFKA_JAVA[@]}" kafka.tools.StorageTool format -t "$cid" \
