@@ -165,8 +165,7 @@ begin
            m.b_old_text as b_before, m.b_new_text as b_after
       from imaged m where m.b_k <> 'u' or m.b_delta <> ''$e$ end,
     cdc.rule_type_sql(p_rules_c, 'm.b_new_text::jsonb', p_agg || 'Created'), cdc.rule_type_sql(p_rules_d, 'm.b_old_text::jsonb', p_agg || 'Deleted'),
-    case when cardinality(p_bookkeeping) = 0 then 's.changes::text'
-         else format('(select coalesce(jsonb_agg(c), ''[]'') from jsonb_array_elements(s.changes) c where not c->>''path'' = any(%L::text[]))::text', p_bookkeeping) end,
+    cdc.changes_without_sql('s.changes', p_bookkeeping) || '::text',
     p_rules_u, p_bookkeeping, p_agg || 'Updated');
   -- jit = off: the planner prices a set-returning function at 1,000 rows a call, so a batch of 150 changes with rules
   -- looked costly enough to compile (62 of 97 ms); a kept image is read by a probe per row (a join read all of them)
@@ -199,8 +198,8 @@ begin
   ), imaged as (
     select p.b_tx, p.b_pos, p.b_lsn, p.b_at, p.b_xid, p.b_ctx, p.b_k, p.b_id, p.b_base,
            case when p.b_k = 'u' then %6$s end as b_delta,
-           case when p.b_k <> 'c' then %7$s end as b_old_text,
-           case when p.b_k <> 'd' then %8$s end as b_new_text%12$s
+           case when p.b_k %15$s then %7$s end as b_old_text,
+           case when p.b_k %16$s then %8$s end as b_new_text%12$s
       from prior p
      cross join lateral jsonb_populate_record(null::%3$I.%4$I, p.b_new) as n
      cross join lateral jsonb_populate_record(null::%3$I.%4$I, case when p.b_k <> 'c' then coalesce(p.b_prev, p.b_old) end) as o%13$s
@@ -241,7 +240,9 @@ $f$,
     v_events,
     -- a rule's reason stands in for the writer's when it gave none
     format('case d.b_k when ''c'' then %s when ''d'' then %s end', coalesce(cdc.rule_reason_sql(p_rules_c, 'd.b_new_text::jsonb'), 'null'),
-      coalesce(cdc.rule_reason_sql(p_rules_d, 'd.b_old_text::jsonb'), 'null')));
+      coalesce(cdc.rule_reason_sql(p_rules_d, 'd.b_old_text::jsonb'), 'null')),
+    -- (split by rules, an UPDATE's images are cdc.split_update's: text images for inserts and deletes only)
+    case when v_split then '= ''d''' else '<> ''c''' end, case when v_split then '= ''c''' else '<> ''d''' end);
 end
 $$;
 

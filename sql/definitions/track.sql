@@ -202,6 +202,14 @@ language sql immutable as $$
     case when p_masked then '''"***"''::jsonb' else format('to_jsonb(%s.%I)', p_new, p_column) end)
 $$;
 
+-- A split event's changes (jsonb expression p_changes) without those of the given columns (bookkeeping: in the
+-- images only).
+create or replace function cdc.changes_without_sql(p_changes text, p_columns text[]) returns text language sql immutable as $$
+  select case when cardinality(p_columns) = 0 then p_changes
+              else format('(select coalesce(jsonb_agg(c), ''[]'') from jsonb_array_elements(%s) c where not c->>''path'' = any(%L::text[]))',
+                     p_changes, p_columns) end
+$$;
+
 -- The event type of an insert or delete of a row whose image (jsonb) p_image gives, by the op's rules: a constant
 -- unless a rule looks at a value.
 create or replace function cdc.rule_type_sql(p_rules jsonb, p_image text, p_default text) returns text language sql immutable as $$
@@ -403,8 +411,7 @@ begin
     end loop;
     return null;$f$, v_rules_u, v_incidental || v_bookkeeping, cdc.image_expr('OLD', v_exclude, v_mask_obj), v_agg || 'Updated', v_name,
       -- bookkeeping columns ride along like incidental ones (so the images step through them), minus their changes
-      case when cardinality(v_bookkeeping) = 0 then 'v_split.changes'
-           else format('(select coalesce(jsonb_agg(c), ''[]'') from jsonb_array_elements(v_split.changes) c where not c->>''path'' = any(%L::text[]))', v_bookkeeping) end,
+      cdc.changes_without_sql('v_split.changes', v_bookkeeping),
       v_publish);
   end if;
 
