@@ -167,12 +167,13 @@ const utf8Bytes = (v: Bytes) => (v == null ? 0 : typeof v === 'string' ? Buffer.
 const utf8BytesBound = (v: Bytes) => (v == null ? 0 : typeof v === 'string' ? v.length * 3 : v.length)
 
 /**
- * An upper estimate of a message's size inside a record batch (record framing, varints, header framing); with
- * `utf8BytesBound`, a bound of that estimate that encodes nothing.
+ * An upper estimate of a message's size inside a record batch (record framing, varints, header framing): the value
+ * measured by `value`, the key and headers by `rest`; with `utf8BytesBound`, a bound of that estimate that encodes
+ * nothing.
  */
-export function recordBytes(m: OutMessage, len: (v: Bytes) => number = utf8Bytes): number {
-  let bytes = 32 + len(m.key) + len(m.value)
-  for (const k in m.headers) bytes += 10 + len(k) + len(m.headers[k])
+export function recordBytes(m: OutMessage, value: (v: Bytes) => number = utf8Bytes, rest = value): number {
+  let bytes = 32 + rest(m.key) + value(m.value)
+  for (const k in m.headers) bytes += 10 + rest(k) + rest(m.headers[k])
   return bytes
 }
 
@@ -207,8 +208,10 @@ export function sendChunks(messages: OutMessage[], maxBytes: number, partitions:
   let bytes = new Map<string, number>()
   let everywhere = 64
   for (const m of messages) {
-    const size = recordBytes(m)
+    // (the value counted exactly, the short key and headers bounded: one encoding per message, not one per string)
+    const size = recordBytes(m, utf8Bytes, utf8BytesBound)
     const count = partitions.get(m.topic)
+    // (kafkajs hashes the key again when it sends: its own partition count decides, this one only packs)
     const partition = m.partition ?? (m.key != null && count ? partitionOf(m.topic, m.key, count) : undefined)
     const at = partition === undefined ? undefined : `${m.topic}|${partition}`
     const fullest = at === undefined ? Math.max(0, ...bytes.values()) : (bytes.get(at) ?? 0)

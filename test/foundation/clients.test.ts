@@ -148,6 +148,23 @@ describe('kafka', () => {
     await tx.disconnect()
   })
 
+  test("a keyed message's partition is the Java client's: murmur2 as in Kafka's own test vectors (kafkajs patched to 32-bit arithmetic)", () => {
+    // org.apache.kafka.common.utils.UtilsTest#testMurmur2: the hash of each key; the partition is its positive part
+    // modulo the count (997 here, so that most of the hash shows)
+    const javaHashes: Record<string, number> = {
+      '21': -973932308,
+      foobar: -790332482,
+      'a-little-bit-long-string': -985981536,
+      'a-little-bit-longer-string': -1486304829,
+      lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8: -58897971,
+      abc: 479470107,
+    }
+    for (const [key, hash] of Object.entries(javaHashes)) {
+      expect(partitionOf('any', key, 997)).toBe((hash & 0x7fffffff) % 997)
+      expect(partitionOf('any', key, 3)).toBe((hash & 0x7fffffff) % 3)
+    }
+  })
+
   test('a transaction is packed into requests per partition: 3 MB over 3 partitions in few requests, each partition under the limit', async () => {
     const kafka = env.rt.kafka()
     const topic = `${env.tag}.packed`
