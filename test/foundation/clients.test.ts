@@ -165,6 +165,42 @@ describe('kafka', () => {
     }
   })
 
+  test("kafkajs' patched encoder writes the bytes the original wrote: a produce request of every record shape, and CRC-32C's check value", async () => {
+    type Encode = (spec: unknown) => { encode(): Promise<{ buffer: Buffer }> }
+    const Request = require('kafkajs/src/protocol/requests/produce/v3/request.js') as Encode
+    const Long = require('kafkajs/src/utils/long') as { fromInt(n: number): unknown }
+    const crc32C = require('kafkajs/src/protocol/recordBatch/crc32C/index.js') as (b: Buffer) => number
+    expect(crc32C(Buffer.from('123456789'))).toBe(0xe3069283)
+    const request = Request({
+      acks: -1,
+      timeout: 30000,
+      transactionalId: 'tx',
+      producerId: Long.fromInt(7),
+      producerEpoch: 1,
+      topicData: [
+        {
+          topic: 't',
+          partitions: [
+            {
+              partition: 0,
+              firstSequence: 3,
+              messages: [
+                { key: 'k', value: 'é'.repeat(300), headers: { 'cdc-event-id': 'e1', multi: ['a', 'b'] }, timestamp: '1764000000000' },
+                { key: null, value: null, headers: {}, timestamp: '1764000000001' },
+                { key: 'k2', value: Buffer.from('bytes'), timestamp: '1764000000002' },
+              ],
+            },
+            { partition: 2, firstSequence: 0, messages: [{ key: '🙂', value: 'x'.repeat(70000), timestamp: '1764000000003' }] },
+          ],
+        },
+      ],
+    })
+    // (the unpatched kafkajs 2.2.4 encoded this request to these 70,837 bytes)
+    const bytes = (await request.encode()).buffer
+    expect(bytes.length).toBe(70837)
+    expect(new Bun.CryptoHasher('sha256').update(bytes).digest('hex')).toBe('8a00d2856ec2c9d5c407ca8feef1d6fd392ecebf82f62572caef479fbbaccd28')
+  })
+
   test('a transaction is packed into requests per partition: 3 MB over 3 partitions in few requests, each partition under the limit', async () => {
     const kafka = env.rt.kafka()
     const topic = `${env.tag}.packed`
