@@ -1,13 +1,15 @@
 // The benchmark report as people read it: a Markdown table and an SVG bar chart (no dependencies).
 import type { CaseResult } from './types.ts'
 
-interface Report {
+export interface Report {
   at: string
   seconds: number
   scale: number
   machine: { cpus: number; cpuModel: string; memoryGiB: number; os: string; bun: string }
   results: CaseResult[]
   failures: { stage: string; error: string }[]
+  /** Stages run again since (`--only`): their rows are from that run. */
+  rerun?: { at: string; stages: string[] }[]
 }
 
 const n = (x: number | undefined, digits = 0) => (x === undefined || Number.isNaN(x) ? '–' : x.toFixed(digits))
@@ -34,6 +36,7 @@ export function renderTable(report: Report): string {
   const lines = [
     `Benchmark run ${report.at} — ${m.cpus} × ${m.cpuModel}, ${m.memoryGiB} GiB, ${m.os}, Bun ${m.bun}, scale ${report.scale}, ${n(report.seconds)} s.`,
     'Every server (PostgreSQL, Kafka, FerretDB) on the same machine; ratios are ours ÷ the raw library in the same run.',
+    ...(report.rerun?.length ? [`Stages rerun since, their rows from that run: ${report.rerun.map((r) => `${r.stages.join(', ')} at ${r.at}`).join('; ')}.`] : []),
     '',
     '| case | unit | ours /s | raw /s | ratio | p50 ms | p95 ms | p99 ms | target | notes |',
     '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |',

@@ -1,9 +1,11 @@
 // `bun run bench [--scale N] [--only stage,stage]`: every benchmark case in one go, each next to the raw library doing
-// the same work in the same run. Writes bench/results/latest.json, latest.md (table) and latest.svg (chart).
+// the same work in the same run. Writes bench/results/latest.json, latest.md (table) and latest.svg (chart). With
+// --only, the stages run replace their rows in the latest report (of the same scale), which records when they were
+// rerun; a full run starts a new report.
 import { parseArgs } from 'node:util'
 import os from 'node:os'
 import type { BenchCase, CaseResult } from './types.ts'
-import { renderSvg, renderTable } from './report.ts'
+import { renderSvg, renderTable, type Report } from './report.ts'
 
 const { values } = parseArgs({
   args: Bun.argv.slice(2),
@@ -33,6 +35,12 @@ const stages: [string, () => Promise<BenchCase>][] = [
 const stageBudgetMs = Math.max(120, 300 * scale) * 1000
 // The reads stage bulk-loads up to a million history documents first (FerretDB inserts them at a few thousand a second).
 const budgetOf = (stage: string) => (stage === 'reads' ? 6 * stageBudgetMs : stageBudgetMs)
+
+const unknown = only?.filter((stage) => !stages.some(([name]) => name === stage)) ?? []
+if (unknown.length > 0) {
+  console.error(`bench: --only: no stage ${unknown.join(', ')} (stages: ${stages.map(([name]) => name).join(', ')})`)
+  process.exit(2)
+}
 
 const root = new URL('..', import.meta.url).pathname
 const up = Bun.spawnSync(['bash', `${root}test/stack/stack.sh`, 'up'], { stdout: 'inherit', stderr: 'inherit' })
@@ -70,10 +78,26 @@ const machine = {
   os: `${os.type()} ${os.release()}`,
   bun: Bun.version,
 }
-const report = { at: new Date().toISOString(), seconds: (Date.now() - started) / 1000, scale, machine, results, failures }
+const run: Report = { at: new Date().toISOString(), seconds: (Date.now() - started) / 1000, scale, machine, results, failures }
 const dir = `${root}bench/results`
+const report = only ? rerunInto(await Bun.file(`${dir}/latest.json`).json().catch(() => undefined), run, only) : run
 await Bun.write(`${dir}/latest.json`, `${JSON.stringify(report, null, 2)}\n`)
 await Bun.write(`${dir}/latest.md`, renderTable(report))
-await Bun.write(`${dir}/latest.svg`, renderSvg(results))
+await Bun.write(`${dir}/latest.svg`, renderSvg(report.results))
 console.log(renderTable(report))
 process.exit(failures.length > 0 ? 1 : 0)
+
+/** The latest report with the stages `ran` taken from this run (rows, failures) and the rerun recorded; a report of
+ * another scale (or none) is not mixed with: the run stands alone. */
+function rerunInto(latest: Report | undefined, run: Report, ran: string[]): Report {
+  if (!latest || latest.scale !== run.scale || !Array.isArray(latest.results)) return run
+  const keep = <T extends { stage: string }>(xs: T[]) => xs.filter((x) => !ran.includes(x.stage))
+  const earlier = (latest.rerun ?? []).map((r) => ({ ...r, stages: r.stages.filter((s) => !ran.includes(s)) }))
+  return {
+    ...latest,
+    machine: run.machine,
+    results: [...keep(latest.results), ...run.results],
+    failures: [...keep(latest.failures ?? []), ...run.failures],
+    rerun: [...earlier.filter((r) => r.stages.length > 0), { at: run.at, stages: ran }],
+  }
+}

@@ -13,7 +13,8 @@ export interface Measurement {
 export interface CaseResult {
   /** e.g. "capture/outbox", "relay/poll", "consume/failures-only", "e2e/sustained", "http/write". */
   name: string
-  stage: 'capture' | 'relay' | 'consume' | 'e2e' | 'http' | 'reads'
+  /** The bench stage (`--only`) that measured it. */
+  stage: 'capture' | 'relay' | 'consume' | 'scaleout' | 'e2e' | 'http' | 'reads'
   /** What one operation is, e.g. "row write", "event", "request". */
   unit: string
   ours: Measurement

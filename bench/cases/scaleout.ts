@@ -79,7 +79,7 @@ export const scaleout: BenchCase = async ({ scale, log }) => {
       log(`${processes} process(es): ${perSecond.toFixed(0)}/s, CPU per process ${cpu.map((s) => `${s.toFixed(1)} s`).join(', ')}`)
       results.push({
         name: `consume/scale-out-${processes}`,
-        stage: 'consume',
+        stage: 'scaleout',
         unit: 'event',
         ours: { perSecond, count, seconds },
         notes: `${count}-event backlog, ${AGGREGATES} aggregates, ${PARTITIONS} partitions, ${processes} cdc consume process(es) timed from their start; CPU s per process: ${cpu.map((s) => s.toFixed(1)).join(', ')} (${(cpu.reduce((a, b) => a + b, 0) / seconds).toFixed(2)} cores together)`,
