@@ -1,6 +1,7 @@
 // What the consumer does when a batch fails (docs/failures.md): wait out an unreachable server however long it takes
-// (visibly: cdc_consume_stalled), retry a timeout a bounded number of times, and otherwise narrow the failure down to
-// the message(s) causing it and dead-letter those, so that one message never holds its partition.
+// (visibly: cdc_consume_stalled), retry a timeout or a collection swapped under it a bounded number of times, and
+// otherwise narrow the failure down to the message(s) causing it and dead-letter those, so that one message never
+// holds its partition.
 import type { InMessage } from '../clients/kafka.ts'
 import { StoreError } from '../clients/mongo.ts'
 import type { Logger } from '../log.ts'
@@ -14,12 +15,13 @@ export function backoffMs(attempt: number, maxMs: number): number {
 /**
  * - `unreachable`: a server did not answer (MongoDB or Kafka down, a wedged client): not the messages' fault.
  * - `timeout`: the server answers but the operation ran out of time: may pass, a few tries.
+ * - `conflict`: a collection was dropped or renamed under the write (a replay's swap): passes on retry, a few tries.
  * - `other`: a rejection or an unknown error: retrying the same messages is not expected to help.
  */
-export type FailureKind = 'unreachable' | 'timeout' | 'other'
+export type FailureKind = 'unreachable' | 'timeout' | 'conflict' | 'other'
 
 export function failureKind(error: unknown): FailureKind {
-  if (error instanceof StoreError) return error.kind === 'unreachable' || error.kind === 'timeout' ? error.kind : 'other'
+  if (error instanceof StoreError) return error.kind === 'rejected' || error.kind === 'unknown' ? 'other' : error.kind
   // kafkajs marks broker and network trouble as retriable, also inside the error its own retries gave up with.
   for (let e = error as { retriable?: boolean; name?: string; originalError?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; depth++) {
     if (e.name === 'KafkaJSRequestTimeoutError') return 'timeout'
@@ -27,11 +29,6 @@ export function failureKind(error: unknown): FailureKind {
     e = (e.originalError ?? e.cause) as typeof e
   }
   return 'other'
-}
-
-/** Whether an error that escaped a batch is one that retrying is expected to fix (for logs and metrics). */
-export function isTransient(error: unknown): boolean {
-  return failureKind(error) !== 'other'
 }
 
 /** Retry `fn` until it succeeds or `stopped()` says to give up (then the last error is thrown). */
@@ -62,7 +59,7 @@ export interface FailurePolicy {
   alive(): boolean
   /** Waits, keeping the partition (heart-beating). */
   pause(ms: number): Promise<void>
-  /** Tries per batch before a timeout counts as the messages' (consume.batchAttempts). */
+  /** Tries per batch before a timeout or conflict counts as the messages' (consume.batchAttempts). */
   attempts: number
   retryMaxMs: number
   log: Logger
@@ -74,9 +71,9 @@ export interface FailurePolicy {
  * when the consumer stops or loses the partition meanwhile (nothing is then committed, so nothing is lost).
  *
  * A failure while MongoDB or Kafka does not answer is a stall: waited out with backoff, as long as it lasts, with
- * cdc_consume_stalled = 1 for the partition. A timeout is retried `attempts` times. After that, or at once for any
- * other failure, the batch is halved, in order, each half tried once, until single messages fail: those go to the DLQ
- * with their error. Halves run one after the other, so a dead-lettered message parks its key before its followers.
+ * cdc_consume_stalled = 1 for the partition. A timeout or conflict is retried `attempts` times. After that, or at once
+ * for any other failure, the batch is halved, in order, each half tried once, until single messages fail: those go to
+ * the DLQ with their error. Halves run one after the other, so a dead-lettered message parks its key before its followers.
  */
 export async function processUnderPolicy(policy: FailurePolicy, messages: InMessage[]): Promise<boolean> {
   const labels = { topic: policy.where.topic, partition: String(policy.where.partition) }
@@ -90,7 +87,7 @@ export async function processUnderPolicy(policy: FailurePolicy, messages: InMess
     else policy.log.info('consumer resumed', policy.where)
   }
 
-  /** Runs until done; `tries` attempts (for timeouts) before isolating. */
+  /** Runs until done; `tries` attempts (for timeouts and conflicts) before isolating. */
   const attempt = async (part: InMessage[], tries: number): Promise<boolean> => {
     for (let failures = 0; ; ) {
       let error: unknown
@@ -117,9 +114,9 @@ export async function processUnderPolicy(policy: FailurePolicy, messages: InMess
       setStalled(false)
       stalls = 0
       failures++
-      if (kind === 'timeout' && failures < tries) {
+      if ((kind === 'timeout' || kind === 'conflict') && failures < tries) {
         const delayMs = backoffMs(failures, policy.retryMaxMs)
-        policy.log.warn('batch timed out; retrying', { ...policy.where, firstOffset: part[0]!.offset, error, attempt: failures, delayMs })
+        policy.log.warn('batch failed transiently; retrying', { ...policy.where, firstOffset: part[0]!.offset, kind, error, attempt: failures, delayMs })
         await policy.pause(delayMs)
         if (!policy.alive()) return false
         continue

@@ -47,10 +47,10 @@ export function findKeys(row: Record<string, unknown> | null): string[] {
 
 export const STATE_INDEXES: IndexSpec[] = [{ key: { find: 1 }, name: 'find' }]
 
-/** Idempotent; one index per call (see ensureHistoryIndexes). */
-export async function ensureStateIndexes(store: Store, tables: string[]): Promise<void> {
+/** Idempotent; one index per call (see ensureHistoryIndexes). `named`: as there. */
+export async function ensureStateIndexes(store: Store, tables: string[], named = stateCollection): Promise<void> {
   for (const table of tables) {
-    for (const index of STATE_INDEXES) await store.collection(stateCollection(table)).createIndexes([index])
+    for (const index of STATE_INDEXES) await store.collection(named(table)).createIndexes([index])
   }
 }
 

@@ -22,7 +22,7 @@ import type { Runtime } from '../runtime.ts'
 import { decode } from '../consume/decode.ts'
 import { Gaps } from '../consume/gaps.ts'
 import { ensureHistoryIndexes, historyCollection, historyDoc, recordDays } from '../consume/history.ts'
-import { advance, stateCollection, StateWriter, type StateDoc } from '../consume/state.ts'
+import { advance, ensureStateIndexes, stateCollection, StateWriter, type StateDoc } from '../consume/state.ts'
 import { topicFor } from '../topics.ts'
 import snapshotSql from '../../sql/replay/snapshot.sql' with { type: 'text' }
 import pageSql from '../../sql/replay/page.sql' with { type: 'text' }
@@ -141,8 +141,8 @@ export async function replayTable(rt: Runtime, table: string, options: ReplayOpt
   if (doc.phase === 'build') {
     await countSizes(null)
     await ensureHistoryIndexes(store, [table], () => rebuilt.history)
-    // An empty table still gets an (empty) read model to swap in.
-    await store.collection(rebuilt.state).create()
+    // Creates it even for an empty table: there is always a read model to swap in.
+    await ensureStateIndexes(store, [table], () => rebuilt.state)
     const states = store.collection<StateDoc>(rebuilt.state)
     let after = doc.after ?? { aggregateId: '', version: 0 }
     // The state version of the aggregate the cursor stands in (it may continue on the next page).

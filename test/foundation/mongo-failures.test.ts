@@ -70,4 +70,47 @@ describe('store failures', () => {
     const down = healingStore(() => connectMongo({ url: 'mongodb://127.0.0.1:1', database: 'x', serverSelectionTimeoutMs: 300 }))
     expect((await failure(down.ping())).kind).toBe('unreachable')
   }, 60_000)
+
+  test('a collection swapped in or dropped under running writers: what meets it missing fails transiently (a conflict; a connection FerretDB closes); the swap brings the new collection with its indexes', async () => {
+    const errors: string[] = []
+    const transient = new Map<string, number>()
+    let writing = true
+    let n = 0
+    const writer = async (w: number) => {
+      while (writing) {
+        const id = `w${w}-${n++}`
+        try {
+          const c = store.collection('swapped')
+          await c.insertMany([{ _id: id, v: 1 }, { _id: `${id}b`, v: 1 }])
+          await c.bulkWrite([{ updateOne: { filter: { _id: id, v: 1 }, update: { $set: { v: 2 } } } }])
+          await c.findOne({ _id: id })
+        } catch (e) {
+          // FerretDB answers undefined_table (a conflict) and, now and then, panics and closes the connection (unreachable).
+          if (e instanceof StoreError && e.transient) transient.set(e.kind, (transient.get(e.kind) ?? 0) + 1)
+          else errors.push(e instanceof StoreError ? `${e.kind}: ${e.message}` : String(e))
+        }
+      }
+    }
+    const writers = [1, 2, 3, 4].map(writer)
+    for (let i = 0; i < 15; i++) {
+      const next = store.collection(`swapped__new`)
+      await next.createIndexes([{ key: { v: 1 }, name: 'v' }])
+      await next.insertMany([{ _id: `new${i}` }])
+      await next.renameTo('swapped')
+      // The target is the new collection (what writers added since may be there too), indexes included.
+      expect(await store.collection('swapped').findOne({ _id: `new${i}` })).toEqual({ _id: `new${i}` })
+      expect(await store.collection('swapped').indexNames()).toContain('v')
+    }
+    for (let i = 0; i < 15; i++) {
+      await store.collection('swapped').drop()
+      await Bun.sleep(5)
+    }
+    writing = false
+    await Promise.all(writers)
+    expect(errors).toEqual([])
+    expect(n).toBeGreaterThan(100)
+    // What a FerretDB swap moved aside is gone (it held the live documents: a count of 0 is a dropped collection).
+    for (const k of [1, 2, 3]) expect(await store.collection(`swapped__replaced${k}`).count()).toBe(0)
+    expect([...transient.keys()].filter((k) => k !== 'conflict' && k !== 'unreachable')).toEqual([])
+  }, 120_000)
 })

@@ -39,7 +39,10 @@ async function storeVersions(table: string): Promise<Map<string, number[]>> {
   return out
 }
 
-/** True once the history and read model hold exactly the event store's events (each version once, state at the last). */
+/**
+ * True once the history and read model hold exactly the event store's events (each version once, state at the last);
+ * otherwise throws what differs, so a timeout says why.
+ */
 async function complete(table: string): Promise<boolean> {
   const expected = await storeVersions(table)
   const history = await all(`${table}_history`)
@@ -48,10 +51,17 @@ async function complete(table: string): Promise<boolean> {
     const id = (d.aggregate as { id: string }).id
     seen.set(id, [...(seen.get(id) ?? []), d.version as number])
   }
-  for (const list of seen.values()) list.sort((a, b) => a - b)
-  if (JSON.stringify([...seen].sort()) !== JSON.stringify([...expected].sort())) return false
-  const states = await all(`${table}_state`)
-  return states.length === expected.size && states.every((s) => s.version === expected.get(s._id as string)?.at(-1))
+  const differ: string[] = []
+  for (const [id, versions] of expected) {
+    const got = (seen.get(id) ?? []).sort((a, b) => a - b)
+    if (got.join() !== versions.join()) differ.push(`history ${id}: [${got}] not [${versions}]`)
+  }
+  for (const id of seen.keys()) if (!expected.has(id)) differ.push(`history ${id}: not in the event store`)
+  const states = new Map((await all(`${table}_state`)).map((s) => [String(s._id), s.version as number]))
+  for (const [id, versions] of expected) if (states.get(id) !== versions.at(-1)) differ.push(`state ${id}: ${states.get(id)} not ${versions.at(-1)}`)
+  for (const id of states.keys()) if (!expected.has(id)) differ.push(`state ${id}: not in the event store`)
+  if (differ.length > 0) throw new Error(differ.slice(0, 5).join('; ') + (differ.length > 5 ? ` (+${differ.length - 5})` : ''))
+  return true
 }
 
 async function writeSome(n: number, tag: string) {
@@ -110,6 +120,12 @@ describe('cdc replay', () => {
     await eventually(() => complete('customers'), 40_000)
     await eventually(() => complete('orders'), 40_000)
     const before = { state: await all('customers_state'), history: await all('customers_history'), orders: await all('orders_state') }
+    const indexesOf = async () => ({
+      history: await storeOf(api).collection('customers_history').indexNames(),
+      state: await storeOf(api).collection('customers_state').indexNames(),
+    })
+    const indexes = await indexesOf()
+    expect(indexes.state).toContain('find')
     expect(before.state.length).toBeGreaterThan(10)
 
     await storeOf(api).collection('customers_state').drop()
@@ -123,7 +139,8 @@ describe('cdc replay', () => {
     const history = await all('customers_history')
     expect(history.map(envelope)).toEqual(before.history.map(envelope))
     expect(history.every((d) => (d.kafka as { partition: number }).partition === -1)).toBe(true)
-    // Indexed as the consumer indexes its history: (aggregate, version) is unique again.
+    // Indexed as the consumer indexes them: the console's find by value is served again, (aggregate, version) unique.
+    expect(await indexesOf()).toEqual(indexes)
     const copy = { ...history[0]!, _id: Bun.randomUUIDv7() }
     expect((await storeOf(api).collection('customers_history').insertMany([copy])).duplicates).toEqual([0])
     // Another table untouched; no cursor left behind.
