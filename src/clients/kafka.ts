@@ -162,7 +162,8 @@ const LEADERS_WAIT_MS = 15_000
 export const DEFAULT_MAX_SEND_BYTES = 1_000_000
 
 type Bytes = string | Buffer | null | undefined
-const utf8Bytes = (v: Bytes) => (v == null ? 0 : typeof v === 'string' ? Buffer.byteLength(v) : v.length)
+/** As encoded (kafkajs patched: lone surrogates as U+FFFD, which Bun's Buffer.byteLength may count a byte short). */
+const utf8Bytes = (v: Bytes) => (v == null ? 0 : typeof v === 'string' ? Buffer.byteLength(v.isWellFormed() ? v : v.toWellFormed()) : v.length)
 /** At least utf8Bytes, without encoding a string: UTF-8 takes at most 3 bytes per UTF-16 unit. */
 const utf8BytesBound = (v: Bytes) => (v == null ? 0 : typeof v === 'string' ? v.length * 3 : v.length)
 
