@@ -92,6 +92,9 @@ function register<T extends Metric>(name: string, make: () => T): T {
 
 export const counter = (name: string, help: string) => register(name, () => new Counter(name, help))
 export const gauge = (name: string, help: string) => register(name, () => new Gauge(name, help))
+/** Buckets for how long a change took to get somewhere (seconds): from 10 ms to a backlog of minutes. */
+export const DELAY_BUCKETS = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1, 2.5, 5, 10, 30, 60, 300]
+
 export const histogram = (name: string, help: string, buckets?: number[]) =>
   register(name, () => new Histogram(name, help, buckets))
 

@@ -86,6 +86,29 @@ async function progress(db: Db, pipeline: Pipeline) {
 
 type Progress = Awaited<ReturnType<typeof progress>>
 // (in logical mode, "written" counts what the relay has applied to the event store so far)
+/** The buckets of one histogram series on the API's /metrics (cumulative counts by upper bound, seconds). */
+async function histogramOf(api: string, name: string, labels: string): Promise<Map<number, number>> {
+  const text = await (await fetch(`${api}/metrics`)).text()
+  const out = new Map<number, number>()
+  for (const m of text.matchAll(new RegExp(`^${name}_bucket\\{${labels},le="([^"]+)"\\} (\\d+)$`, 'gm'))) out.set(m[1] === '+Inf' ? Infinity : Number(m[1]), Number(m[2]))
+  return out
+}
+
+/** The q-quantile (ms) of what a histogram observed between two scrapes, interpolated in its bucket as Prometheus does. */
+function quantileMs(before: Map<number, number>, after: Map<number, number>, q: number): number | undefined {
+  const bounds = [...after.keys()].sort((a, b) => a - b)
+  const counts = bounds.map((b) => (after.get(b) ?? 0) - (before.get(b) ?? 0))
+  const total = counts.at(-1) ?? 0
+  if (total === 0) return undefined
+  const rank = q * total
+  for (let i = 0, lower = 0, below = 0; i < bounds.length; lower = bounds[i]!, below = counts[i]!, i++) {
+    if (counts[i]! < rank) continue
+    if (bounds[i] === Infinity) return lower * 1000
+    return (lower + ((bounds[i]! - lower) * (rank - below)) / Math.max(1, counts[i]! - below)) * 1000
+  }
+  return undefined
+}
+
 const backlogOf = (p: Progress) => `${p.written - p.stored} (${p.written - p.published} not yet in Kafka, ${p.published - p.stored} in Kafka)`
 
 /**
@@ -169,6 +192,9 @@ async function endToEnd(mode: 'outbox' | 'logical', scale: number, log: (m: stri
     const half = sustained / 2
     log(`paced load at ${half.toFixed(0)} events/s for ${seconds} s`)
     stop = false
+    // The relay's share of it (wal and logical modes): its histogram of source commit → committed in Kafka.
+    const relayDelays = () => histogramOf(pipeline.api, 'cdc_relay_commit_to_kafka_seconds', 'mode="logical"')
+    const relayBefore = mode === 'logical' ? await relayDelays() : undefined
     const paced = [0, 1, 2].map((w) => sqlWriter(db, 4 + w, until, { perSecond: half / 3, phase: w / 3 }))
     const pacedStart = Date.now()
     await Bun.sleep(seconds * 1000)
@@ -181,6 +207,12 @@ async function endToEnd(mode: 'outbox' | 'logical', scale: number, log: (m: stri
     const latencies = docs
       .map((d) => Date.parse(String(d.storedAt)) - Date.parse(String(d.occurredAt)))
       .filter((x) => Number.isFinite(x))
+    const relayAfter = relayBefore && (await relayDelays())
+    const [relayP50, relayP99] = relayAfter ? [0.5, 0.99].map((q) => quantileMs(relayBefore!, relayAfter, q)) : []
+    const relayShare =
+      relayP50 !== undefined && relayP99 !== undefined
+        ? `; of which source commit → in Kafka (the relay's histogram, per source transaction, interpolated in its buckets): p50 ${relayP50.toFixed(0)} ms, p99 ${relayP99.toFixed(0)} ms`
+        : ''
     const latency: CaseResult = {
       name: name('latency-at-half-load'),
       stage: 'e2e',
@@ -189,7 +221,8 @@ async function endToEnd(mode: 'outbox' | 'logical', scale: number, log: (m: stri
       target: { p99Ms: 250 },
       notes:
         `commit→history (storedAt − occurredAt) of each event, 3 paced SQL writers a third of a period apart; backlog at end of load ${backlogOf(atPacedStop)}, ` +
-        (second.drained ? 'drained' : `NOT drained after ${drainMs / 1000} s`),
+        (second.drained ? 'drained' : `NOT drained after ${drainMs / 1000} s`) +
+        relayShare,
     }
     return [throughput, latency]
   } finally {

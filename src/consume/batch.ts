@@ -160,6 +160,11 @@ export async function processBatch(ctx: BatchContext, messages: InMessage[], mem
       counts.push(() => {
         metrics.stored.inc({ table }, result.inserted)
         if (result.duplicated.size > 0) metrics.duplicates.inc({ table }, result.duplicated.size)
+        const at = Date.parse(storedAt)
+        for (const item of items) {
+          if (result.rejected.has(item) || result.duplicated.has(item)) continue
+          metrics.commitToHistory.observe((at - Date.parse(item.event.occurredAt)) / 1000, { table })
+        }
       })
       for (const item of items) {
         if (!result.rejected.has(item)) trail.add(result.duplicated.has(item) ? 'duplicate' : 'stored', item.message, { eventId: item.event.id })

@@ -1,5 +1,5 @@
 // The relay's Prometheus series (process-wide registry, so `cdc all` shows them on /metrics).
-import { counter, gauge, histogram } from '../metrics.ts'
+import { DELAY_BUCKETS, counter, gauge, histogram } from '../metrics.ts'
 
 export const relayMetrics = {
   leader: gauge('cdc_relay_leader', 'Whether this process is the active relay (1) or a standby (0)'),
@@ -14,4 +14,9 @@ export const relayMetrics = {
   slotConfirmedLsn: gauge('cdc_relay_slot_confirmed_lsn', 'Confirmed flush position of the slot, as a byte offset (logical mode)'),
   slotLost: gauge('cdc_relay_slot_lost', 'The slot was dropped or invalidated: the relay stopped until recovery (1) (logical mode)'),
   batchSeconds: histogram('cdc_relay_batch_seconds', 'Time to publish and commit one Kafka transaction'),
+  commitToKafka: histogram(
+    'cdc_relay_commit_to_kafka_seconds',
+    "From a source transaction's commit to its events committed in Kafka, per source transaction (wal and logical modes)",
+    DELAY_BUCKETS,
+  ),
 }

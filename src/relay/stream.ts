@@ -250,6 +250,8 @@ export async function streamTransactions<T>(s: RelaySession, backoff: Backoff, m
   // is settled and then its LSN confirmed. Settling overlaps with the next batches; a failed settle ends the session:
   // it restarts from the last confirmed LSN (duplicates, never a row left behind).
   const inKafka = async (batch: StreamTx<T>[], count: number) => {
+    const now = Date.now()
+    for (const tx of batch) relayMetrics.commitToKafka.observe((now - tx.commitTime.getTime()) / 1000, { mode: mode.name })
     ready.splice(0, batch.length)
     taken -= batch.length
     readyItems -= count

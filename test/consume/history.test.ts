@@ -6,6 +6,14 @@ import type { Role } from '../../src/runtime.ts'
 import { createTestEnv, eventually, type TestEnv } from '../support/env.ts'
 import { DAYS_COLLECTION } from '../../src/consume/history.ts'
 import { event, history, message, publish, stateOf, storeOf, versions } from './support.ts'
+import { renderMetrics } from '../../src/metrics.ts'
+import { sample } from '../support/ops.ts'
+
+/** Events observed by the commit → history histogram for a table (stored ones; a duplicate is not stored again). */
+const delays = (table: string) => ({
+  count: sample(renderMetrics(), 'cdc_consume_commit_to_history_seconds_count', { table }) ?? 0,
+  sum: sample(renderMetrics(), 'cdc_consume_commit_to_history_seconds_sum', { table }) ?? 0,
+})
 
 let env: TestEnv
 let consumer: Role
@@ -23,6 +31,7 @@ afterAll(async () => {
 describe('consume', () => {
   test('stores each event once in <table>_history with its Kafka position, and the latest image in <table>_state', async () => {
     const events = [...versions('customers', 'c1', 1, 3), ...versions('customers', 'c2', 1, 2)]
+    const delaysBefore = delays('customers')
     await publish(env, events.map((e) => message(env, e)))
     const docs = await eventually(async () => {
       const d = await history(env, 'customers', { 'aggregate.id': { $in: ['c1', 'c2'] } })
@@ -34,6 +43,10 @@ describe('consume', () => {
     expect(first.kafka).toMatchObject({ topic: `${env.tag}.customers`, offset: expect.any(String), partition: expect.any(Number) })
     expect(typeof first.storedAt).toBe('string')
     expect(first.changes).toEqual(events[0]!.changes)
+    // Each stored event observed how long after its transaction it was stored (these were captured days ago).
+    await eventually(async () => delays('customers').count - delaysBefore.count === 5)
+    const stored = docs.reduce((n, d) => n + (Date.parse(String(d.storedAt)) - Date.parse(String(d.occurredAt))) / 1000, 0)
+    expect(delays('customers').sum - delaysBefore.sum).toBeCloseTo(stored, 3)
     // The read keys that make history reads index-served, and the day bucket recorded for the audit search.
     const day = events[0]!.occurredAt.slice(0, 10)
     expect(first).toMatchObject({ aggKey: 'c1', day, actorDay: `${day} tester`, txId: events[0]!.tx.id })
@@ -54,8 +67,10 @@ describe('consume', () => {
     const before = metrics.duplicates.get({ table: 'customers' })
     await publish(env, events.map((e) => message(env, e)))
     await eventually(async () => (await history(env, 'customers', { 'aggregate.id': 'dup' })).length === 4)
+    const observed = delays('customers').count
     await publish(env, events.map((e) => message(env, e)))
     await eventually(async () => metrics.duplicates.get({ table: 'customers' }) - before >= 4)
+    expect(delays('customers').count).toBe(observed)
     expect(await history(env, 'customers', { 'aggregate.id': 'dup' })).toHaveLength(4)
     expect((await stateOf(env, 'customers', 'dup'))?.version).toBe(4)
   })

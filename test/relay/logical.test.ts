@@ -9,8 +9,10 @@ import { captureSpec } from '../../src/capture/spec.ts'
 import { EventHeaders } from '../../src/events.ts'
 import { startRelay } from '../../src/relay/index.ts'
 import { relayMetrics } from '../../src/relay/metrics.ts'
+import { renderMetrics } from '../../src/metrics.ts'
 import type { Role } from '../../src/runtime.ts'
 import { createTestEnv, eventually, type TestEnv } from '../support/env.ts'
+import { sample } from '../support/ops.ts'
 import { checkDelivery, readUntil, spawnRelay, cleanupEnv, parseLsn, slotLsn, walElsewhere, type RelayProcess, type Written } from './support.ts'
 
 const logical = (extra: (c: TestEnv['config']) => void = () => {}) =>
@@ -173,11 +175,15 @@ describe('in-process relay', () => {
   test('a transaction larger than relay.batchSize goes out whole, in one Kafka transaction', async () => {
     const db = env.rt.db()
     const before = relayMetrics.batches.get({ mode: 'logical' })
+    const delays = () => sample(renderMetrics(), 'cdc_relay_commit_to_kafka_seconds_count', { mode: 'logical' }) ?? 0
+    const observed = delays()
     await db.query(`insert into customers (name, email) select 'big' || i, 'big' || i || '@x' from generate_series(1, 120) i`)
     const messages = await readUntil(env, [`${env.tag}.customers`], (m) => m.filter((x) => x.headers[EventHeaders.type] === 'CustomerCreated').length >= 120)
     expect(messages.length).toBe(120)
     await eventually(async () => relayMetrics.backlog.get({ mode: 'logical' }) === 0)
     expect(relayMetrics.batches.get({ mode: 'logical' }) - before).toBe(1)
+    // One source transaction, one observation of its commit → Kafka delay.
+    expect(delays() - observed).toBe(1)
   }, 60_000)
 
   test('a transaction over ten batches is applied and published in parts, still in one Kafka transaction', async () => {
