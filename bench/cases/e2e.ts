@@ -84,8 +84,6 @@ async function progress(db: Db, pipeline: Pipeline) {
   }
 }
 
-type Progress = Awaited<ReturnType<typeof progress>>
-// (in logical mode, "written" counts what the relay has applied to the event store so far)
 /** The buckets of one histogram series on the API's /metrics (cumulative counts by upper bound, seconds). */
 async function histogramOf(api: string, name: string, labels: string): Promise<Map<number, number>> {
   const text = await (await fetch(`${api}/metrics`)).text()
@@ -109,6 +107,8 @@ function quantileMs(before: Map<number, number>, after: Map<number, number>, q: 
   return undefined
 }
 
+type Progress = Awaited<ReturnType<typeof progress>>
+// (in logical mode, "written" counts what the relay has applied to the event store so far)
 const backlogOf = (p: Progress) => `${p.written - p.stored} (${p.written - p.published} not yet in Kafka, ${p.published - p.stored} in Kafka)`
 
 /**

@@ -150,7 +150,8 @@ export async function processBatch(ctx: BatchContext, messages: InMessage[], mem
     if (!list) byTable.set(g.event.aggregate.type, (list = []))
     list.push(g)
   }
-  const storedAt = new Date().toISOString()
+  const storedAtMs = Date.now()
+  const storedAt = new Date(storedAtMs).toISOString()
   const rejected = new Set<Good>()
   await Promise.all(
     [...byTable].map(async ([table, items]) => {
@@ -160,10 +161,9 @@ export async function processBatch(ctx: BatchContext, messages: InMessage[], mem
       counts.push(() => {
         metrics.stored.inc({ table }, result.inserted)
         if (result.duplicated.size > 0) metrics.duplicates.inc({ table }, result.duplicated.size)
-        const at = Date.parse(storedAt)
         for (const item of items) {
           if (result.rejected.has(item) || result.duplicated.has(item)) continue
-          metrics.commitToHistory.observe((at - Date.parse(item.event.occurredAt)) / 1000, { table })
+          metrics.commitToHistory.observe((storedAtMs - Date.parse(item.event.occurredAt)) / 1000, { table })
         }
       })
       for (const item of items) {
